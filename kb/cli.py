@@ -1,0 +1,331 @@
+"""The `kb` command line: parses arguments, calls the library, prints, exits. No logic of its own."""
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .problems import KBError, Problem, UsageError
+
+app = typer.Typer(
+    help="milkb: an open military-equipment knowledge base. YAML entries → validated RDF graph → SPARQL.",
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+_state: dict = {"root": None}
+
+
+def _report(problems: list[Problem]) -> None:
+    for p in problems:
+        err.print(Text(p.format()))
+
+
+def command(func):
+    """Turn library errors into messages and exit codes, in this one place."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except KBError as e:
+            _report(e.problems)
+            errors = [p for p in e.problems if p.severity == "error"]
+            if len(errors) > 1:
+                err.print(Text(f"{len(errors)} problems"))
+            raise typer.Exit(1)
+        except UsageError as e:
+            err.print(Text(f"error: {e}"))
+            raise typer.Exit(2)
+
+    return wrapper
+
+
+def _root() -> Optional[Path]:
+    return _state["root"]
+
+
+def _kb():
+    from .knowledge_base import load_valid_kb
+
+    return load_valid_kb(_root())
+
+
+@app.callback()
+def main(root: Optional[Path] = typer.Option(None, "--root", help="Knowledge-base root (the folder holding kb.toml); "
+                                             "default: found upwards from the current folder.")):
+    if root is not None and not (root / "kb.toml").is_file():
+        err.print(Text(f"error: {root} is not a knowledge base (no kb.toml there)"))
+        raise typer.Exit(2)
+    _state["root"] = root.resolve() if root else None
+
+
+@app.command()
+@command
+def validate():
+    """Check every entry; print each problem as path:line: message. Exit 1 if there is any."""
+    from .knowledge_base import open_kb
+
+    started = time.perf_counter()
+    kb = open_kb(_root())
+    _report(kb.problems)
+    if kb.errors:
+        err.print(Text(f"{len(kb.errors)} problem{'s' if len(kb.errors) != 1 else ''} in {len(kb.entries)} entries"))
+        raise typer.Exit(1)
+    out.print(Text(f"ok: {len(kb.entries)} entries, {len(kb.graph)} triples, no problems "
+                   f"({time.perf_counter() - started:.2f} s)"))
+
+
+class ShowFormat(str, Enum):
+    text = "text"
+    json = "json"
+    turtle = "turtle"
+
+
+@app.command()
+@command
+def show(name: str = typer.Argument(..., help="An id, name or alias (any script, any case)."),
+         format: ShowFormat = typer.Option(ShowFormat.text, "--format", "-f", help="text, json (JSON-LD) or turtle.")):
+    """Show one entity: its facts with units and resolved names, its sources and incoming links."""
+    from .lookup import describe, find_entity, label_of
+    from .entity import entity_graph, entity_jsonld
+
+    kb = _kb()
+    matches, hint = find_entity(kb, name)
+    if not matches:
+        raise KBError([Problem("", 0, f"no entity named `{name}`", "not-found", hint)])
+    if len(matches) > 1:
+        listing = "; ".join(f"{kb.id_of(m)} ({label_of(kb, m)})" for m in matches)
+        raise KBError([Problem("", 0, f"`{name}` names {len(matches)} entities: {listing}", "ambiguous",
+                               "give the id to pick one")])
+    iri = matches[0]
+    if format == ShowFormat.turtle:
+        from .export import export_graph
+        out.print(Text(export_graph(entity_graph(kb, iri), "turtle")), end="")
+        return
+    if format == ShowFormat.json:
+        out.print(Text(entity_jsonld(kb, iri)))
+        return
+    d = describe(kb, iri)
+    out.print(Text.assemble((d.name, "bold"), f"  ({d.id}) — {d.cls}"))
+    out.print(Text(str(d.iri), style="dim"))
+    table = Table(show_header=False, box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column(style="cyan", no_wrap=True)
+    table.add_column()
+    for fact in d.facts:
+        table.add_row(fact.label, _values_text(fact.values))
+    if d.incoming:
+        table.add_row("", "")
+        for fact in d.incoming:
+            table.add_row(fact.label, _values_text(fact.values))
+    out.print(table)
+
+
+def _values_text(values) -> Text:
+    text = Text()
+    for i, v in enumerate(values):
+        if i:
+            text.append("\n")
+        text.append(v.text)
+        if v.link and v.link != v.text:
+            text.append(f" ({v.link})", style="dim")
+        if v.qualifiers:
+            text.append(" [" + "; ".join(v.qualifiers) + "]", style="dim")
+    return text
+
+
+@app.command()
+@command
+def search(text: str = typer.Argument(..., help="Words to look for in names, aliases and descriptions."),
+           limit: int = typer.Option(20, help="Show at most this many.")):
+    """Find entities by name, alias or description, best match first."""
+    from .lookup import label_of, search as run_search
+
+    kb = _kb()
+    matches = run_search(kb, text, limit)
+    if not matches:
+        err.print(Text(f"nothing matches `{text}`"))
+        raise typer.Exit(1)
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    for column in ("id", "name", "class", "matched"):
+        table.add_column(column)
+    for m in matches:
+        cls = kb.graph.value(m.iri, __import__("rdflib").RDF.type)
+        table.add_row(kb.id_of(m.iri), label_of(kb, m.iri), kb.schema.class_label(cls), m.why)
+    out.print(table)
+
+
+class QueryFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    tsv = "tsv"
+    json = "json"
+    xml = "xml"
+    turtle = "turtle"
+    nt = "nt"
+    jsonld = "jsonld"
+
+
+@app.command()
+@command
+def query(text: Optional[str] = typer.Argument(None, help="The SPARQL query (prefixes kb:, kbc:, skos:, … are pre-bound)."),
+          file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read the query from this file."),
+          saved: Optional[str] = typer.Option(None, "--saved", "-s", help="Run queries/NAME.rq."),
+          format: QueryFormat = typer.Option(QueryFormat.table, "--format", help="table, or a W3C result format: "
+                                             "csv, tsv, json, xml; CONSTRUCT/DESCRIBE: turtle, nt, jsonld.")):
+    """Ask the knowledge base a SPARQL question."""
+    from .query import run_query, saved_queries, serialize_result
+
+    given = [x for x in (text, file, saved) if x is not None]
+    if len(given) != 1:
+        raise UsageError("give exactly one of: a query, --file FILE, --saved NAME")
+    origin = "query"
+    if file is not None:
+        try:
+            text, origin = file.read_text(encoding="utf-8"), str(file)
+        except OSError as e:
+            raise UsageError(f"cannot read {file}: {e.strerror}")
+    kb = _kb()
+    if saved is not None:
+        queries = saved_queries(kb.config.queries_dir)
+        if saved not in queries:
+            from .problems import did_you_mean
+            raise UsageError(f"no saved query `{saved}` in queries/"
+                             + (f" — {did_you_mean(saved, queries)}" if did_you_mean(saved, queries) else
+                                f" (saved: {', '.join(queries) or 'none'})"))
+        text, origin = queries[saved].text, f"queries/{saved}.rq"
+    result = run_query(kb.graph, text, origin)
+    if format == QueryFormat.table and result.type == "SELECT":
+        _print_table(kb, result)
+    elif format == QueryFormat.table and result.type == "ASK":
+        out.print("yes" if result.askAnswer else "no")
+    else:
+        fmt = format.value if format != QueryFormat.table else "turtle"
+        if result.type in ("SELECT", "ASK") and fmt not in ("csv", "tsv", "json", "xml"):
+            raise UsageError(f"--format {fmt} is for CONSTRUCT/DESCRIBE; use csv, tsv, json or xml")
+        if result.type in ("CONSTRUCT", "DESCRIBE") and fmt in ("csv", "tsv", "json"):
+            raise UsageError(f"--format {fmt} is for SELECT/ASK; use turtle, nt, jsonld or xml")
+        sys.stdout.write(serialize_result(result, fmt))
+        sys.stdout.flush()
+
+
+def _print_table(kb, result) -> None:
+    from rdflib import Literal
+
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    names = [str(v) for v in result.vars]
+    for name in names:
+        table.add_column(name)
+    rows = 0
+    for row in result:
+        cells = []
+        for value in row:
+            if value is None:
+                cells.append("")
+            elif isinstance(value, Literal):
+                cells.append(str(value))
+            else:
+                cells.append(kb.graph.namespace_manager.normalizeUri(value) if "#" in value or kb.id_of(value) is None
+                             else kb.id_of(value))
+        table.add_row(*cells)
+        rows += 1
+    out.print(table)
+    err.print(Text(f"{rows} row{'s' if rows != 1 else ''}"))
+
+
+class ExportFormat(str, Enum):
+    turtle = "turtle"
+    nt = "nt"
+    jsonld = "jsonld"
+    xml = "xml"
+
+
+@app.command()
+@command
+def export(format: ExportFormat = typer.Option(ExportFormat.turtle, "--format", "-f", help="turtle, nt, jsonld or xml."),
+           output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (default: standard output).")):
+    """Write the whole graph (entries, vocabulary and categories); the same entries give the same bytes."""
+    from .export import export_graph
+    from .files import write_atomically
+
+    kb = _kb()
+    data = export_graph(kb.graph, format.value)
+    if output is None:
+        sys.stdout.write(data)
+        sys.stdout.flush()
+    else:
+        try:
+            write_atomically(output, data)
+        except OSError as e:
+            raise UsageError(f"cannot write {output}: {e.strerror}")
+        err.print(Text(f"wrote {output} ({len(kb.graph)} triples)"))
+
+
+@app.command()
+@command
+def stats():
+    """Counts per class and category, and the share of weapon systems that have each field."""
+    from .stats import compute_stats
+
+    kb = _kb()
+    s = compute_stats(kb)
+    out.print(Text(f"{len(kb.entries)} entries, {s.triples} triples; {s.weapon_systems} weapon systems "
+                   f"and {s.components} components (guns, munitions, support vehicles)"))
+    table = Table(title="entries per class", box=None, pad_edge=False, title_justify="left")
+    table.add_column("class")
+    table.add_column("count", justify="right")
+    for name, n in s.classes.items():
+        table.add_row(name, str(n))
+    out.print(table)
+    table = Table(title="systems per category", box=None, pad_edge=False, title_justify="left")
+    table.add_column("category")
+    table.add_column("count", justify="right")
+    for name, n in s.categories.items():
+        table.add_row(name, str(n))
+    out.print(table)
+    table = Table(title="weapon systems having each field", box=None, pad_edge=False, title_justify="left")
+    table.add_column("field")
+    table.add_column("share", justify="right")
+    table.add_column("systems", justify="right")
+    for key, (have, total) in sorted(s.coverage.items(), key=lambda kv: (-kv[1][0], kv[0])):
+        table.add_row(key, f"{100 * have / total:.0f} %" if total else "–", f"{have}/{total}")
+    out.print(table)
+
+
+class Kind(str, Enum):
+    system = "system"
+    organization = "organization"
+    country = "country"
+    place = "place"
+    event = "event"
+    source = "source"
+
+
+@app.command()
+@command
+def new(kind: Kind = typer.Argument(..., help="system, organization, country, place, event or source."),
+        name: str = typer.Argument(..., help="The entry's name (label)."),
+        id: Optional[str] = typer.Option(None, "--id", help="The id (file name); default: NAME slugified."),
+        source: Optional[str] = typer.Option(None, "--source", help="Id of the source the entry cites."),
+        category: str = typer.Option("weapon-system", "--category", help="A system's category id."),
+        system: Optional[str] = typer.Option(None, "--system", help="An event's system id.")):
+    """Write a new entry skeleton that validates as it is; fill in the commented keys."""
+    from .config import find_root
+    from .new import new_entry
+
+    root = _root() or find_root()
+    path = new_entry(root, kind.value, name, id, source, category, system)
+    out.print(Text(f"wrote {path.relative_to(root)}"))
+
+
+def run() -> None:
+    app()

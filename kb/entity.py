@@ -1,0 +1,27 @@
+"""One entity's own triples (its concise bounded description) and their JSON-LD."""
+from __future__ import annotations
+
+import json
+
+from rdflib import Graph, URIRef
+
+from .knowledge_base import KnowledgeBase, new_graph
+from .namespaces import PREFIXES
+
+
+def entity_graph(kb: KnowledgeBase, iri: URIRef) -> Graph:
+    """The entity's triples plus those of its statement and geometry nodes (`iri#…`)."""
+    g = new_graph()
+    prefix = str(iri) + "#"
+    for s, p, o in kb.mapped.graph:
+        if s == iri or str(s).startswith(prefix):
+            g.add((s, p, o))
+    return g
+
+
+def entity_jsonld(kb: KnowledgeBase, iri: URIRef) -> str:
+    from .export import sorted_graph
+
+    context = {k: str(v) for k, v in PREFIXES.items()}
+    data = json.loads(sorted_graph(entity_graph(kb, iri)).serialize(format="json-ld", context=context))
+    return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)

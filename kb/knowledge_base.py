@@ -1,0 +1,77 @@
+"""A knowledge base opened from its root: config, schema, entries and the one graph built from them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rdflib import Graph, URIRef
+
+from .config import Config, find_root, load_config
+from .loader import Entry, load_entries
+from .mapping import MappedGraph, map_entries
+from .namespaces import PREFIXES
+from .problems import KBError, Problem, problem_order
+from .schema import Schema, load_ontology, read_schema
+from .validate import check_cycles, check_shapes, load_shapes
+
+
+@dataclass
+class KnowledgeBase:
+    config: Config
+    schema: Schema
+    entries: list[Entry]
+    mapped: MappedGraph
+    graph: Graph  # entries + vocabulary + category scheme: what queries see and exports write
+    problems: list[Problem]
+
+    def iri(self, entry_id: str) -> URIRef:
+        return URIRef(self.config.base_iri + entry_id)
+
+    def id_of(self, iri) -> str | None:
+        text = str(iri)
+        base = self.config.base_iri
+        if text.startswith(base) and "#" not in text[len(base):]:
+            return text[len(base):]
+        return None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+
+def new_graph() -> Graph:
+    graph = Graph()
+    for prefix, ns in PREFIXES.items():
+        graph.bind(prefix, ns, override=True, replace=True)
+    return graph
+
+
+def open_kb(root: Path | None = None, *, shacl: bool = True) -> KnowledgeBase:
+    """Load, map and check a knowledge base. Problems are collected in `.problems`, never raised."""
+    root = find_root() if root is None else root
+    config = load_config(root)
+    ontology = load_ontology(config.ontology_dir)
+    schema = read_schema(ontology)
+    entries, problems = load_entries(root, schema)
+    for entry in entries:
+        problems.extend(entry.problems)
+    mapped = map_entries(entries, schema, config.base_iri)
+    problems.extend(mapped.problems)
+    problems.extend(check_cycles(mapped, schema, config.base_iri))
+    if shacl:
+        problems.extend(check_shapes(mapped, schema, load_shapes(config.ontology_dir)))
+    graph = new_graph()
+    for triple in mapped.graph:
+        graph.add(triple)
+    for triple in ontology:
+        graph.add(triple)
+    problems = sorted(set(problems), key=problem_order)
+    return KnowledgeBase(config, schema, entries, mapped, graph, problems)
+
+
+def load_valid_kb(root: Path | None = None) -> KnowledgeBase:
+    """The knowledge base, or KBError listing every problem if it has errors."""
+    kb = open_kb(root)
+    if kb.errors:
+        raise KBError(kb.errors)
+    return kb

@@ -1,0 +1,339 @@
+"""Turning loaded entries into RDF triples, driven by the key specs read from the ontology."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from rdflib import Graph, Literal, URIRef
+from rdflib.namespace import DCTERMS, RDF, SKOS, XSD
+
+from .loader import Entry, Node
+from .namespaces import GEO, KB, WD
+from .problems import Problem, did_you_mean
+from .quantities import QuantityError, convert, dimension_of
+from .schema import KeySpec, Schema
+
+_LANG = re.compile(r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$")
+_WIKIDATA = re.compile(r"^Q[1-9][0-9]*$")
+_YEAR_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_YEAR = re.compile(r"^\d{4}$")
+_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+_KIND_WORD = {"int": "a number", "float": "a number", "bool": "a yes/no value", "null": "empty",
+              "timestamp": "a date", "map": "a mapping", "seq": "a list", "str": "text"}
+
+
+class ValueProblem(Exception):
+    def __init__(self, message: str, hint: str | None = None, code: str = "wrong-type", line: int = 0):
+        super().__init__(message)
+        self.message, self.hint, self.code, self.line = message, hint, code, line
+
+
+@dataclass
+class MappedGraph:
+    """The entries' triples, with where each came from, and the problems met on the way."""
+
+    graph: Graph
+    problems: list[Problem] = field(default_factory=list)
+    key_lines: dict[tuple[URIRef, URIRef], tuple[str, int]] = field(default_factory=dict)
+    entry_files: dict[URIRef, str] = field(default_factory=dict)
+    failed: set[tuple[URIRef, URIRef]] = field(default_factory=set)  # (subject, property) with a bad value
+    index: dict[str, Entry] = field(default_factory=dict)
+
+
+class Mapper:
+    """Maps entries to triples. One instance per knowledge base (it holds the id index)."""
+
+    def __init__(self, schema: Schema, base_iri: str, index: dict[str, Entry]):
+        self.schema = schema
+        self.base_iri = base_iri
+        self.index = index
+
+    def iri(self, entry_id: str) -> URIRef:
+        return URIRef(self.base_iri + entry_id)
+
+    # --- one entry -------------------------------------------------------------------------
+
+    def map_entry(self, entry: Entry, out: MappedGraph) -> None:
+        subject = self.iri(entry.id)
+        out.entry_files[subject] = entry.path
+        g = out.graph
+        g.add((subject, RDF.type, entry.cls))
+        if entry.data is None:
+            return
+        specs = self.schema.keys.get(entry.cls, {})
+        for key, node in entry.data.value.items():
+            spec = specs.get(key)
+            if spec is None:
+                out.problems.append(self._unknown_key(entry, key, node, specs))
+                continue
+            out.key_lines[(subject, spec.prop)] = (entry.path, node.key_line)
+            for also in spec.also:
+                out.key_lines[(subject, also)] = (entry.path, node.key_line)
+            try:
+                self._map_key(subject, spec, node, g)
+            except ValueProblem as p:
+                out.failed.add((subject, spec.prop))
+                out.problems.append(Problem(entry.path, p.line or node.key_line, p.message, p.code, p.hint))
+
+    def _unknown_key(self, entry: Entry, key: str, node: Node, specs: dict[str, KeySpec]) -> Problem:
+        what = self.schema.class_label(entry.cls)
+        hint = did_you_mean(key, specs)
+        if hint is None:
+            elsewhere = sorted(self.schema.class_label(c) for c, ks in self.schema.keys.items() if key in ks)
+            hint = (f"`{key}` is a key of {', '.join(elsewhere)} entries" if elsewhere
+                    else "keys of a " + what + ": " + ", ".join(sorted(specs)))
+        return Problem(entry.path, node.key_line, f"unknown key `{key}` for a {what}", "unknown-key", hint)
+
+    def _map_key(self, subject: URIRef, spec: KeySpec, node: Node, g: Graph) -> None:
+        items = node.value if node.kind == "seq" else [node]
+        if node.kind == "seq" and not items:
+            raise ValueProblem(f"`{spec.key}` is an empty list", "remove the key or give a value", "wrong-type", node.line)
+        if node.kind == "seq" and not spec.multiple and not all(i.kind == "map" for i in items):
+            raise ValueProblem(f"`{spec.key}` takes one value, not a list",
+                               "to record several sourced values, write each as {value: ..., source: ...}",
+                               "wrong-type", node.line)
+        parsed = [self._item(spec, item) for item in items]  # (value, qualifiers, line)
+        preferred = [p for p in parsed if p[1].get("preferred") is True]
+        if not spec.multiple and len(parsed) > 1 and len(preferred) != 1:
+            raise ValueProblem(f"`{spec.key}` has {len(parsed)} values but takes one",
+                               "mark exactly one of them `preferred: true`", "ambiguous-value", node.line)
+        direct = preferred or parsed
+        for n, (value, qualifiers, line) in enumerate(parsed, start=1):
+            if isinstance(value, tuple):  # coordinates: a GeoSPARQL geometry node
+                _, lat, lon = value
+                value = URIRef(f"{subject}#geometry")
+                g.add((value, RDF.type, GEO.Geometry))
+                g.add((value, GEO.asWKT, Literal(f"POINT({_num(lon)} {_num(lat)})", datatype=GEO.wktLiteral)))
+            if (n - 1) < len(parsed) and parsed[n - 1] in direct:
+                for prop in (spec.prop, *spec.also):
+                    g.add((subject, prop, value))
+            statement_qualifiers = {k: v for k, v in qualifiers.items() if k != "lang"}
+            if statement_qualifiers:
+                self._statement(subject, spec, n, value, statement_qualifiers, g, preferred_exists=bool(preferred))
+
+    def _item(self, spec: KeySpec, node: Node) -> tuple:
+        """(rdf value, qualifiers, line) of one list item or single value."""
+        qualifiers: dict = {}
+        value_node = node
+        if node.kind == "map" and spec.value_type != KB.Coordinates:
+            allowed = set(spec.qualifiers) | {spec.value_key}
+            if spec.value_type == KB.Quantity or spec.value_type in (XSD.integer, KB.Year):
+                allowed |= {"source", "note", "preferred"}
+            for k, q in node.value.items():
+                if k not in allowed:
+                    raise ValueProblem(f"unknown qualifier `{k}` in `{spec.key}`",
+                                       did_you_mean(k, allowed) or "allowed: " + ", ".join(sorted(allowed)),
+                                       "unknown-key", q.key_line)
+            if spec.value_key not in node.value:
+                raise ValueProblem(f"this `{spec.key}` item has no `{spec.value_key}`",
+                                   f"write {{{spec.value_key}: ..., ...}}", "missing-key", node.line)
+            value_node = node.value[spec.value_key]
+            for k, q in node.value.items():
+                if k != spec.value_key:
+                    qualifiers[k] = self._qualifier(spec, k, q)
+        value = self.convert(spec, value_node, qualifiers.get("lang"))
+        return value, qualifiers, value_node.line
+
+    def _qualifier(self, spec: KeySpec, key: str, node: Node):
+        if key == "preferred":
+            if node.kind != "bool":
+                raise ValueProblem("`preferred` must be true or false", None, "wrong-type", node.line)
+            return node.value
+        if key == "source":
+            return self._link(node, KB.Source, "source")
+        if key == "lang":
+            if node.kind != "str" or not _LANG.match(node.value):
+                raise ValueProblem(f"`{node.source_text}` is not a language tag", "use e.g. `ru`, `uk`, `en`",
+                                   "wrong-type", node.line)
+            return node.value
+        return self.convert(self.schema.qualifiers[key], node)
+
+    def _statement(self, subject, spec, n, value, qualifiers, g, preferred_exists):
+        node = URIRef(f"{subject}#{spec.local_name}-{n}")
+        g.add((subject, KB.statement, node))
+        g.add((node, RDF.type, KB.Statement))
+        g.add((node, KB.property, spec.prop))
+        g.add((node, RDF.value, value))
+        if "preferred" in qualifiers or preferred_exists:
+            g.add((node, KB.rank, KB.Preferred if qualifiers.get("preferred") else KB.Normal))
+        for key, q in qualifiers.items():
+            if key == "preferred":
+                continue
+            prop = DCTERMS.source if key == "source" else self.schema.qualifiers[key].prop
+            g.add((node, prop, q))
+
+    # --- values ----------------------------------------------------------------------------
+
+    def convert(self, spec: KeySpec, node: Node, lang: str | None = None):
+        """The RDF term for one YAML value of `spec`, or ValueProblem."""
+        t = spec.value_type
+        if node.kind in ("map", "seq") and t != KB.Coordinates:
+            raise ValueProblem(f"`{spec.key}` must be {self._expected(spec)}, not {_KIND_WORD[node.kind]}",
+                               None, "wrong-type", node.line)
+        if node.kind == "null":
+            raise ValueProblem(f"`{spec.key}` is empty", "give a value or remove the key", "wrong-type", node.line)
+        if t == KB.Quantity:
+            return self._quantity(spec, node)
+        if t in (XSD.integer, KB.Year):
+            return self._integer(spec, node)
+        if t == KB.FlexibleDate:
+            return self._date(spec, node)
+        if t == KB.Coordinates:
+            return self._coordinates(spec, node)
+        if t == SKOS.Concept:
+            return self._concept(spec, node)
+        if t in self.schema.subclasses:
+            return self._link(node, t, spec.key)
+        text = self._text(spec, node)
+        if t == XSD.anyURI:
+            if not _URL.match(text):
+                raise ValueProblem(f"`{text}` is not an http(s) URL", "write the full address, starting with https://",
+                                   "bad-url", node.line)
+            return Literal(text, datatype=XSD.anyURI)
+        if t == KB.WikidataId:
+            if not _WIKIDATA.match(text):
+                raise ValueProblem(f"`{text}` is not a Wikidata id", "write the item id, e.g. Q12345", "wrong-type", node.line)
+            return WD[text]
+        if t == RDF.langString:
+            return Literal(text, lang=lang)
+        return Literal(text, lang="en") if spec.key in ("name", "description") else Literal(text)
+
+    def _expected(self, spec: KeySpec) -> str:
+        t = spec.value_type
+        if t == KB.Quantity:
+            return f"a quantity in {spec.unit_label or spec.unit}"
+        if t in (XSD.integer, KB.Year):
+            return "a year" if t == KB.Year else "a whole number"
+        if t in self.schema.subclasses:
+            return "the id of a " + self.schema.class_label(t)
+        return "text"
+
+    def _text(self, spec: KeySpec, node: Node) -> str:
+        if node.kind != "str":
+            hint = (f"quote it: `\"{node.source_text}\"`" if node.kind in ("bool", "int", "float", "timestamp") else None)
+            raise ValueProblem(f"`{spec.key}` must be text, not {_KIND_WORD[node.kind]} (`{node.source_text}`)",
+                               hint, "wrong-type", node.line)
+        text = node.value.strip()
+        if not text:
+            raise ValueProblem(f"`{spec.key}` is empty", "give a value or remove the key", "wrong-type", node.line)
+        if spec.max_value is not None and len(text) > spec.max_value:
+            raise ValueProblem(f"`{spec.key}` is {len(text)} characters long (at most {int(spec.max_value)})",
+                               None, "too-long", node.line)
+        return text
+
+    def _bounds(self, spec: KeySpec, value, node: Node, unit: str = ""):
+        shown = f"{value} {unit}".strip()
+        if value < 0:
+            raise ValueProblem(f"`{spec.key}` is negative ({shown})", None, "out-of-range", node.line)
+        if spec.min_value is not None and value < Decimal(str(spec.min_value)) or \
+                spec.max_value is not None and value > Decimal(str(spec.max_value)):
+            lo = _num(spec.min_value)
+            hi = _num(spec.max_value)
+            raise ValueProblem(f"`{spec.key}` of {shown} is not plausible (expected {lo}–{hi} {unit})".rstrip(),
+                               "check the value and its unit", "out-of-range", node.line)
+
+    def _quantity(self, spec: KeySpec, node: Node) -> Literal:
+        unit = spec.unit_label or spec.unit
+        if node.kind in ("int", "float"):
+            from .quantities import canonical_decimal
+            value = canonical_decimal(node.value)
+        elif node.kind == "str":
+            if not re.match(r"^\s*[-+]?[\d.]", node.value):
+                raise ValueProblem(f"`{spec.key}` must be a number with a unit, not `{node.value}`",
+                                   f"write e.g. `12 {unit}`", "wrong-type", node.line)
+            try:
+                value = convert(node.value, spec.unit)
+            except QuantityError as e:
+                raise ValueProblem(f"`{spec.key}`: {e} (expected in {unit})", e.hint, e.code, node.line)
+        else:
+            raise ValueProblem(f"`{spec.key}` must be a quantity in {unit}, not {_KIND_WORD[node.kind]}",
+                               f"write e.g. `12 {unit}`", "wrong-type", node.line)
+        self._bounds(spec, value, node, unit)
+        return Literal(value, datatype=XSD.decimal)
+
+    def _integer(self, spec: KeySpec, node: Node) -> Literal:
+        if node.kind == "str" and (dim := dimension_of(node.value)):
+            raise ValueProblem(f"`{spec.key}` is a plain number, but `{node.value}` is {dim}",
+                               f"write `{spec.key}: {re.split(r'[^0-9.]', node.value.strip())[0] or 3}`",
+                               "wrong-dimension", node.line)
+        if node.kind != "int":
+            raise ValueProblem(f"`{spec.key}` must be {self._expected(spec)}, not {_KIND_WORD[node.kind]} (`{node.source_text}`)",
+                               None, "wrong-type", node.line)
+        self._bounds(spec, node.value, node)
+        return Literal(node.value, datatype=XSD.integer)
+
+    def _date(self, spec: KeySpec, node: Node) -> Literal:
+        if node.kind == "timestamp":
+            if isinstance(node.value, dt.datetime):
+                return Literal(node.value.date().isoformat(), datatype=XSD.date)
+            return Literal(node.value.isoformat(), datatype=XSD.date)
+        text = str(node.value).strip()
+        if node.kind == "int" and _YEAR.match(text):
+            return Literal(text, datatype=XSD.gYear)
+        if node.kind == "str":
+            if m := _YEAR_MONTH.match(text):
+                if 1 <= int(m.group(2)) <= 12:
+                    return Literal(text, datatype=XSD.gYearMonth)
+            elif _YEAR.match(text):
+                return Literal(text, datatype=XSD.gYear)
+        raise ValueProblem(f"`{spec.key}` is not a valid date: `{node.source_text}`",
+                           "write YYYY-MM-DD, YYYY-MM or YYYY", "bad-date", node.line)
+
+    def _coordinates(self, spec: KeySpec, node: Node):
+        ok = node.kind == "seq" and len(node.value) == 2 and all(v.kind in ("int", "float") for v in node.value)
+        if not ok:
+            raise ValueProblem("`coordinates` must be [latitude, longitude] in decimal degrees",
+                               "e.g. `coordinates: [48.5953, 38.0003]`", "wrong-type", node.line)
+        lat, lon = (float(v.value) for v in node.value)
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise ValueProblem(f"coordinates [{lat}, {lon}] are out of range", "latitude comes first, then longitude",
+                               "out-of-range", node.line)
+        return ("geometry", lat, lon)
+
+    def _concept(self, spec: KeySpec, node: Node) -> URIRef:
+        if node.kind != "str":
+            raise ValueProblem(f"`{spec.key}` must be a concept id, not {_KIND_WORD[node.kind]} (`{node.source_text}`)",
+                               f"quote it: `\"{node.source_text}\"`", "wrong-type", node.line)
+        concepts = self.schema.concepts.get(spec.scheme, {})
+        if node.value not in concepts:
+            hint = did_you_mean(node.value, concepts) or "see ontology/categories.ttl for the list"
+            raise ValueProblem(f"unknown {spec.label} `{node.value}`", hint, "unknown-concept", node.line)
+        return concepts[node.value]
+
+    def _link(self, node: Node, expected: URIRef, key: str) -> URIRef:
+        if node.kind != "str":
+            hint = f"quote it: `\"{node.source_text}\"`" if node.kind in ("bool", "int", "float", "timestamp") else None
+            raise ValueProblem(f"`{key}` must be an entry id, not {_KIND_WORD[node.kind]} (`{node.source_text}`)",
+                               hint, "wrong-type", node.line)
+        target = self.index.get(node.value)
+        if target is None:
+            same_kind = [i for i, e in self.index.items() if self.schema.is_a(e.cls, expected)]
+            hint = did_you_mean(node.value, same_kind) or did_you_mean(node.value, self.index)
+            raise ValueProblem(f"`{node.value}` is not an entry", hint, "dangling-link", node.line)
+        if not self.schema.is_a(target.cls, expected):
+            raise ValueProblem(f"`{key}` must link to a {self.schema.class_label(expected)}, but `{node.value}` is a "
+                               f"{self.schema.class_label(target.cls)} ({target.path})", None, "wrong-link", node.line)
+        return self.iri(node.value)
+
+
+def _num(x):
+    if x is None:
+        return "…"
+    return int(x) if float(x).is_integer() else x
+
+
+def map_entries(entries: list[Entry], schema: Schema, base_iri: str) -> MappedGraph:
+    """Map every entry; an entry with a broken file still gets its rdf:type so links to it resolve."""
+    index = {}
+    for e in entries:
+        index.setdefault(e.id, e)
+    out = MappedGraph(graph=Graph(), index=index)
+    mapper = Mapper(schema, base_iri, index)
+    for entry in entries:
+        mapper.map_entry(entry, out)
+    return out
+
+
+__all__ = ["map_entries", "MappedGraph", "Mapper"]

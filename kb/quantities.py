@@ -1,0 +1,91 @@
+"""Parsing quantities such as `46 t`, `2,000 m` or `1,000 hp` into a canonical unit with pint."""
+from __future__ import annotations
+
+import re
+from decimal import Decimal, ROUND_HALF_EVEN
+from functools import lru_cache
+
+_DECIMAL_COMMA = re.compile(r"^\s*-?\d+,(\d{1,2}|\d{4,})(?!\d)")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_NUMBER_ONLY = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+class QuantityError(ValueError):
+    """A quantity that cannot be read; `hint` says how to write it."""
+
+    def __init__(self, message: str, hint: str | None = None, code: str = "bad-unit"):
+        super().__init__(message)
+        self.hint = hint
+        self.code = code
+
+
+@lru_cache(maxsize=1)
+def _registry():
+    import pint  # imported lazily: pint takes a while to load
+
+    return pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+
+
+def canonical_decimal(value: float | Decimal) -> Decimal:
+    """Round to at most 3 decimal places, in canonical form (no trailing zeros beyond one)."""
+    d = Decimal(str(value)).quantize(Decimal("0.001"), rounding=ROUND_HALF_EVEN).normalize()
+    if d == d.to_integral_value():
+        d = d.quantize(Decimal("1"))
+    return d
+
+
+@lru_cache(maxsize=65536)
+def convert(text: str, unit: str) -> Decimal:
+    """`text` (a number with a unit) in `unit`. Raises QuantityError naming the problem."""
+    if _DECIMAL_COMMA.match(text):
+        fixed = text.replace(",", ".", 1)
+        raise QuantityError(f"`{text}` uses a decimal comma", f"write `{fixed}`", "decimal-comma")
+    cleaned = _THOUSANDS.sub("", text.strip())
+    if _NUMBER_ONLY.match(cleaned):
+        value = Decimal(cleaned)
+    else:
+        import pint
+
+        ureg = _registry()
+        try:
+            quantity = ureg.Quantity(cleaned)
+        except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, ValueError,
+                AttributeError, TypeError, SyntaxError, AssertionError, KeyError, IndexError) as e:
+            name = getattr(e, "unit_names", None)
+            what = f"unknown unit `{name[0] if isinstance(name, (list, tuple)) and name else cleaned}`" if name else "not a number with a unit"
+            raise QuantityError(f"`{text}` is {what}", f"write a number and a unit, e.g. `12 {unit}`")
+        if not isinstance(quantity, ureg.Quantity):
+            raise QuantityError(f"`{text}` is not a number with a unit", f"write e.g. `12 {unit}`")
+        target = ureg.Unit(unit)
+        if quantity.dimensionless and not target.dimensionless:
+            value = Decimal(str(quantity.magnitude))
+        else:
+            try:
+                value = Decimal(str(quantity.to(target).magnitude))
+            except pint.errors.DimensionalityError:
+                raise QuantityError(f"`{text}` is {_dimension_name(quantity.dimensionality)}, not {_dimension_name(target.dimensionality)}",
+                                    f"give it in {unit} or a unit convertible to it", "wrong-dimension")
+    return canonical_decimal(value)
+
+
+def dimension_of(text: str) -> str | None:
+    """The dimension of `text` if it carries a unit, e.g. 'a length' for `3 km`; None for a bare number."""
+    try:
+        quantity = _registry().Quantity(_THOUSANDS.sub("", text.strip()))
+    except Exception:  # noqa: BLE001 - anything unparseable simply has no dimension to report
+        return None
+    if not hasattr(quantity, "dimensionality") or quantity.dimensionless:
+        return None
+    return _dimension_name(quantity.dimensionality)
+
+
+_DIMENSIONS = {
+    "[length]": "a length", "[mass]": "a mass", "[time]": "a time",
+    "[length] / [time]": "a speed", "[length] ** 2 * [mass] / [time] ** 3": "a power",
+    "dimensionless": "a plain number",
+}
+
+
+def _dimension_name(dimensionality) -> str:
+    text = str(dimensionality)
+    return _DIMENSIONS.get(text, f"of dimension {text}")

@@ -1,0 +1,47 @@
+"""Counts per class and category, and how much of each field the systems fill."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rdflib.namespace import RDF, SKOS
+
+from .knowledge_base import KnowledgeBase
+from .namespaces import KB, KBC
+from .schema import concept_ancestors
+
+
+@dataclass
+class Stats:
+    classes: dict[str, int]
+    categories: dict[str, int]
+    weapon_systems: int
+    components: int
+    coverage: dict[str, tuple[int, int]]  # key -> (systems having it, weapon systems)
+    triples: int
+
+
+def is_weapon_system(kb: KnowledgeBase, system) -> bool:
+    """True unless its category lies under `component` (guns, munitions, support vehicles)."""
+    category = kb.graph.value(system, KB.category)
+    return category is not None and KBC.component not in concept_ancestors(kb.schema.ontology, category)
+
+
+def compute_stats(kb: KnowledgeBase) -> Stats:
+    g = kb.graph
+    classes = {kb.schema.class_label(c): len(set(g.subjects(RDF.type, c))) for c in kb.schema.classes.values()}
+    categories: dict[str, int] = {}
+    for s, c in g.subject_objects(KB.category):
+        label = str(g.value(c, SKOS.prefLabel) or c)
+        categories[label] = categories.get(label, 0) + 1
+    systems = sorted(set(g.subjects(RDF.type, KB.System)))
+    weapons = [s for s in systems if is_weapon_system(kb, s)]
+    coverage = {}
+    for key, spec in kb.schema.keys[KB.System].items():
+        have = sum(1 for s in weapons if (s, spec.prop, None) in g or _has_statement(g, s, spec.prop))
+        coverage[key] = (have, len(weapons))
+    return Stats(classes, dict(sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))), len(weapons),
+                 len(systems) - len(weapons), coverage, len(g))
+
+
+def _has_statement(g, s, prop) -> bool:
+    return any(g.value(st, KB.property) == prop for st in g.objects(s, KB.statement))

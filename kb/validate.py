@@ -1,0 +1,111 @@
+"""Checks on the mapped graph: link cycles, and the SHACL shapes with results mapped to file:line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rdflib import Graph, URIRef
+from rdflib.namespace import RDF, RDFS, SH
+
+from .mapping import MappedGraph
+from .namespaces import KB
+from .problems import Problem
+from .schema import Schema
+
+CYCLE_PROPERTIES = (KB.variantOf, KB.basedOn, KB.partOf)
+
+
+def check_cycles(mapped: MappedGraph, schema: Schema, base_iri: str) -> list[Problem]:
+    """A system cannot be (through others) its own variant, base or part."""
+    problems = []
+    for prop in CYCLE_PROPERTIES:
+        edges: dict[URIRef, list[URIRef]] = {}
+        for s, o in mapped.graph.subject_objects(prop):
+            edges.setdefault(s, []).append(o)
+        reported: set[frozenset] = set()
+        for start in sorted(edges):
+            cycle = _find_cycle(start, edges)
+            if cycle and frozenset(cycle) not in reported:
+                reported.add(frozenset(cycle))
+                first = min(cycle, key=str)
+                i = cycle.index(first)
+                ring = cycle[i:] + cycle[:i] + [first]
+                key = next(s.key for s in schema.keys[KB.System].values() if s.prop == prop)
+                path, line = mapped.key_lines.get((first, prop), (mapped.entry_files.get(first, "?"), 1))
+                shown = " → ".join(str(n)[len(base_iri):] for n in ring)
+                problems.append(Problem(path, line, f"circular `{key}`: {shown}", "cycle",
+                                        f"a system cannot be its own `{key}`; remove one link"))
+    return problems
+
+
+def _find_cycle(start, edges):
+    """The cycle through `start`, if any, by iterative depth-first search."""
+    stack = [(start, [start])]
+    seen = set()
+    while stack:
+        node, path = stack.pop()
+        for nxt in edges.get(node, ()):
+            if nxt == start:
+                return path
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append((nxt, path + [nxt]))
+    return None
+
+
+def load_shapes(ontology_dir: Path) -> Graph:
+    return Graph().parse(ontology_dir / "shapes.ttl", format="turtle")
+
+
+def check_shapes(mapped: MappedGraph, schema: Schema, shapes: Graph) -> list[Problem]:
+    """Run pyshacl and phrase each violation for a person, at the line of the key behind it."""
+    import pyshacl  # imported lazily: only validation needs it
+
+    data = mapped.graph + schema.ontology
+    conforms, results, _ = pyshacl.validate(data, shacl_graph=shapes, inference="none", advanced=False,
+                                            allow_warnings=True)
+    if conforms:
+        return []
+    problems = []
+    for result in results.subjects(RDF.type, SH.ValidationResult):
+        focus = results.value(result, SH.focusNode)
+        path = results.value(result, SH.resultPath)
+        component = results.value(result, SH.sourceConstraintComponent)
+        if (focus, path) in mapped.failed:
+            continue  # already reported with a precise message when mapping
+        problems.append(_phrase(mapped, schema, focus, path, component, results.value(result, SH.value)))
+    return sorted(set(problems))
+
+
+def _entity_of(mapped: MappedGraph, node: URIRef) -> URIRef:
+    return URIRef(str(node).split("#", 1)[0])
+
+
+def _phrase(mapped, schema, focus, path, component, value) -> Problem:
+    entity = _entity_of(mapped, focus)
+    file = mapped.entry_files.get(entity, "?")
+    cls = mapped.graph.value(entity, RDF.type)
+    key = _key_of(schema, cls, path) if focus == entity else _qualifier_key(schema, path)
+    what = schema.class_label(cls) if cls else "entry"
+    name = component.split("#")[-1].removesuffix("ConstraintComponent") if component else "?"
+    line = mapped.key_lines.get((entity, path), (file, 1))[1]
+    if name == "MinCount":
+        return Problem(file, 1, f"`{key}` is required for a {what}", "missing-key", f"add a `{key}:` line")
+    if name == "MaxCount":
+        return Problem(file, line, f"`{key}` takes one value", "too-many-values")
+    if name in ("Class", "Or", "Datatype", "NodeKind", "In"):
+        return Problem(file, line, f"`{key}` has a value of the wrong kind ({value})", "wrong-type")
+    return Problem(file, line, f"`{key}` does not satisfy {name} ({value})", "shape")
+
+
+def _key_of(schema: Schema, cls, prop) -> str:
+    for spec in schema.keys.get(cls, {}).values():
+        if prop == spec.prop or prop in spec.also:
+            return spec.key
+    return str(schema.ontology.value(prop, RDFS.label) or prop)
+
+
+def _qualifier_key(schema: Schema, prop) -> str:
+    for spec in schema.qualifiers.values():
+        if spec.prop == prop:
+            return spec.key
+    return str(prop).rsplit("#", 1)[-1].rsplit("/", 1)[-1]
