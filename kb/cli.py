@@ -17,7 +17,7 @@ from .problems import KBError, Problem, UsageError
 
 app = typer.Typer(
     help="milkb: an open military-equipment knowledge base. YAML entries → validated RDF graph → SPARQL.",
-    no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
@@ -177,7 +177,7 @@ class QueryFormat(str, Enum):
 
 @app.command()
 @command
-def query(text: Optional[str] = typer.Argument(None, help="The SPARQL query (prefixes kb:, kbc:, skos:, … are pre-bound)."),
+def query(text: Optional[str] = typer.Argument(None, help="The SPARQL query (prefixes kb:, kbc:, skos:, dcterms:, schema:, geo:, … and id: for entities are pre-bound)."),
           file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read the query from this file."),
           saved: Optional[str] = typer.Option(None, "--saved", "-s", help="Run queries/NAME.rq."),
           format: QueryFormat = typer.Option(QueryFormat.table, "--format", help="table, or a W3C result format: "
@@ -203,7 +203,7 @@ def query(text: Optional[str] = typer.Argument(None, help="The SPARQL query (pre
                              + (f" — {did_you_mean(saved, queries)}" if did_you_mean(saved, queries) else
                                 f" (saved: {', '.join(queries) or 'none'})"))
         text, origin = queries[saved].text, f"queries/{saved}.rq"
-    result = run_query(kb.graph, text, origin)
+    result = run_query(kb.graph, text, origin, base_iri=kb.config.base_iri)
     if format == QueryFormat.table and result.type == "SELECT":
         _print_table(kb, result)
     elif format == QueryFormat.table and result.type == "ASK":

@@ -63,11 +63,9 @@ def _scalar(node: yaml.ScalarNode, path: str, problems: list[Problem]) -> Node:
     line = node.start_mark.line + 1
     try:
         value = _constructor.construct_object(node)
-    except (ConstructorError, ValueError) as e:
-        # e.g. a date YAML recognises but that does not exist: 2022-02-30
-        what = "date" if kind == "timestamp" else "value"
-        problems.append(Problem(path, line, f"`{node.value}` is not a valid {what}", "bad-date" if kind == "timestamp" else "bad-value",
-                                str(e).splitlines()[0] if what == "value" else "use YYYY-MM-DD, YYYY-MM or YYYY"))
+    except (ConstructorError, ValueError):
+        # e.g. a date YAML recognises but that does not exist (2022-02-30): keep the text, and let
+        # the key's own check say what is wrong with it
         return Node(node.value, line, "str", node.value)
     if kind == "timestamp" and isinstance(value, dt.datetime):
         kind = "timestamp"
@@ -161,7 +159,7 @@ def load_entries(root: Path, schema: Schema) -> tuple[list[Entry], list[Problem]
     """Load every entry file: parse, check ids and duplicates. Problems are collected, not raised."""
     files, problems = discover(root / "entries", root, schema)
     entries: list[Entry] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, list[str]] = {}
     for path, entry_id, cls in files:
         rel = relative(path, root)
         try:
@@ -175,12 +173,13 @@ def load_entries(root: Path, schema: Schema) -> tuple[list[Entry], list[Problem]
         if suggestion:
             entry.problems.append(Problem(rel, 1, f"`{entry_id}` is not a valid id (the file name): use lowercase "
                                           "letters, digits and hyphens", "invalid-id", f"rename it to {suggestion}.yaml"))
-        if entry_id in seen:
-            entry.problems.append(Problem(rel, 1, f"duplicate id `{entry_id}`: {seen[entry_id]} has it too",
-                                          "duplicate-id", "ids are unique across all folders; rename one file"))
-        else:
-            seen[entry_id] = rel
+        seen.setdefault(entry_id, []).append(rel)
         entry.data, parse_problems = parse_yaml(text, rel)
         entry.problems.extend(parse_problems)
         entries.append(entry)
+    for entry in entries:
+        others = [p for p in seen[entry.id] if p != entry.path]
+        if others:
+            entry.problems.append(Problem(entry.path, 1, f"duplicate id `{entry.id}`: {', '.join(others)} has it too",
+                                          "duplicate-id", "ids are unique across all folders; rename one file"))
     return entries, problems

@@ -24,6 +24,11 @@ _KIND_WORD = {"int": "a number", "float": "a number", "bool": "a yes/no value", 
               "timestamp": "a date", "map": "a mapping", "seq": "a list", "str": "text"}
 
 
+def a(noun: str) -> str:
+    """`noun` with its indefinite article."""
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
 class ValueProblem(Exception):
     def __init__(self, message: str, hint: str | None = None, code: str = "wrong-type", line: int = 0):
         super().__init__(message)
@@ -39,13 +44,15 @@ class MappedGraph:
     key_lines: dict[tuple[URIRef, URIRef], tuple[str, int]] = field(default_factory=dict)
     entry_files: dict[URIRef, str] = field(default_factory=dict)
     failed: set[tuple[URIRef, URIRef]] = field(default_factory=set)  # (subject, property) with a bad value
+    unchecked: set[URIRef] = field(default_factory=set)  # entries too broken to check against the shapes
     index: dict[str, Entry] = field(default_factory=dict)
 
 
 class Mapper:
     """Maps entries to triples. One instance per knowledge base (it holds the id index)."""
 
-    def __init__(self, schema: Schema, base_iri: str, index: dict[str, Entry]):
+    def __init__(self, schema: Schema, base_iri: str, index: dict[str, Entry], duplicated: set[str] = frozenset()):
+        self.duplicated = duplicated
         self.schema = schema
         self.base_iri = base_iri
         self.index = index
@@ -83,14 +90,15 @@ class Mapper:
         if hint is None:
             elsewhere = sorted(self.schema.class_label(c) for c, ks in self.schema.keys.items() if key in ks)
             hint = (f"`{key}` is a key of {', '.join(elsewhere)} entries" if elsewhere
-                    else "keys of a " + what + ": " + ", ".join(sorted(specs)))
-        return Problem(entry.path, node.key_line, f"unknown key `{key}` for a {what}", "unknown-key", hint)
+                    else f"keys of {a(what)}: " + ", ".join(sorted(specs)))
+        return Problem(entry.path, node.key_line, f"unknown key `{key}` for {a(what)}", "unknown-key", hint)
 
     def _map_key(self, subject: URIRef, spec: KeySpec, node: Node, g: Graph) -> None:
-        items = node.value if node.kind == "seq" else [node]
-        if node.kind == "seq" and not items:
+        is_list = node.kind == "seq" and spec.value_type != KB.Coordinates
+        items = node.value if is_list else [node]
+        if is_list and not items:
             raise ValueProblem(f"`{spec.key}` is an empty list", "remove the key or give a value", "wrong-type", node.line)
-        if node.kind == "seq" and not spec.multiple and not all(i.kind == "map" for i in items):
+        if is_list and not spec.multiple and not all(i.kind == "map" for i in items):
             raise ValueProblem(f"`{spec.key}` takes one value, not a list",
                                "to record several sourced values, write each as {value: ..., source: ...}",
                                "wrong-type", node.line)
@@ -123,9 +131,10 @@ class Mapper:
                 allowed |= {"source", "note", "preferred"}
             for k, q in node.value.items():
                 if k not in allowed:
-                    raise ValueProblem(f"unknown qualifier `{k}` in `{spec.key}`",
-                                       did_you_mean(k, allowed) or "allowed: " + ", ".join(sorted(allowed)),
-                                       "unknown-key", q.key_line)
+                    hint = did_you_mean(k, allowed) or "allowed: " + ", ".join(sorted(allowed))
+                    if re.match(r"^\d", k):  # `{value: 1,000 hp}`: the comma ended the value
+                        hint = "a comma inside {…} separates keys: quote the value, e.g. `value: \"1,000 hp\"`"
+                    raise ValueProblem(f"unknown qualifier `{k}` in `{spec.key}`", hint, "unknown-key", q.key_line)
             if spec.value_key not in node.value:
                 raise ValueProblem(f"this `{spec.key}` item has no `{spec.value_key}`",
                                    f"write {{{spec.value_key}: ..., ...}}", "missing-key", node.line)
@@ -186,6 +195,9 @@ class Mapper:
             return self._concept(spec, node)
         if t in self.schema.subclasses:
             return self._link(node, t, spec.key)
+        if t == KB.WikidataId and node.kind != "str":
+            raise ValueProblem(f"`{spec.key}` must be a Wikidata item id, not {_KIND_WORD[node.kind]} (`{node.source_text}`)",
+                               f"write `Q{node.source_text}` if that is the item", "wrong-type", node.line)
         text = self._text(spec, node)
         if t == XSD.anyURI:
             if not _URL.match(text):
@@ -231,8 +243,8 @@ class Mapper:
                 spec.max_value is not None and value > Decimal(str(spec.max_value)):
             lo = _num(spec.min_value)
             hi = _num(spec.max_value)
-            raise ValueProblem(f"`{spec.key}` of {shown} is not plausible (expected {lo}–{hi} {unit})".rstrip(),
-                               "check the value and its unit", "out-of-range", node.line)
+            raise ValueProblem(f"`{spec.key}` of {shown} is not plausible (expected {lo}–{hi}{' ' + unit if unit else ''})",
+                               "check the value and its unit" if unit else "check the value", "out-of-range", node.line)
 
     def _quantity(self, spec: KeySpec, node: Node) -> Literal:
         unit = spec.unit_label or spec.unit
@@ -259,7 +271,8 @@ class Mapper:
                                f"write `{spec.key}: {re.split(r'[^0-9.]', node.value.strip())[0] or 3}`",
                                "wrong-dimension", node.line)
         if node.kind != "int":
-            raise ValueProblem(f"`{spec.key}` must be {self._expected(spec)}, not {_KIND_WORD[node.kind]} (`{node.source_text}`)",
+            got = "a fraction" if node.kind == "float" else _KIND_WORD[node.kind]
+            raise ValueProblem(f"`{spec.key}` must be {self._expected(spec)}, not {got} (`{node.source_text}`)",
                                None, "wrong-type", node.line)
         self._bounds(spec, node.value, node)
         return Literal(node.value, datatype=XSD.integer)
@@ -273,7 +286,12 @@ class Mapper:
         if node.kind == "int" and _YEAR.match(text):
             return Literal(text, datatype=XSD.gYear)
         if node.kind == "str":
-            if m := _YEAR_MONTH.match(text):
+            if re.match(r"^\d{4}-\d{2}-\d{2}$", text):
+                try:
+                    return Literal(dt.date.fromisoformat(text).isoformat(), datatype=XSD.date)
+                except ValueError:
+                    pass
+            elif m := _YEAR_MONTH.match(text):
                 if 1 <= int(m.group(2)) <= 12:
                     return Literal(text, datatype=XSD.gYearMonth)
             elif _YEAR.match(text):
@@ -308,13 +326,15 @@ class Mapper:
             raise ValueProblem(f"`{key}` must be an entry id, not {_KIND_WORD[node.kind]} (`{node.source_text}`)",
                                hint, "wrong-type", node.line)
         target = self.index.get(node.value)
+        if node.value in self.duplicated:
+            return self.iri(node.value)  # the duplicate itself is reported; its class is uncertain
         if target is None:
             same_kind = [i for i, e in self.index.items() if self.schema.is_a(e.cls, expected)]
             hint = did_you_mean(node.value, same_kind) or did_you_mean(node.value, self.index)
             raise ValueProblem(f"`{node.value}` is not an entry", hint, "dangling-link", node.line)
         if not self.schema.is_a(target.cls, expected):
-            raise ValueProblem(f"`{key}` must link to a {self.schema.class_label(expected)}, but `{node.value}` is a "
-                               f"{self.schema.class_label(target.cls)} ({target.path})", None, "wrong-link", node.line)
+            raise ValueProblem(f"`{key}` must link to {a(self.schema.class_label(expected))}, but `{node.value}` is "
+                               f"{a(self.schema.class_label(target.cls))} ({target.path})", None, "wrong-link", node.line)
         return self.iri(node.value)
 
 
@@ -326,13 +346,19 @@ def _num(x):
 
 def map_entries(entries: list[Entry], schema: Schema, base_iri: str) -> MappedGraph:
     """Map every entry; an entry with a broken file still gets its rdf:type so links to it resolve."""
-    index = {}
+    index: dict[str, Entry] = {}
+    duplicated = set()
     for e in entries:
+        if e.id in index:
+            duplicated.add(e.id)
         index.setdefault(e.id, e)
     out = MappedGraph(graph=Graph(), index=index)
-    mapper = Mapper(schema, base_iri, index)
+    mapper = Mapper(schema, base_iri, index, duplicated)
     for entry in entries:
-        mapper.map_entry(entry, out)
+        if entry.id in duplicated or entry.data is None:
+            out.unchecked.add(mapper.iri(entry.id))  # already reported; SHACL would only add noise
+        if entry.id not in duplicated:
+            mapper.map_entry(entry, out)
     return out
 
 

@@ -27,10 +27,10 @@ def _registry():
 
 
 def canonical_decimal(value: float | Decimal) -> Decimal:
-    """Round to at most 3 decimal places, in canonical form (no trailing zeros beyond one)."""
+    """Round to at most 3 decimal places, in the XSD canonical form (`46.0`, `42.5`, `745.7`)."""
     d = Decimal(str(value)).quantize(Decimal("0.001"), rounding=ROUND_HALF_EVEN).normalize()
     if d == d.to_integral_value():
-        d = d.quantize(Decimal("1"))
+        d = d.quantize(Decimal("1.0"))
     return d
 
 

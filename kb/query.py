@@ -5,13 +5,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rdflib import Graph
+from rdflib import Graph, Literal
+from rdflib.namespace import XSD
 from rdflib.query import Result
 
 from .namespaces import PREFIXES
 from .problems import KBError, Problem
 
-RESULT_FORMATS = {"csv": "csv", "tsv": "tsv", "json": "json", "xml": "xml"}
+RESULT_FORMATS = {"csv": "csv", "json": "json", "xml": "xml"}  # tsv: see _tsv (rdflib has none)
 GRAPH_FORMATS = {"turtle": "turtle", "nt": "nt", "jsonld": "json-ld", "xml": "xml"}
 
 
@@ -36,13 +37,18 @@ def saved_queries(queries_dir: Path) -> dict[str, SavedQuery]:
     return found
 
 
-def run_query(graph: Graph, text: str, origin: str = "query", bindings: dict | None = None) -> Result:
-    """Parse and run `text`; a syntax or evaluation error is a KBError at `origin:line:column`."""
+def run_query(graph: Graph, text: str, origin: str = "query", bindings: dict | None = None,
+              base_iri: str | None = None) -> Result:
+    """Parse and run `text`; a syntax or evaluation error is a KBError at `origin:line:column`.
+
+    Besides the fixed prefixes, `id:` is bound to the entity base IRI when given (`id:t-72`).
+    """
     from pyparsing import ParseException
     from rdflib.plugins.sparql import prepareQuery
 
     try:
-        query = prepareQuery(text, initNs=PREFIXES)
+        namespaces = dict(PREFIXES, **({"id": base_iri} if base_iri else {}))
+        query = prepareQuery(text, initNs=namespaces)
     except ParseException as e:
         found = e.line.strip() if e.line else ""
         raise KBError([Problem(origin, e.lineno, f"SPARQL syntax error at column {e.col}: "
@@ -69,5 +75,31 @@ def serialize_result(result: Result, fmt: str) -> str:
         for prefix, ns in PREFIXES.items():
             graph.bind(prefix, ns, override=True, replace=True)
         return graph.serialize(format=GRAPH_FORMATS.get(fmt, "turtle"))
+    if fmt == "tsv":
+        return _tsv(result)
     data = result.serialize(format=RESULT_FORMATS[fmt])
     return data.decode("utf-8") if isinstance(data, bytes) else data
+
+
+_ABBREVIATED = {str(XSD.integer), str(XSD.decimal), str(XSD.double), str(XSD.boolean)}
+
+
+def _tsv(result: Result) -> str:
+    """SPARQL 1.1 Query Results TSV: `?var` header, RDF terms in Turtle syntax."""
+    if result.type == "ASK":
+        return "?_askResult\n" + ("true" if result.askAnswer else "false") + "\n"
+    lines = ["\t".join(f"?{v}" for v in result.vars)]
+    for row in result:
+        cells = []
+        for term in row:
+            if term is None:
+                cells.append("")
+            elif isinstance(term, Literal) and str(term.datatype) in _ABBREVIATED and _TURTLE_NUMBER.match(str(term)):
+                cells.append(str(term))
+            else:
+                cells.append(term.n3())
+        lines.append("\t".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+_TURTLE_NUMBER = re.compile(r"^([+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|true|false)$")

@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rdflib import Graph, Literal, URIRef
-from rdflib.collection import Collection
 from rdflib.namespace import RDF, RDFS, SKOS, OWL
 
 from .namespaces import KB
@@ -106,7 +105,7 @@ def read_schema(ontology: Graph) -> Schema:
 
     for cls, keys in schema.keys.items():  # put each class's keys in its kb:keyOrder
         order = ontology.value(cls, KB.keyOrder)
-        ranked = [str(k) for k in Collection(ontology, order)] if order is not None else []
+        ranked = str(order).split() if order is not None else []
         schema.keys[cls] = dict(sorted(keys.items(), key=lambda kv: (ranked.index(kv[0]) if kv[0] in ranked else len(ranked), kv[0])))
 
     for concept, scheme in ontology.subject_objects(SKOS.inScheme):

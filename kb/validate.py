@@ -8,6 +8,7 @@ from rdflib.namespace import RDF, RDFS, SH
 
 from .mapping import MappedGraph
 from .namespaces import KB
+from .mapping import a
 from .problems import Problem
 from .schema import Schema
 
@@ -70,7 +71,8 @@ def check_shapes(mapped: MappedGraph, schema: Schema, shapes: Graph) -> list[Pro
         focus = results.value(result, SH.focusNode)
         path = results.value(result, SH.resultPath)
         component = results.value(result, SH.sourceConstraintComponent)
-        if (focus, path) in mapped.failed:
+        value = results.value(result, SH.value)
+        if (focus, path) in mapped.failed or _entity_of(mapped, focus) in mapped.unchecked or value in mapped.unchecked:
             continue  # already reported with a precise message when mapping
         problems.append(_phrase(mapped, schema, focus, path, component, results.value(result, SH.value)))
     return sorted(set(problems))
@@ -89,7 +91,7 @@ def _phrase(mapped, schema, focus, path, component, value) -> Problem:
     name = component.split("#")[-1].removesuffix("ConstraintComponent") if component else "?"
     line = mapped.key_lines.get((entity, path), (file, 1))[1]
     if name == "MinCount":
-        return Problem(file, 1, f"`{key}` is required for a {what}", "missing-key", f"add a `{key}:` line")
+        return Problem(file, 1, f"`{key}` is required for {a(what)}", "missing-key", f"add a `{key}:` line")
     if name == "MaxCount":
         return Problem(file, line, f"`{key}` takes one value", "too-many-values")
     if name in ("Class", "Or", "Datatype", "NodeKind", "In"):

@@ -1,0 +1,59 @@
+"""Shared fixtures: a small valid knowledge base copied to a temporary root, and the real `kb` command."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def kb_executable() -> str:
+    """The `kb` console script installed with the package (the real entry point)."""
+    script = Path(sys.executable).with_name("kb")
+    found = str(script) if script.exists() else shutil.which("kb")
+    assert found, "the kb command is not installed: pip install -e '.[test]'"
+    return found
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def problem_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if re.match(r"^\S+:\d+: ", line)]
+
+
+def run_kb(*args: str, cwd: Path | None = None, input: str | None = None) -> Run:
+    proc = subprocess.run([kb_executable(), *args], cwd=cwd, capture_output=True, text=True, input=input,
+                          timeout=120, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "COLUMNS": "200",
+                                            "HOME": str(cwd or REPO)})
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def make_root(tmp_path: Path, source: Path = DATA / "kb") -> Path:
+    root = tmp_path / "kb"
+    shutil.copytree(source, root)
+    shutil.copytree(REPO / "ontology", root / "ontology")
+    return root
+
+
+@pytest.fixture
+def kb_root(tmp_path: Path) -> Path:
+    return make_root(tmp_path)
+
+
+@pytest.fixture
+def kb(kb_root):
+    from kb.knowledge_base import load_valid_kb
+
+    return load_valid_kb(kb_root)

@@ -1,0 +1,176 @@
+"""Each command through the real `kb` entry point: output, formats and exit codes."""
+import csv
+import io
+import json
+import xml.etree.ElementTree as ET
+
+from rdflib import Graph
+
+from .conftest import run_kb
+
+
+def test_validate_passes_on_a_good_knowledge_base(kb_root):
+    result = run_kb("validate", cwd=kb_root)
+    assert result.code == 0, result.stderr
+    assert result.stdout.startswith("ok: 13 entries")
+
+
+def test_root_is_found_from_a_subfolder_and_by_option(kb_root, tmp_path):
+    assert run_kb("validate", cwd=kb_root / "entries" / "systems").code == 0
+    assert run_kb("--root", str(kb_root), "validate", cwd=tmp_path).code == 0
+
+
+def test_outside_a_knowledge_base_is_a_usage_error(tmp_path):
+    result = run_kb("validate", cwd=tmp_path)
+    assert result.code == 2
+    assert "no kb.toml found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_command_has_help():
+    for command in ("validate", "show", "search", "query", "export", "stats", "new"):
+        result = run_kb(command, "--help")
+        assert result.code == 0 and "Usage" in result.stdout, command
+
+
+def test_show_by_id_name_alias_in_any_script(kb_root):
+    for name in ("tos-1", "TOS-1", "ТОС-1", "Buratino", "buratino", "тос-1"):
+        result = run_kb("show", name, cwd=kb_root)
+        assert result.code == 0, (name, result.stderr)
+        assert result.stdout.splitlines()[0].startswith("TOS-1  (tos-1)"), name
+
+
+def test_show_prints_resolved_names_units_and_qualifiers(kb_root):
+    out = run_kb("show", "t-80", cwd=kb_root).stdout
+    assert "Soviet Union (soviet-union)" in out
+    assert "46 t [preferred; source: Source A]" in out
+    assert "42.5 t [source: Source B; note: T-80B figure]" in out
+    assert "745.7 kW" in out
+    assert "Ukraine (ukraine) [note: captured vehicles; since: 2022]" in out
+    assert "T-80BV (t-80bv)" in out  # incoming: variants
+    assert "Captured T-80 used near Bakhmut" in out  # incoming: events
+
+
+def test_show_miss_suggests_and_exits_1(kb_root):
+    result = run_kb("show", "t-8O", cwd=kb_root)
+    assert result.code == 1
+    assert "no entity named `t-8O` — did you mean `t-80`" in result.stderr
+
+
+def test_show_json_is_the_entitys_json_ld(kb_root):
+    data = json.loads(run_kb("show", "t-80", "--format", "json", cwd=kb_root).stdout)
+    graph = Graph().parse(data=json.dumps(data), format="json-ld")
+    subjects = {str(s) for s in graph.subjects()}
+    assert "https://w3id.org/milkb/id/t-80" in subjects
+    assert "https://w3id.org/milkb/id/t-80#combatMass-2" in subjects
+    assert all(s.startswith("https://w3id.org/milkb/id/t-80") for s in subjects)
+
+
+def test_show_turtle_parses(kb_root):
+    out = run_kb("show", "bakhmut", "--format", "turtle", cwd=kb_root).stdout
+    graph = Graph().parse(data=out, format="turtle")
+    assert len(graph) > 5
+    assert "POINT(38.0003 48.5956)" in out
+
+
+def test_search_ranks_name_before_alias_before_description(kb_root):
+    result = run_kb("search", "t-80", cwd=kb_root)
+    ids = [line.split()[0] for line in result.stdout.splitlines()[1:]]
+    assert ids[0] == "t-80"
+    assert "t-80bv" in ids
+    result = run_kb("search", "gas turbine", cwd=kb_root)
+    assert result.stdout.splitlines()[1].split()[0] == "t-80"
+    assert run_kb("search", "nothing-like-this", cwd=kb_root).code == 1
+
+
+def test_query_table_with_prefixes_prebound(kb_root):
+    result = run_kb("query", "SELECT ?s ?mass WHERE { ?s kb:combatMass ?mass }", cwd=kb_root)
+    assert result.code == 0, result.stderr
+    assert "t-80" in result.stdout and "46" in result.stdout
+
+
+def test_query_csv_tsv_json_xml_are_w3c_result_formats(kb_root):
+    q = "SELECT ?s ?crew WHERE { ?s kb:crew ?crew } ORDER BY ?s"
+    rows = list(csv.DictReader(io.StringIO(run_kb("query", q, "--format", "csv", cwd=kb_root).stdout)))
+    assert rows == [{"s": "https://w3id.org/milkb/id/t-72", "crew": "3"},
+                    {"s": "https://w3id.org/milkb/id/t-80", "crew": "3"}]
+    tsv = run_kb("query", q, "--format", "tsv", cwd=kb_root).stdout.splitlines()
+    assert tsv[0] == "?s\t?crew"
+    assert tsv[1].startswith("<https://w3id.org/milkb/id/t-72>\t3")
+    data = json.loads(run_kb("query", q, "--format", "json", cwd=kb_root).stdout)
+    assert data["head"]["vars"] == ["s", "crew"]
+    assert data["results"]["bindings"][0]["crew"]["datatype"] == "http://www.w3.org/2001/XMLSchema#integer"
+    root = ET.fromstring(run_kb("query", q, "--format", "xml", cwd=kb_root).stdout)
+    assert root.tag == "{http://www.w3.org/2005/sparql-results#}sparql"
+
+
+def test_query_ask_and_construct(kb_root):
+    assert run_kb("query", "ASK { ?s kb:variantOf ?p }", cwd=kb_root).stdout.strip() == "yes"
+    out = run_kb("query", "CONSTRUCT { ?s kb:variantOf ?p } WHERE { ?s kb:variantOf ?p }", "--format", "nt",
+                 cwd=kb_root).stdout
+    assert out.strip() == "<https://w3id.org/milkb/id/t-80bv> <https://w3id.org/milkb/ontology#variantOf> " \
+                          "<https://w3id.org/milkb/id/t-80> ."
+
+
+def test_query_from_file_and_saved(kb_root):
+    (kb_root / "q.rq").write_text("SELECT ?s WHERE { ?s kb:launchTubes 30 }")
+    assert "tos-1" in run_kb("query", "-f", "q.rq", cwd=kb_root).stdout
+    result = run_kb("query", "--saved", "tanks", "--format", "csv", cwd=kb_root)
+    assert result.stdout.splitlines()[1:] == ["https://w3id.org/milkb/id/t-72,3", "https://w3id.org/milkb/id/t-80,3",
+                                              "https://w3id.org/milkb/id/t-80bv,"]
+    missing = run_kb("query", "--saved", "tank", cwd=kb_root)
+    assert missing.code == 2 and "did you mean `tanks`" in missing.stderr
+
+
+def test_query_syntax_error_gives_line_and_column(kb_root):
+    (kb_root / "bad.rq").write_text("SELECT ?s\nWHERE { ?s kb:crew ?c . FILTER( }\n")
+    result = run_kb("query", "-f", "bad.rq", cwd=kb_root)
+    assert result.code == 1
+    assert result.stderr.startswith("bad.rq:2: SPARQL syntax error at column")
+    assert "Traceback" not in result.stderr
+
+
+def test_query_needs_exactly_one_source(kb_root):
+    assert run_kb("query", cwd=kb_root).code == 2
+
+
+def test_export_formats_parse_and_are_deterministic(kb_root):
+    for fmt, parser in (("turtle", "turtle"), ("nt", "nt"), ("jsonld", "json-ld"), ("xml", "xml")):
+        first = run_kb("export", "--format", fmt, cwd=kb_root)
+        assert first.code == 0, first.stderr
+        assert run_kb("export", "--format", fmt, cwd=kb_root).stdout == first.stdout, fmt
+        graph = Graph().parse(data=first.stdout, format=parser)
+        assert len(graph) > 1000, fmt
+
+
+def test_export_to_file(kb_root):
+    result = run_kb("export", "-o", "out/graph.nt", "--format", "nt", cwd=kb_root)
+    assert result.code == 0
+    lines = (kb_root / "out" / "graph.nt").read_text().splitlines()
+    assert lines == sorted(lines)
+
+
+def test_stats_counts_and_coverage(kb_root):
+    out = run_kb("stats", cwd=kb_root).stdout
+    assert "4 weapon systems and 1 components" in out
+    assert any(line.split() == ["main", "battle", "tank", "3"] for line in out.splitlines())
+    assert [l for l in out.splitlines() if l.startswith("sources ")][0].split()[1:] == ["100", "%", "4/4"]
+    assert [l for l in out.splitlines() if l.startswith("crew ")][0].split()[1:] == ["50", "%", "2/4"]
+
+
+def test_new_writes_a_valid_skeleton(kb_root):
+    for args in (["source", "Reuters, 6 Nov 2022"], ["system", "BMP-2", "--source", "src-a", "--category",
+                 "infantry-fighting-vehicle"], ["country", "Poland"], ["organization", "Huta Stalowa Wola",
+                 "--source", "src-a"], ["place", "Kherson", "--source", "src-a"],
+                 ["event", "Something happened", "--source", "src-a", "--system", "t-80"]):
+        result = run_kb("new", *args, cwd=kb_root)
+        assert result.code == 0, (args, result.stderr)
+    assert (kb_root / "entries/sources/reuters-6-nov-2022.yaml").exists()
+    assert run_kb("validate", cwd=kb_root).code == 0
+    assert run_kb("show", "BMP-2", cwd=kb_root).code == 0
+
+
+def test_new_refuses_taken_ids_and_missing_sources(kb_root):
+    assert run_kb("new", "country", "T-72", cwd=kb_root).code == 2
+    result = run_kb("new", "system", "Thing", cwd=kb_root)
+    assert result.code == 2 and "--source" in result.stderr

@@ -1,0 +1,49 @@
+"""Loading and mapping: the small knowledge base maps to exactly the expected triples."""
+from pathlib import Path
+
+from rdflib import Graph, Literal, URIRef
+from rdflib.compare import graph_diff, isomorphic, to_isomorphic
+from rdflib.namespace import XSD
+
+from kb.namespaces import KB
+
+from .conftest import DATA
+
+T80 = URIRef("https://w3id.org/milkb/id/t-80")
+
+
+def test_entries_map_to_the_expected_graph(kb):
+    expected = Graph().parse(DATA / "expected.ttl", format="turtle")
+    actual = kb.mapped.graph
+    if not isomorphic(actual, expected):
+        _, only_actual, only_expected = graph_diff(to_isomorphic(actual), to_isomorphic(expected))
+        raise AssertionError("unexpected:\n" + only_actual.serialize(format="nt")
+                             + "\nmissing:\n" + only_expected.serialize(format="nt"))
+
+
+def test_the_graph_holds_entries_vocabulary_and_categories(kb):
+    g = kb.graph
+    assert (KB.combatMass, URIRef("http://www.w3.org/2000/01/rdf-schema#label"), Literal("combat mass", lang="en")) in g
+    assert (URIRef("https://w3id.org/milkb/category/main-battle-tank"), None, None) in g
+    assert not any(str(p).startswith("http://www.w3.org/ns/shacl#") for p in g.predicates())
+
+
+def test_quantities_are_canonical_decimals(kb):
+    g = kb.graph
+    assert g.value(T80, KB.combatMass) == Literal("46.0", datatype=XSD.decimal)
+    assert g.value(T80, KB.enginePower) == Literal("745.7", datatype=XSD.decimal)  # 1,000 hp in kW
+    tos = URIRef("https://w3id.org/milkb/id/tos-1")
+    assert g.value(tos, KB.maxRange) == Literal("3.5", datatype=XSD.decimal)  # 3,500 m in km
+
+
+def test_only_the_preferred_value_is_a_direct_triple(kb):
+    assert list(kb.graph.objects(T80, KB.combatMass)) == [Literal("46.0", datatype=XSD.decimal)]
+    ranks = {kb.graph.value(st, KB.rank) for st in kb.graph.objects(T80, KB.statement)
+             if kb.graph.value(st, KB.property) == KB.combatMass}
+    assert ranks == {KB.Preferred, KB.Normal}
+
+
+def test_loader_keeps_lines(kb):
+    entry = next(e for e in kb.entries if e.id == "t-80")
+    assert entry.data.value["combat_mass"].key_line == 9
+    assert entry.data.value["operators"].value[1].line == 18
