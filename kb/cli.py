@@ -20,9 +20,19 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+# Piped output is not wrapped at 80 columns, so tables stay one row per line for other programs.
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False,
+              width=None if sys.stdout.isatty() else 100_000)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 _state: dict = {"root": None}
+
+
+def _print_table(table: Table) -> None:
+    """Print a table without the padding rich adds at the end of each line."""
+    with out.capture() as captured:
+        out.print(table)
+    sys.stdout.write("\n".join(line.rstrip() for line in captured.get().splitlines()) + "\n")
+    sys.stdout.flush()
 
 
 def _report(problems: list[Problem]) -> None:
@@ -127,7 +137,7 @@ def show(name: str = typer.Argument(..., help="An id, name or alias (any script,
         table.add_row("", "")
         for fact in d.incoming:
             table.add_row(fact.label, _values_text(fact.values))
-    out.print(table)
+    _print_table(table)
 
 
 def _values_text(values) -> Text:
@@ -161,7 +171,7 @@ def search(text: str = typer.Argument(..., help="Words to look for in names, ali
     for m in matches:
         cls = kb.graph.value(m.iri, __import__("rdflib").RDF.type)
         table.add_row(kb.id_of(m.iri), label_of(kb, m.iri), kb.schema.class_label(cls), m.why)
-    out.print(table)
+    _print_table(table)
 
 
 class QueryFormat(str, Enum):
@@ -205,7 +215,7 @@ def query(text: Optional[str] = typer.Argument(None, help="The SPARQL query (pre
         text, origin = queries[saved].text, f"queries/{saved}.rq"
     result = run_query(kb.graph, text, origin, base_iri=kb.config.base_iri)
     if format == QueryFormat.table and result.type == "SELECT":
-        _print_table(kb, result)
+        _print_results(kb, result)
     elif format == QueryFormat.table and result.type == "ASK":
         out.print("yes" if result.askAnswer else "no")
     else:
@@ -218,7 +228,7 @@ def query(text: Optional[str] = typer.Argument(None, help="The SPARQL query (pre
         sys.stdout.flush()
 
 
-def _print_table(kb, result) -> None:
+def _print_results(kb, result) -> None:
     from rdflib import Literal
 
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))
@@ -238,7 +248,7 @@ def _print_table(kb, result) -> None:
                              else kb.id_of(value))
         table.add_row(*cells)
         rows += 1
-    out.print(table)
+    _print_table(table)
     err.print(Text(f"{rows} row{'s' if rows != 1 else ''}"))
 
 
@@ -285,20 +295,20 @@ def stats():
     table.add_column("count", justify="right")
     for name, n in s.classes.items():
         table.add_row(name, str(n))
-    out.print(table)
+    _print_table(table)
     table = Table(title="systems per category", box=None, pad_edge=False, title_justify="left")
     table.add_column("category")
     table.add_column("count", justify="right")
     for name, n in s.categories.items():
         table.add_row(name, str(n))
-    out.print(table)
+    _print_table(table)
     table = Table(title="weapon systems having each field", box=None, pad_edge=False, title_justify="left")
     table.add_column("field")
     table.add_column("share", justify="right")
     table.add_column("systems", justify="right")
     for key, (have, total) in sorted(s.coverage.items(), key=lambda kv: (-kv[1][0], kv[0])):
         table.add_row(key, f"{100 * have / total:.0f} %" if total else "–", f"{have}/{total}")
-    out.print(table)
+    _print_table(table)
 
 
 class Kind(str, Enum):

@@ -1,12 +1,9 @@
 """One entity's own triples (its concise bounded description) and their JSON-LD."""
 from __future__ import annotations
 
-import json
-
 from rdflib import Graph, URIRef
 
 from .knowledge_base import KnowledgeBase, new_graph
-from .namespaces import PREFIXES
 
 
 def entity_graph(kb: KnowledgeBase, iri: URIRef) -> Graph:
@@ -20,8 +17,6 @@ def entity_graph(kb: KnowledgeBase, iri: URIRef) -> Graph:
 
 
 def entity_jsonld(kb: KnowledgeBase, iri: URIRef) -> str:
-    from .export import sorted_graph
+    from .export import jsonld, sorted_graph
 
-    context = {k: str(v) for k, v in PREFIXES.items()}
-    data = json.loads(sorted_graph(entity_graph(kb, iri)).serialize(format="json-ld", context=context))
-    return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)
+    return jsonld(sorted_graph(entity_graph(kb, iri)))

@@ -236,7 +236,7 @@ class Mapper:
         return text
 
     def _bounds(self, spec: KeySpec, value, node: Node, unit: str = ""):
-        shown = f"{value} {unit}".strip()
+        shown = f"{_num(value)} {unit}".strip()
         if value < 0:
             raise ValueProblem(f"`{spec.key}` is negative ({shown})", None, "out-of-range", node.line)
         if spec.min_value is not None and value < Decimal(str(spec.min_value)) or \
@@ -339,8 +339,11 @@ class Mapper:
 
 
 def _num(x):
+    """A number as a person writes it: `5`, `42.5`, `9000000`."""
     if x is None:
         return "…"
+    if isinstance(x, Decimal):
+        return f"{x.normalize():f}"
     return int(x) if float(x).is_integer() else x
 
 
