@@ -64,10 +64,10 @@ def _root() -> Optional[Path]:
     return _state["root"]
 
 
-def _kb():
+def _kb(shacl: bool = False):
     from .knowledge_base import load_valid_kb
 
-    return load_valid_kb(_root())
+    return load_valid_kb(_root(), shacl=shacl)
 
 
 @app.callback()
@@ -267,7 +267,7 @@ def export(format: ExportFormat = typer.Option(ExportFormat.turtle, "--format", 
     from .export import export_graph
     from .files import write_atomically
 
-    kb = _kb()
+    kb = _kb(shacl=True)
     data = export_graph(kb.graph, format.value)
     if output is None:
         sys.stdout.write(data)
@@ -306,7 +306,10 @@ def stats():
     table.add_column("field")
     table.add_column("share", justify="right")
     table.add_column("systems", justify="right")
-    for key, (have, total) in sorted(s.coverage.items(), key=lambda kv: (-kv[1][0], kv[0])):
+    rows = sorted(s.coverage.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    rows += [("crew (where the category has a crew)", s.crew),
+             ("key quantity of the category", s.key_quantity)]
+    for key, (have, total) in rows:
         table.add_row(key, f"{100 * have / total:.0f} %" if total else "–", f"{have}/{total}")
     _print_table(table)
 

@@ -10,6 +10,7 @@ from .config import Config, find_root, load_config
 from .loader import Entry, load_entries
 from .mapping import MappedGraph, map_entries
 from .namespaces import PREFIXES
+from .quantities import quantity_cache
 from .problems import KBError, Problem, problem_order
 from .schema import Schema, load_ontology, read_schema
 from .validate import check_cycles, check_shapes, load_shapes
@@ -55,23 +56,28 @@ def open_kb(root: Path | None = None, *, shacl: bool = True) -> KnowledgeBase:
     entries, problems = load_entries(root, schema)
     for entry in entries:
         problems.extend(entry.problems)
-    mapped = map_entries(entries, schema, config.base_iri)
+    with quantity_cache(config.cache_dir):
+        mapped = map_entries(entries, schema, config.base_iri)
     problems.extend(mapped.problems)
+    graph = mapped.graph  # the entries' triples, joined by the vocabulary: one graph for every stage
+    for prefix, ns in PREFIXES.items():
+        graph.bind(prefix, ns, override=True, replace=True)
+    for triple in ontology:
+        graph.add(triple)
     problems.extend(check_cycles(mapped, schema, config.base_iri))
     if shacl:
         problems.extend(check_shapes(mapped, schema, load_shapes(config.ontology_dir)))
-    graph = new_graph()
-    for triple in mapped.graph:
-        graph.add(triple)
-    for triple in ontology:
-        graph.add(triple)
     problems = sorted(set(problems), key=problem_order)
     return KnowledgeBase(config, schema, entries, mapped, graph, problems)
 
 
-def load_valid_kb(root: Path | None = None) -> KnowledgeBase:
-    """The knowledge base, or KBError listing every problem if it has errors."""
-    kb = open_kb(root)
+def load_valid_kb(root: Path | None = None, *, shacl: bool = True) -> KnowledgeBase:
+    """The knowledge base, or KBError listing every problem if it has errors.
+
+    Reading commands pass shacl=False: the entries must still load and link, but the shapes are
+    left to `kb validate` and to the commands that publish (export, build).
+    """
+    kb = open_kb(root, shacl=shacl)
     if kb.errors:
         raise KBError(kb.errors)
     return kb

@@ -133,7 +133,7 @@ def discover(entries_dir: Path, root: Path, schema: Schema) -> tuple[list[tuple[
     for path in sorted(entries_dir.rglob("*")):
         if path.is_dir() or path.suffix not in (".yaml", ".yml"):
             continue
-        rel = relative(path, root)
+        rel = path.relative_to(root).as_posix()
         if path.suffix == ".yml":
             problems.append(Problem(rel, 1, "entry files must end in .yaml", "bad-file-name",
                                     f"rename it to {path.stem}.yaml"))
@@ -161,7 +161,7 @@ def load_entries(root: Path, schema: Schema) -> tuple[list[Entry], list[Problem]
     entries: list[Entry] = []
     seen: dict[str, list[str]] = {}
     for path, entry_id, cls in files:
-        rel = relative(path, root)
+        rel = path.relative_to(root).as_posix()
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as e:

@@ -76,6 +76,8 @@ class KB(DefinedNamespace):
     aliasKind: URIRef
     inverseLabel: URIRef
     keyOrder: URIRef
+    keyQuantity: URIRef
+    crewApplies: URIRef
 
 
 KBC = Namespace("https://w3id.org/milkb/category/")

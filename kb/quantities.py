@@ -1,13 +1,19 @@
 """Parsing quantities such as `46 t`, `2,000 m` or `1,000 hp` into a canonical unit with pint."""
 from __future__ import annotations
 
+import json
 import re
+from contextlib import contextmanager
+from pathlib import Path
 from decimal import Decimal, ROUND_HALF_EVEN
 from functools import lru_cache
 
 _DECIMAL_COMMA = re.compile(r"^\s*-?\d+,(\d{1,2}|\d{4,})(?!\d)")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _NUMBER_ONLY = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+_CACHE_VERSION = "1"  # bump when conversion rules change
 
 
 class QuantityError(ValueError):
@@ -34,8 +40,43 @@ def canonical_decimal(value: float | Decimal) -> Decimal:
     return d
 
 
-@lru_cache(maxsize=65536)
+_memo: dict[str, str] = {}  # "text\x1funit" -> canonical decimal, shared with .kb-cache/quantities.json
+
+
+@contextmanager
+def quantity_cache(cache_dir: Path):
+    """Reuse conversions from earlier runs, so that a run that meets no new quantity never loads pint."""
+    path = cache_dir / "quantities.json"
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored.get("version") == _CACHE_VERSION:
+            _memo.update(stored["values"])
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass  # no cache, or an unreadable one: start afresh
+    known = len(_memo)
+    try:
+        yield
+    finally:
+        if len(_memo) != known:
+            try:
+                from .files import write_atomically
+                write_atomically(path, json.dumps({"version": _CACHE_VERSION, "values": _memo}, sort_keys=True))
+            except OSError:
+                pass  # a read-only root still works, only slower
+
+
 def convert(text: str, unit: str) -> Decimal:
+    """`text` (a number with a unit) in `unit`, memoised across runs. Raises QuantityError."""
+    key = f"{text}\x1f{unit}"
+    if key in _memo:
+        return Decimal(_memo[key])
+    value = _convert(text, unit)
+    _memo[key] = str(value)
+    return value
+
+
+@lru_cache(maxsize=65536)
+def _convert(text: str, unit: str) -> Decimal:
     """`text` (a number with a unit) in `unit`. Raises QuantityError naming the problem."""
     if _DECIMAL_COMMA.match(text):
         fixed = text.replace(",", ".", 1)

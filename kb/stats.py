@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rdflib import URIRef
 from rdflib.namespace import RDF, SKOS
 
 from .knowledge_base import KnowledgeBase
@@ -17,6 +18,8 @@ class Stats:
     weapon_systems: int
     components: int
     coverage: dict[str, tuple[int, int]]  # key -> (systems having it, weapon systems)
+    crew: tuple[int, int]  # (having crew, systems whose category has a crew)
+    key_quantity: tuple[int, int]  # (having their category's key quantity, systems whose category has one)
     triples: int
 
 
@@ -39,8 +42,29 @@ def compute_stats(kb: KnowledgeBase) -> Stats:
     for key, spec in kb.schema.keys[KB.System].items():
         have = sum(1 for s in weapons if (s, spec.prop, None) in g or _has_statement(g, s, spec.prop))
         coverage[key] = (have, len(weapons))
+    crewed = [s for s in weapons if category_annotation(kb, s, KB.crewApplies, True)]
+    crew = (sum(1 for s in crewed if has_value(g, s, KB.crew)), len(crewed))
+    keyed = [(s, q) for s in weapons if (q := category_annotation(kb, s, KB.keyQuantity, None)) is not None]
+    key_quantity = (sum(1 for s, q in keyed if has_value(g, s, q, via_armament=q == KB.caliber)), len(keyed))
     return Stats(classes, dict(sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))), len(weapons),
-                 len(systems) - len(weapons), coverage, len(g))
+                 len(systems) - len(weapons), coverage, crew, key_quantity, len(g))
+
+
+def category_annotation(kb: KnowledgeBase, system, annotation, default):
+    """The nearest value of `annotation` on the system's category or one of its broader concepts."""
+    category = kb.graph.value(system, KB.category)
+    for concept in concept_ancestors(kb.schema.ontology, category) if category is not None else []:
+        value = kb.schema.ontology.value(concept, annotation)
+        if value is not None:
+            return value.toPython() if hasattr(value, "toPython") and not isinstance(value, URIRef) else value
+    return default
+
+
+def has_value(g, system, prop, via_armament: bool = False) -> bool:
+    """Whether the system has `prop` (directly or as a sourced statement), or, for caliber, its weapon has."""
+    if (system, prop, None) in g or _has_statement(g, system, prop):
+        return True
+    return via_armament and any((weapon, prop, None) in g for weapon in g.objects(system, KB.armament))
 
 
 def _has_statement(g, s, prop) -> bool:
