@@ -10,9 +10,11 @@ def entity_graph(kb: KnowledgeBase, iri: URIRef) -> Graph:
     """The entity's triples plus those of its statement and geometry nodes (`iri#…`)."""
     g = new_graph()
     prefix = str(iri) + "#"
-    for s, p, o in kb.mapped.graph:
-        if s == iri or str(s).startswith(prefix):
-            g.add((s, p, o))
+    for s, p, o in kb.graph.triples((iri, None, None)):
+        g.add((s, p, o))
+        if isinstance(o, URIRef) and str(o).startswith(prefix):
+            for triple in kb.graph.triples((o, None, None)):
+                g.add(triple)
     return g
 
 

@@ -1,0 +1,309 @@
+"""View models for the site: every page's data, resolved from the graph once, so templates only lay out."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from rdflib import Literal, URIRef
+from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS
+
+from ..knowledge_base import KnowledgeBase
+from ..lookup import describe, label_of
+from ..namespaces import GEO, KB, KBC, SCHEMA
+from ..schema import concept_ancestors
+from ..stats import is_weapon_system
+
+SAFE_SCHEMES = ("http://", "https://")
+
+
+def safe_url(url) -> str | None:
+    """An external address only if it is http(s): never javascript:, data: or the like."""
+    text = str(url or "").strip()
+    return text if text.lower().startswith(SAFE_SCHEMES) else None
+
+
+def plain_number(value) -> str:
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}"
+    return str(value)
+
+
+@dataclass
+class Link:
+    """A link to another page of the site (`href` relative to the site root) or plain text."""
+
+    text: str
+    href: str | None = None
+    lang: str | None = None
+    note: str = ""
+
+
+@dataclass
+class Row:
+    label: str
+    values: list[dict]  # {"text", "href", "lang", "qualifiers": [..], "sources": [Link]}
+    key: str = ""
+
+
+@dataclass
+class EntityPage:
+    id: str
+    iri: str
+    name: str
+    cls: str
+    cls_key: str  # system, organization, …
+    description_md: str
+    aliases: list[Link]
+    category_path: list[Link]
+    rows: list[Row]
+    incoming: list[Row]
+    sources: list[dict]
+    family: dict | None  # {"root": Link, "svg": str}
+    events: list[dict]
+    jsonld: str
+    summary: str
+    external_url: str | None = None
+    coordinates: tuple[float, float] | None = None
+    replaced_by: str | None = None
+
+
+class SiteModel:
+    """Resolves ids, labels, categories and links for every page of one knowledge base."""
+
+    def __init__(self, kb: KnowledgeBase):
+        self.kb = kb
+        self.g = kb.graph
+        self.ontology = kb.schema.ontology
+        self.entities = sorted((URIRef(kb.config.base_iri + e.id) for e in kb.entries if e.data is not None), key=str)
+        self.cls_key = {v: k.rstrip("s").replace("countrie", "country") for k, v in kb.schema.classes.items()}
+        self.labels = {e: label_of(kb, e) for e in self.entities}
+        self.systems = [e for e in self.entities if (e, RDF.type, KB.System) in self.g]
+        self.concepts = {c: str(self.g.value(c, SKOS.prefLabel)) for c in kb.schema.concepts.get(KBC.scheme, {}).values()}
+
+    # --- ids and links ---------------------------------------------------------------------
+
+    def id_of(self, node) -> str | None:
+        return self.kb.id_of(node)
+
+    def href(self, node) -> str | None:
+        """Site-root-relative path of the page about `node`, if the site has one."""
+        entity_id = self.id_of(node)
+        if entity_id is not None and node in self.labels:
+            return f"id/{entity_id}.html"
+        if str(node).startswith(str(KBC)) and node in self.concepts:
+            return f"category/{concept_id(node)}.html"
+        return None
+
+    def link(self, node) -> Link:
+        if isinstance(node, Literal):
+            return Link(str(node), lang=node.language if node.language and node.language != "en" else None)
+        return Link(self.label(node), self.href(node))
+
+    def label(self, node) -> str:
+        if node in self.labels:
+            return self.labels[node]
+        return label_of(self.kb, node)
+
+    # --- categories ------------------------------------------------------------------------
+
+    def category_path(self, concept) -> list[Link]:
+        chain = list(reversed(concept_ancestors(self.ontology, concept)))
+        return [self.link(c) for c in chain]
+
+    def systems_in(self, concept, deep: bool = True) -> list[URIRef]:
+        out = []
+        for s in self.systems:
+            c = self.g.value(s, KB.category)
+            if c == concept or (deep and c is not None and concept in concept_ancestors(self.ontology, c)):
+                out.append(s)
+        return sorted(out, key=lambda s: self.labels[s].casefold())
+
+    def narrower(self, concept) -> list[URIRef]:
+        return sorted(self.g.subjects(SKOS.broader, concept), key=lambda c: self.concepts.get(c, ""))
+
+    def is_weapon_system(self, system) -> bool:
+        return is_weapon_system(self.kb, system)
+
+    # --- values ----------------------------------------------------------------------------
+
+    def value_of(self, system, prop, via_armament: bool = False):
+        value = self.g.value(system, prop)
+        if value is None and via_armament:
+            for weapon in sorted(self.g.objects(system, KB.armament), key=str):
+                value = self.g.value(weapon, prop)
+                if value is not None:
+                    break
+        return value.toPython() if isinstance(value, Literal) else value
+
+    def unit_of(self, prop) -> str:
+        return str(self.ontology.value(prop, KB.unitLabel) or "")
+
+    # --- entity pages ----------------------------------------------------------------------
+
+    def entity_page(self, iri: URIRef, jsonld: str) -> EntityPage:
+        g = self.g
+        d = describe(self.kb, iri)
+        cls = g.value(iri, RDF.type)
+        statements = {}
+        for st in g.objects(iri, KB.statement):
+            statements.setdefault((g.value(st, KB.property), g.value(st, RDF.value)), st)
+        rows = []
+        specs = self.kb.schema.keys.get(cls, {})
+        for key, spec in specs.items():
+            if key in ("name", "aliases", "description", "sources", "replaced_by", "coordinates"):
+                continue
+            objects = list(g.objects(iri, spec.prop))
+            extra = [v for (p, v) in statements if p == spec.prop and v not in objects]
+            values = []
+            for obj in sorted(objects, key=self._sort_key) + sorted(extra, key=self._sort_key):
+                values.append(self._value(spec, obj, statements.get((spec.prop, obj))))
+            if values:
+                rows.append(Row(spec.label, values, key))
+        incoming = [Row(f.label, [{"text": v.text, "href": f"id/{v.link}.html" if v.link else None,
+                                   "qualifiers": [], "sources": []} for v in f.values], f.key)
+                    for f in d.incoming]
+        aliases = [self.link(a) for a in sorted(g.objects(iri, SKOS.altLabel), key=str)]
+        category = g.value(iri, KB.category)
+        sources = []
+        for src in sorted(g.objects(iri, DCTERMS.source), key=lambda s: self.label(s).casefold()):
+            sources.append({"link": self.link(src), "url": safe_url(g.value(src, SCHEMA.url)),
+                            "publisher": str(g.value(src, DCTERMS.publisher) or ""),
+                            "title": str(g.value(src, DCTERMS.title) or "")})
+        wkt = g.value(URIRef(f"{iri}#geometry"), GEO.asWKT)
+        coordinates = None
+        if wkt is not None:
+            lon, lat = str(wkt).removeprefix("POINT(").rstrip(")").split()
+            coordinates = (float(lat), float(lon))
+        description = str(g.value(iri, DCTERMS.description) or "")
+        summary = self._summary(iri, category, description)
+        replaced = g.value(iri, DCTERMS.isReplacedBy)
+        return EntityPage(
+            id=self.id_of(iri), iri=str(iri), name=self.labels[iri], cls=self.kb.schema.class_label(cls),
+            cls_key=self.cls_key.get(cls, "entity"), description_md=description, aliases=aliases,
+            category_path=self.category_path(category) if category is not None else [],
+            rows=rows, incoming=incoming, sources=sources, family=None,
+            events=self.events_of(iri), jsonld=jsonld, summary=summary,
+            external_url=safe_url(g.value(iri, SCHEMA.url)), coordinates=coordinates,
+            replaced_by=self.href(replaced) if replaced is not None else None,
+        )
+
+    def _sort_key(self, node):
+        return self.label(node).casefold() if not isinstance(node, Literal) else str(node)
+
+    def _value(self, spec, obj, statement) -> dict:
+        if isinstance(obj, Literal):
+            text = plain_number(obj.toPython()) if obj.datatype and str(obj.datatype).endswith("decimal") else str(obj)
+            if spec.unit_label:
+                text = f"{text} {spec.unit_label}"
+            value = {"text": text, "href": None, "lang": obj.language if obj.language not in (None, "en") else None}
+        elif str(obj).startswith("http://www.wikidata.org/entity/"):
+            value = {"text": str(obj).rsplit("/", 1)[-1], "href": None, "external": str(obj)}
+        else:
+            link = self.link(obj)
+            value = {"text": link.text, "href": link.href}
+        value.setdefault("external", None)
+        value.setdefault("lang", None)
+        value["qualifiers"], value["sources"] = self._qualifiers(statement)
+        return value
+
+    def _qualifiers(self, statement) -> tuple[list[str], list[Link]]:
+        if statement is None:
+            return [], []
+        g = self.g
+        quals, sources = [], []
+        if g.value(statement, KB.rank) == KB.Preferred:
+            quals.append("preferred")
+        for p, o in sorted(g.predicate_objects(statement), key=lambda po: (str(po[0]), str(po[1]))):
+            if p in (RDF.type, RDF.value, KB.property, KB.rank):
+                continue
+            if p == DCTERMS.source:
+                sources.append(self.link(o))
+                continue
+            key = next((k for k, spec in self.kb.schema.qualifiers.items() if spec.prop == p), str(p))
+            quals.append(f"{key}: {o}" if key not in ("note",) else str(o))
+        return quals, sources
+
+    def _summary(self, iri, category, description: str) -> str:
+        """One plain sentence for meta descriptions and link previews."""
+        parts = [self.labels[iri]]
+        if category is not None:
+            parts.append(f"— {self.concepts.get(category, '')}")
+        origin = self.g.value(iri, KB.origin)
+        if origin is not None:
+            parts.append(f"from {self.label(origin)}")
+        text = " ".join(parts)
+        first = description.strip().split(". ")[0].replace("\n", " ").replace("*", "").replace("_", "")
+        return (text + ". " + first).strip()[:300] if first else text
+
+    def events_of(self, iri) -> list[dict]:
+        g = self.g
+        out = []
+        for e in g.subjects(KB.involves, iri):
+            out.append(self.event(e))
+        return sorted(out, key=lambda e: (e["date"], e["name"]))
+
+    def event(self, e) -> dict:
+        g = self.g
+        place = g.value(e, KB.place)
+        return {
+            "id": self.id_of(e), "name": self.labels.get(e, self.label(e)), "href": self.href(e),
+            "date": str(g.value(e, KB.date) or ""), "reported": str(g.value(e, KB.reported) or ""),
+            "place": self.link(place) if place is not None else None,
+            "coordinates": self.coordinates(place) if place is not None else None,
+            "systems": [self.link(s) for s in sorted(g.objects(e, KB.involves), key=self._sort_key)],
+            "action": self.concepts_label(g.value(e, KB.action)),
+            "evidence": self.concepts_label(g.value(e, KB.evidence)),
+            "actor": self.link(g.value(e, KB.actor)) if g.value(e, KB.actor) is not None else None,
+        }
+
+    def concepts_label(self, node) -> str:
+        return str(self.g.value(node, SKOS.prefLabel) or "") if node is not None else ""
+
+    def coordinates(self, place):
+        wkt = self.g.value(URIRef(f"{place}#geometry"), GEO.asWKT)
+        if wkt is None:
+            return None
+        lon, lat = str(wkt).removeprefix("POINT(").rstrip(")").split()
+        return (float(lat), float(lon))
+
+    # --- vocabulary ------------------------------------------------------------------------
+
+    def vocabulary(self) -> dict:
+        o = self.ontology
+        classes = []
+        for cls in sorted(set(o.subjects(RDF.type, OWL.Class)), key=str):
+            classes.append({"id": local(cls), "iri": str(cls), "label": str(o.value(cls, RDFS.label) or local(cls)),
+                            "comment": str(o.value(cls, RDFS.comment) or ""),
+                            "folder": str(o.value(cls, KB.folder) or ""),
+                            "super": [local(c) for c in o.objects(cls, RDFS.subClassOf)],
+                            "align": [str(c) for c in sorted(o.objects(cls, OWL.equivalentClass), key=str)]
+                            + [str(c) for c in sorted(o.objects(cls, RDFS.seeAlso), key=str)]})
+        properties = []
+        for prop in sorted(set(o.subjects(KB.yamlKey, None)) | set(o.subjects(RDF.type, OWL.ObjectProperty))
+                           | set(o.subjects(RDF.type, OWL.DatatypeProperty)), key=str):
+            vt = o.value(prop, KB.valueType)
+            properties.append({
+                "id": local(prop), "iri": str(prop), "curie": self.g.namespace_manager.normalizeUri(prop),
+                "label": str(o.value(prop, RDFS.label) or local(prop)),
+                "comment": str(o.value(prop, RDFS.comment) or ""),
+                "key": str(o.value(prop, KB.yamlKey) or ""),
+                "applies": sorted(local(c) for c in o.objects(prop, KB.appliesTo)),
+                "domain": [local(c) for c in o.objects(prop, RDFS.domain)],
+                "range": [self.g.namespace_manager.normalizeUri(c) for c in o.objects(prop, RDFS.range)],
+                "value_type": self.g.namespace_manager.normalizeUri(vt) if vt is not None else "",
+                "unit": str(o.value(prop, KB.unitLabel) or ""),
+                "multiple": bool(o.value(prop, KB.multiple)),
+                "qualifiers": sorted(str(q) for q in o.objects(prop, KB.qualifier)),
+                "align": sorted(str(x) for x in list(o.objects(prop, SKOS.exactMatch)) + list(o.objects(prop, SKOS.closeMatch))
+                                + list(o.objects(prop, RDFS.subPropertyOf))),
+            })
+        return {"classes": classes, "properties": properties}
+
+
+def local(node) -> str:
+    text = str(node)
+    return text.rsplit("#", 1)[-1].rsplit("/", 1)[-1]
+
+
+def concept_id(node) -> str:
+    return str(node).rsplit("/", 1)[-1]
