@@ -19,6 +19,7 @@ class Config:
     base_url: str = ""
     license: str = ""
     license_name: str = ""
+    version: str = ""
 
     @property
     def entries_dir(self) -> Path:

@@ -307,3 +307,21 @@ def local(node) -> str:
 
 def concept_id(node) -> str:
     return str(node).rsplit("/", 1)[-1]
+
+
+class TreeNodeBuilder:
+    """Builds the variant tree of a family for the SVG drawing, marking the page's own system."""
+
+    def __init__(self, model: SiteModel, children: dict):
+        self.model = model
+        self.children = children
+
+    def tree(self, root, current):
+        from .svg import TreeNode
+
+        def node(s, seen):
+            kids = [node(c, seen | {c}) for c in sorted(self.children.get(s, []), key=lambda c: self.model.labels[c])
+                    if c not in seen]
+            return TreeNode(self.model.labels[s], self.model.href(s), kids, current=s == current)
+
+        return node(root, {root})

@@ -1,0 +1,393 @@
+"""`kb build`: the validated graph as a static reference site, written whole into a new folder, then swapped in."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from rdflib import Graph, Literal, URIRef
+from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
+
+from ..entity import entity_graph
+from ..export import export_graph, jsonld as jsonld_text, sorted_graph
+from ..knowledge_base import KnowledgeBase
+from ..namespaces import KB, KBC, SCHEMA
+from ..query import run_query, saved_queries
+from ..schema import concept_ancestors
+from .model import SiteModel, TreeNodeBuilder, concept_id, plain_number, safe_url
+from .output import atomic_folder
+from .svg import family_tree_svg, timeline_svg
+
+COMPARE_PROPERTIES = (KB.combatMass, KB.caliber, KB.crew, KB.maxSpeed, KB.maxRange, KB.launchTubes,
+                      KB.enginePower, KB.inServiceSince)
+DUMPS = (("milkb.ttl", "turtle", "Turtle"), ("milkb.nt", "nt", "N-Triples"), ("milkb.jsonld", "jsonld", "JSON-LD"),
+         ("milkb.rdf", "xml", "RDF/XML"))
+
+
+@dataclass
+class BuildReport:
+    out: Path
+    pages: int = 0
+    files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    search_seconds: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def build_date() -> dt.date:
+    """The date written into the site: SOURCE_DATE_EPOCH when set (reproducible builds), else today."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.strip().isdigit():
+        return dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc).date()
+    return dt.date.today()
+
+
+def _markdown() -> MarkdownIt:
+    # Raw HTML off: an entry cannot inject markup; markdown-it also refuses javascript:/data: links.
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.disable("image")
+    return md
+
+
+class SiteWriter:
+    """Renders templates into the build folder; every link in a page is relative to the page."""
+
+    def __init__(self, kb: KnowledgeBase, work: Path):
+        self.kb = kb
+        self.work = work
+        self.model = SiteModel(kb)
+        self.date = build_date()
+        self.pages: list[str] = []
+        md = _markdown()
+        templates = kb.config.root / "site_build" / "templates"
+        self.env = Environment(loader=FileSystemLoader(templates), autoescape=select_autoescape(default=True),
+                               undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                               keep_trailing_newline=True)
+        self.env.filters["markdown"] = lambda text: Markup(md.render(text or ""))
+        self.env.filters["number"] = plain_number
+        config = kb.config
+        self.env.globals.update(site={
+            "title": config.title, "license": config.license, "license_name": config.license_name or config.license,
+            "base_url": config.base_url, "version": config.version, "date": self.date.isoformat(),
+            "dataset_iri": config.dataset_iri,
+        })
+
+    def absolute(self, path: str) -> str:
+        return urljoin(self.kb.config.base_url, path) if self.kb.config.base_url else path
+
+    def write(self, path: str, data: str | bytes) -> None:
+        target = self.work / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        target.write_bytes(data)
+
+    def page(self, template: str, path: str, **context) -> None:
+        root = "../" * path.count("/")
+        html = self.env.get_template(template).render(root=root, path=path, canonical=self.absolute(path), **context)
+        self.write(path, html)
+        self.pages.append(path)
+
+
+def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=None) -> BuildReport:
+    """Write the whole site into a new folder and swap it in place of `out` only when complete."""
+    started = time.perf_counter()
+    report = BuildReport(out=out)
+    step = progress or (lambda name, done=0, total=0: None)
+    with atomic_folder(out) as work:
+        w = SiteWriter(kb, work)
+        t = time.perf_counter()
+        shutil.copytree(kb.config.root / "site_build" / "static", work / "static")
+        _entity_pages(w, step)
+        report.timings["entity pages"] = time.perf_counter() - t
+        t = time.perf_counter()
+        _index_pages(w)
+        _category_pages(w)
+        _compare_pages(w)
+        _query_page(w)
+        _vocabulary_page(w)
+        report.timings["index pages"] = time.perf_counter() - t
+        t = time.perf_counter()
+        _downloads(w)
+        _publishing_files(w)
+        report.timings["dumps"] = time.perf_counter() - t
+        if search:
+            step("search index")
+            t = time.perf_counter()
+            _pagefind(work)
+            report.search_seconds = time.perf_counter() - t
+        report.pages = len(w.pages)
+        for path in work.rglob("*"):
+            if path.is_file():
+                report.files += 1
+                report.bytes += path.stat().st_size
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# --- entity pages ------------------------------------------------------------------------------
+
+
+def _entity_pages(w: SiteWriter, step) -> None:
+    m = w.model
+    trees = _family_trees(m)
+    total = len(m.entities)
+    for i, iri in enumerate(m.entities):
+        entity_id = m.id_of(iri)
+        graph = sorted_graph(entity_graph(w.kb, iri))
+        jsonld = jsonld_text(graph)
+        page = m.entity_page(iri, jsonld)
+        if iri in trees:
+            root_iri, tree = trees[iri]
+            page.family = {"root": m.link(root_iri),
+                           "svg": family_tree_svg(tree(iri), f"Variant family of {m.labels[root_iri]}", "../")}
+        w.write(f"id/{entity_id}.ttl", export_graph(graph, "turtle"))
+        w.write(f"id/{entity_id}.jsonld", jsonld)
+        template = "redirect.html" if page.replaced_by else "entity.html"
+        w.page(template, f"id/{entity_id}.html", e=page,
+               jsonld_script=Markup(jsonld.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")))
+        if i % 50 == 0:
+            step("entity pages", i, total)
+    step("entity pages", total, total)
+
+
+def _family_trees(m: SiteModel) -> dict:
+    """For each system in a family of variants: (family root, a function drawing the tree for it)."""
+    g = m.g
+    children: dict = {}
+    for s in m.systems:
+        parent = g.value(s, KB.variantOf)
+        if parent is not None:
+            children.setdefault(parent, []).append(s)
+    builder = TreeNodeBuilder(m, children)
+    out = {}
+    for s in m.systems:
+        root = s
+        seen = {s}
+        while (up := g.value(root, KB.variantOf)) is not None and up not in seen:
+            seen.add(up)
+            root = up
+        if root in children:
+            out[s] = (root, lambda current, root=root: builder.tree(root, current))
+    return out
+
+
+# --- index pages -------------------------------------------------------------------------------
+
+
+def _system_row(m: SiteModel, s) -> dict:
+    category = m.g.value(s, KB.category)
+    origin = m.g.value(s, KB.origin)
+    return {
+        "link": m.link(s), "category": m.link(category) if category is not None else None,
+        "origin": m.link(origin) if origin is not None else None,
+        "values": {m.ontology.value(p, KB.yamlKey).toPython(): m.value_of(s, p, via_armament=p == KB.caliber)
+                   for p in COMPARE_PROPERTIES},
+    }
+
+
+def _index_pages(w: SiteWriter) -> None:
+    m = w.model
+    g = m.g
+    kb = w.kb
+    weapon_systems = [s for s in m.systems if m.is_weapon_system(s)]
+    counts = {kb.schema.class_label(c): sum(1 for e in m.entities if (e, RDF.type, c) in g)
+              for c in kb.schema.classes.values()}
+    top = [c for c in m.concepts if g.value(c, SKOS.broader) is None]
+    w.page("index.html", "index.html", counts=counts, weapon_systems=len(weapon_systems), triples=len(g),
+           categories=_concept_tree(m, sorted(top, key=str)),
+           recent=sorted((m.event(e) for e in g.subjects(RDF.type, KB.Event)), key=lambda e: e["date"])[-5:][::-1])
+    rows = [_system_row(m, s) for s in m.systems]
+    w.page("systems.html", "systems.html", rows=rows, columns=_columns(w, rows))
+
+    countries = []
+    for c in sorted(g.subjects(RDF.type, KB.Country), key=lambda c: m.labels.get(c, "").casefold()):
+        countries.append({"link": m.link(c), "designed": len(set(g.subjects(KB.origin, c))),
+                          "operates": len(set(g.subjects(KB.operator, c))),
+                          "organizations": len(set(g.subjects(KB.country, c)))})
+    w.page("countries.html", "countries.html", countries=countries)
+
+    organizations = []
+    for o in sorted(g.subjects(RDF.type, KB.Organization), key=lambda o: m.labels.get(o, "").casefold()):
+        country = g.value(o, KB.country)
+        organizations.append({"link": m.link(o), "country": m.link(country) if country is not None else None,
+                              "designed": len(set(g.subjects(KB.designer, o))),
+                              "manufactured": len(set(g.subjects(KB.manufacturer, o)))})
+    w.page("organizations.html", "organizations.html", organizations=organizations)
+
+    events = sorted((m.event(e) for e in g.subjects(RDF.type, KB.Event)), key=lambda e: (e["date"], e["name"]))
+    w.page("events.html", "events.html", events=events)
+
+    sources = []
+    for s in sorted(g.subjects(RDF.type, KB.Source), key=lambda s: m.labels.get(s, "").casefold()):
+        citing = {e for e in g.subjects(DCTERMS.source, s) if m.id_of(e)}
+        citing |= {URIRef(str(st).split("#")[0]) for st in g.subjects(DCTERMS.source, s) if "#" in str(st)}
+        sources.append({"link": m.link(s), "publisher": str(g.value(s, DCTERMS.publisher) or ""),
+                        "url": safe_url(g.value(s, SCHEMA.url)), "published": str(g.value(s, DCTERMS.issued) or ""),
+                        "cited_by": sorted((m.link(e) for e in citing if e in m.labels), key=lambda l: l.text.casefold())})
+    w.page("sources.html", "sources.html", sources=sources)
+    w.page("search.html", "search.html")
+    w.page("404.html", "404.html")
+
+
+def _columns(w: SiteWriter, rows) -> list[dict]:
+    """The quantity columns that at least one of `rows` fills, with their units."""
+    m = w.model
+    columns = []
+    for p in COMPARE_PROPERTIES:
+        key = str(m.ontology.value(p, KB.yamlKey))
+        if any(r["values"][key] is not None for r in rows):
+            columns.append({"key": key, "label": str(m.ontology.value(p, URIRef("http://www.w3.org/2000/01/rdf-schema#label"))),
+                            "unit": m.unit_of(p)})
+    return columns
+
+
+def _concept_tree(m: SiteModel, concepts) -> list[dict]:
+    return [{"link": m.link(c), "count": len(m.systems_in(c)), "children": _concept_tree(m, m.narrower(c))}
+            for c in concepts]
+
+
+def _category_pages(w: SiteWriter) -> None:
+    m = w.model
+    for concept in sorted(m.concepts, key=str):
+        systems = m.systems_in(concept)
+        rows = [_system_row(m, s) for s in systems]
+        timeline_items = [(int(r["values"]["in_service"]), r["link"].text, r["link"].href) for r in rows
+                          if r["values"]["in_service"] is not None]
+        timeline = timeline_svg(timeline_items, f"Entry into service: {m.concepts[concept]}", "../")
+        w.page("category.html", f"category/{concept_id(concept)}.html", concept=m.link(concept),
+               definition=str(m.g.value(concept, SKOS.definition) or ""),
+               path=m.category_path(concept)[:-1], narrower=_concept_tree(m, m.narrower(concept)),
+               rows=rows, columns=_columns(w, rows), timeline=Markup(timeline),
+               compare=len(rows) >= 2)
+    top = [c for c in m.concepts if m.g.value(c, SKOS.broader) is None]
+    w.page("categories.html", "categories.html", categories=_concept_tree(m, sorted(top, key=str)))
+
+
+def _compare_pages(w: SiteWriter) -> None:
+    m = w.model
+    listed = []
+    for concept in sorted(m.concepts, key=lambda c: m.concepts[c]):
+        systems = m.systems_in(concept)
+        if len(systems) < 2:
+            continue
+        rows = [_system_row(m, s) for s in systems]
+        w.page("compare.html", f"compare/{concept_id(concept)}.html", concept=m.link(concept), rows=rows,
+               columns=_columns(w, rows))
+        listed.append({"link": m.link(concept), "href": f"compare/{concept_id(concept)}.html", "count": len(rows)})
+    w.page("compare-index.html", "compare/index.html", comparisons=listed)
+
+
+def _query_page(w: SiteWriter) -> None:
+    m = w.model
+    queries = []
+    for name, q in saved_queries(w.kb.config.queries_dir).items():
+        result = run_query(m.g, q.text, name, base_iri=w.kb.config.base_iri)
+        rows = []
+        for row in result:
+            cells = []
+            for value in row:
+                if value is None:
+                    cells.append({"text": "", "href": None})
+                elif isinstance(value, Literal):
+                    cells.append({"text": plain_number(value.toPython()) if value.datatype == XSD.decimal else str(value),
+                                  "href": None})
+                else:
+                    link = m.link(value) if m.href(value) else None
+                    cells.append({"text": link.text if link else m.g.namespace_manager.normalizeUri(value),
+                                  "href": link.href if link else None})
+            rows.append(cells)
+        queries.append({"name": name, "description": q.description, "text": q.text,
+                        "vars": [str(v) for v in result.vars or []], "rows": rows})
+    w.page("queries.html", "queries.html", queries=queries)
+
+
+def _vocabulary_page(w: SiteWriter) -> None:
+    m = w.model
+    top = [c for c in m.concepts if m.g.value(c, SKOS.broader) is None]
+    w.page("vocabulary.html", "vocabulary.html", vocab=m.vocabulary(),
+           categories=_concept_tree(m, sorted(top, key=str)))
+
+
+# --- downloads and publishing files --------------------------------------------------------------
+
+
+def _downloads(w: SiteWriter) -> None:
+    kb, m = w.kb, w.model
+    files = []
+    for name, fmt, label in DUMPS:
+        data = export_graph(kb.graph, fmt)
+        w.write(name, data)
+        files.append({"name": name, "label": label, "size": len(data.encode("utf-8"))})
+    rows = [_system_row(m, s) for s in m.systems]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    keys = [str(m.ontology.value(p, KB.yamlKey)) for p in COMPARE_PROPERTIES]
+    writer.writerow(["id", "name", "category", "origin"] + keys + ["iri"])
+    for s, r in zip(m.systems, rows):
+        writer.writerow([m.id_of(s), r["link"].text, r["category"].text if r["category"] else "",
+                         r["origin"].text if r["origin"] else ""]
+                        + ["" if r["values"][k] is None else plain_number(r["values"][k]) if not isinstance(r["values"][k], URIRef) else str(r["values"][k]) for k in keys]
+                        + [str(s)])
+    w.write("systems.csv", buffer.getvalue())
+    files.append({"name": "systems.csv", "label": "CSV (systems table)", "size": len(buffer.getvalue().encode())})
+    void = _void(w, files)
+    w.write("void.ttl", void)
+    files.append({"name": "void.ttl", "label": "VoID description", "size": len(void.encode())})
+    w.page("downloads.html", "downloads.html", files=files, triples=len(kb.graph), entities=len(m.entities))
+
+
+def _void(w: SiteWriter, files) -> str:
+    kb = w.kb
+    g = Graph()
+    g.bind("void", VOID)
+    g.bind("dcterms", DCTERMS)
+    g.bind("owl", OWL)
+    ds = URIRef(kb.config.dataset_iri)
+    g.add((ds, RDF.type, VOID.Dataset))
+    g.add((ds, DCTERMS.title, Literal(kb.config.title, lang="en")))
+    if kb.config.license:
+        g.add((ds, DCTERMS.license, URIRef(kb.config.license)))
+    g.add((ds, DCTERMS.modified, Literal(w.date.isoformat(), datatype=XSD.date)))
+    g.add((ds, OWL.versionInfo, Literal(kb.config.version)))
+    g.add((ds, VOID.triples, Literal(len(kb.graph), datatype=XSD.integer)))
+    g.add((ds, VOID.entities, Literal(len(w.model.entities), datatype=XSD.integer)))
+    g.add((ds, VOID.uriSpace, Literal(kb.config.base_iri)))
+    g.add((ds, VOID.vocabulary, URIRef(str(KB._NS))))
+    for f in files:
+        if f["name"].startswith("milkb."):
+            g.add((ds, VOID.dataDump, URIRef(w.absolute(f["name"]))))
+    return export_graph(g, "turtle")
+
+
+def _publishing_files(w: SiteWriter) -> None:
+    kb = w.kb
+    base_path = "/" + kb.config.base_url.split("://", 1)[-1].split("/", 1)[-1] if kb.config.base_url else "/"
+    base_path = base_path if base_path.endswith("/") else base_path + "/"
+    urls = "".join(f"  <url><loc>{w.absolute(p)}</loc></url>\n" for p in sorted(w.pages) if p != "404.html")
+    w.write("sitemap.xml", '<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' + urls + "</urlset>\n")
+    w.write("robots.txt", f"User-agent: *\nAllow: /\nSitemap: {w.absolute('sitemap.xml')}\n")
+    w.write(".htaccess", w.env.get_template("htaccess.txt").render(base_path=base_path))
+    w.write("nginx.conf", w.env.get_template("nginx.conf.txt").render(base_path=base_path))
+
+
+def _pagefind(work: Path) -> None:
+    """The client-side search index, written into the new version before the swap."""
+    result = subprocess.run([sys.executable, "-m", "pagefind", "--site", str(work), "--output-subdir", "pagefind",
+                             "--silent"], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"pagefind failed: {result.stderr.strip() or result.stdout.strip()}")
