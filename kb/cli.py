@@ -314,6 +314,48 @@ def stats():
     _print_table(table)
 
 
+@app.command()
+@command
+def build(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Site folder (default: _site/ in the root)."),
+          no_search: bool = typer.Option(False, "--no-search", help="Skip the pagefind search index (quick previews).")):
+    """Validate, then write the static site into a new folder and swap it into place when complete."""
+    from .site import build_site
+
+    kb = _kb(shacl=True)
+    target = output if output is not None else kb.config.root / "_site"
+    with _progress() as step:
+        try:
+            report = build_site(kb, target, search=not no_search, progress=step)
+        except OSError as e:
+            raise UsageError(f"cannot write the site to {target}: {e.strerror or e} — the previous site is unchanged")
+    size = report.bytes / 1_000_000
+    out.print(Text(f"built {report.pages} pages ({report.files} files, {size:.1f} MB) into {target} "
+                   f"in {report.seconds:.2f} s"
+                   + (f", search index {report.search_seconds:.2f} s" if report.search_seconds is not None else "")))
+
+
+def _progress():
+    """A progress bar on a terminal; silent otherwise."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def bar():
+        if not err.is_terminal:
+            yield lambda *a, **k: None
+            return
+        from rich.progress import Progress
+        with Progress(console=err, transient=True) as progress:
+            tasks = {}
+
+            def step(name, done=0, total=0):
+                if name not in tasks:
+                    tasks[name] = progress.add_task(name, total=total or None)
+                progress.update(tasks[name], completed=done, total=total or None)
+            yield step
+
+    return bar()
+
+
 class Kind(str, Enum):
     system = "system"
     organization = "organization"

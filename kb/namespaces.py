@@ -78,6 +78,7 @@ class KB(DefinedNamespace):
     keyOrder: URIRef
     keyQuantity: URIRef
     crewApplies: URIRef
+    displayDecimals: URIRef
 
 
 KBC = Namespace("https://w3id.org/milkb/category/")

@@ -33,10 +33,11 @@ class Run:
         return [line for line in self.stderr.splitlines() if re.match(r"^\S+:\d+: ", line)]
 
 
-def run_kb(*args: str, cwd: Path | None = None, input: str | None = None) -> Run:
+def run_kb(*args: str, cwd: Path | None = None, input: str | None = None, env: dict | None = None) -> Run:
+    environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "COLUMNS": "200",
+                   "HOME": str(cwd or REPO), **(env or {})}
     proc = subprocess.run([kb_executable(), *args], cwd=cwd, capture_output=True, text=True, input=input,
-                          timeout=120, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "COLUMNS": "200",
-                                            "HOME": str(cwd or REPO)})
+                          timeout=300, env=environment)
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 

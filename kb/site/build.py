@@ -114,7 +114,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
         _entity_pages(w, step)
         report.timings["entity pages"] = time.perf_counter() - t
         t = time.perf_counter()
-        _index_pages(w)
+        _index_pages(w, search)
         _category_pages(w)
         _compare_pages(w)
         _query_page(w)
@@ -199,7 +199,7 @@ def _system_row(m: SiteModel, s) -> dict:
     }
 
 
-def _index_pages(w: SiteWriter) -> None:
+def _index_pages(w: SiteWriter, search: bool) -> None:
     m = w.model
     g = m.g
     kb = w.kb
@@ -239,7 +239,7 @@ def _index_pages(w: SiteWriter) -> None:
                         "url": safe_url(g.value(s, SCHEMA.url)), "published": str(g.value(s, DCTERMS.issued) or ""),
                         "cited_by": sorted((m.link(e) for e in citing if e in m.labels), key=lambda l: l.text.casefold())})
     w.page("sources.html", "sources.html", sources=sources)
-    w.page("search.html", "search.html")
+    w.page("search.html", "search.html", search_index=search)
     w.page("404.html", "404.html")
 
 
@@ -250,8 +250,9 @@ def _columns(w: SiteWriter, rows) -> list[dict]:
     for p in COMPARE_PROPERTIES:
         key = str(m.ontology.value(p, KB.yamlKey))
         if any(r["values"][key] is not None for r in rows):
+            decimals = m.ontology.value(p, KB.displayDecimals)
             columns.append({"key": key, "label": str(m.ontology.value(p, URIRef("http://www.w3.org/2000/01/rdf-schema#label"))),
-                            "unit": m.unit_of(p)})
+                            "unit": m.unit_of(p), "decimals": int(decimals) if decimals is not None else None})
     return columns
 
 
@@ -270,7 +271,7 @@ def _category_pages(w: SiteWriter) -> None:
         timeline = timeline_svg(timeline_items, f"Entry into service: {m.concepts[concept]}", "../")
         w.page("category.html", f"category/{concept_id(concept)}.html", concept=m.link(concept),
                definition=str(m.g.value(concept, SKOS.definition) or ""),
-               path=m.category_path(concept)[:-1], narrower=_concept_tree(m, m.narrower(concept)),
+               broader_path=m.category_path(concept)[:-1], narrower=_concept_tree(m, m.narrower(concept)),
                rows=rows, columns=_columns(w, rows), timeline=Markup(timeline),
                compare=len(rows) >= 2)
     top = [c for c in m.concepts if m.g.value(c, SKOS.broader) is None]

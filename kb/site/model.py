@@ -22,8 +22,11 @@ def safe_url(url) -> str | None:
     return text if text.lower().startswith(SAFE_SCHEMES) else None
 
 
-def plain_number(value) -> str:
+def plain_number(value, decimals: int | None = None) -> str:
+    """`46`, `42.5`; with `decimals`, rounded for display (the data keeps every digit)."""
     if isinstance(value, Decimal):
+        if decimals is not None:
+            value = round(value, decimals)
         return f"{value.normalize():f}"
     return str(value)
 

