@@ -36,9 +36,9 @@ def family_tree_svg(root: TreeNode, title: str, prefix: str) -> str:
     depth = max(d for _, d, _ in placed)
     height = (depth + 1) * (BOX_H + GAP_Y) - GAP_Y
     pos = {id(n): (x, d * (BOX_H + GAP_Y)) for n, d, x in placed}
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="tree" role="img" viewBox="-2 -2 {width + 4:.0f} {height + 4:.0f}" '
-             f'width="{width + 4:.0f}" height="{height + 4:.0f}" aria-labelledby="tree-title">',
-             f'<title id="tree-title">{escape(title)}</title>']
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="tree" viewBox="-2 -2 {width + 4:.0f} {height + 4:.0f}" '
+             f'width="{width + 4:.0f}" height="{height + 4:.0f}">',
+             f'<title>{escape(title)}</title>']
     for node, _, _ in placed:
         x, y = pos[id(node)]
         for child in node.children:
@@ -69,9 +69,9 @@ def timeline_svg(items: list[tuple[int, str, str | None]], title: str, prefix: s
     width, row_h, left = 760, 20, 10
     height = 40 + row_h * len(items)
     scale = (width - 2 * left - 190) / max(last - first, 1)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img" viewBox="0 0 {width} {height}" '
-             f'width="{width}" height="{height}" aria-labelledby="timeline-title">',
-             f'<title id="timeline-title">{escape(title)}</title>']
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 {width} {height}" '
+             f'width="{width}" height="{height}">',
+             f'<title>{escape(title)}</title>']
     for year in range(first, last + 1, 10):
         x = left + (year - first) * scale
         parts.append(f'<line class="grid" x1="{x:.1f}" y1="18" x2="{x:.1f}" y2="{height}"/>'

@@ -12,7 +12,22 @@
     return;
   }
   status.hidden = true;
-  var ui = new PagefindUI({ element: "#search", showImages: false, resetStyles: false });
+  // pageLength 0: short pages (a source's) get no bonus over a system's full page
+  var ui = new PagefindUI({ element: "#search", showImages: false, resetStyles: false,
+                            ranking: { pageLength: 0.0 } });
+  // pagefind's input has only a placeholder: give it a visible label
+  var label = function () {
+    var input = document.querySelector("#search input");
+    if (!input) return false;
+    input.id = "pagefind-q";
+    var text = document.createElement("label");
+    text.htmlFor = "pagefind-q";
+    text.textContent = "Search terms";
+    document.getElementById("search").before(text);
+    return true;
+  };
+  if (!label()) new MutationObserver(function (_, observer) { if (label()) observer.disconnect(); })
+    .observe(document.getElementById("search"), { childList: true, subtree: true });
   var q = new URLSearchParams(location.search).get("q");
   if (q) ui.triggerSearch(q);
 })();

@@ -33,7 +33,10 @@
         var body = table.tBodies[0];
         var rows = Array.prototype.slice.call(body.rows);
         rows.sort(function (r1, r2) {
-          var c = compare(cellValue(r1, index), cellValue(r2, index));
+          var a = cellValue(r1, index), b = cellValue(r2, index);
+          var aEmpty = a === "" || a === "–", bEmpty = b === "" || b === "–";
+          if (aEmpty || bEmpty) return aEmpty === bEmpty ? 0 : (aEmpty ? 1 : -1);  // no value: always last
+          var c = compare(a, b);
           return ascending ? c : -c;
         });
         rows.forEach(function (r) { body.appendChild(r); });

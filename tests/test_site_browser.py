@@ -1,0 +1,179 @@
+"""The built site in a real headless Chromium (Debian's, driven by playwright): navigation, search,
+sorting, accessibility (axe-core), no console errors and no request to another host."""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from .conftest import REPO, run_kb
+
+CHROMIUM = "/usr/bin/chromium"
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+SHOTS = REPO / "test-output" / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+def require_chromium():
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # under CI a missing browser is a failure, never a skip
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def served_site(tmp_path_factory):
+    require_chromium()
+    out = tmp_path_factory.mktemp("browser") / "site"
+    result = run_kb("build", "-o", str(out), cwd=REPO)  # with the pagefind search index
+    assert result.code == 0, result.stderr
+    handler = functools.partial(_QuietHandler, directory=str(out))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield out, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm",
+                      ".pf_meta": "application/octet-stream"}
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.console_errors = []
+    page.foreign_requests = []
+    page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))
+    page.on("pageerror", lambda e: page.console_errors.append(str(e)))
+
+    def check_host(request):
+        parts = urlsplit(request.url)
+        if parts.scheme in ("http", "https") and parts.hostname != "127.0.0.1":
+            page.foreign_requests.append(request.url)
+    page.on("request", check_host)
+    yield page
+    assert page.console_errors == []
+    assert page.foreign_requests == []
+    context.close()
+
+
+def shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+
+def test_follow_tos_1_to_its_t_72_chassis(served_site, page):
+    _, base = served_site
+    page.goto(base + "id/tos-1.html")
+    assert page.locator("h1").inner_text() == "TOS-1"
+    shot(page, "entity-tos-1")
+    row = page.locator("table.facts tr", has=page.locator("th", has_text="based on"))
+    row.get_by_role("link", name="T-72").click()
+    page.wait_for_url("**/id/t-72.html")
+    assert page.locator("h1").inner_text() == "T-72"
+
+
+def test_search_box_finds_nona(served_site, page):
+    _, base = served_site
+    page.goto(base + "index.html")
+    shot(page, "home")
+    page.fill("#site-q", "Nona")
+    page.press("#site-q", "Enter")
+    page.wait_for_url("**/search.html?q=Nona")
+    results = page.locator(".pagefind-ui__result-link")
+    results.first.wait_for(timeout=15000)
+    shot(page, "search-nona")
+    assert results.first.inner_text() == "2S23 Nona-SVK"  # the system itself ranks first
+    results.first.click()
+    page.wait_for_url("**/id/2s23.html")
+
+
+def test_comparison_table_sorts(served_site, page):
+    _, base = served_site
+    page.goto(base + "compare/main-battle-tank.html")
+    header = page.locator("#compare thead th", has_text="combat mass")
+    header.locator("button").click()
+    assert header.get_attribute("aria-sort") == "ascending"
+    column = [h.inner_text() for h in page.locator("#compare thead th").all()].index(header.inner_text())
+    values = [page.locator("#compare tbody tr").nth(i).locator("th, td").nth(column).get_attribute("data-sort")
+              for i in range(page.locator("#compare tbody tr").count())]
+    numbers = [float(v) for v in values if v is not None]
+    assert numbers == sorted(numbers) and len(numbers) >= 5
+    assert values[:len(numbers)] == [v for v in values if v is not None]  # systems without a value go last
+    header.locator("button").click()
+    assert header.get_attribute("aria-sort") == "descending"
+    first = page.locator("#compare tbody tr").first.locator("th, td").nth(column).get_attribute("data-sort")
+    assert float(first) == max(numbers)
+    shot(page, "compare-main-battle-tank")
+
+
+def test_table_filter(served_site, page):
+    _, base = served_site
+    page.goto(base + "systems.html")
+    page.fill("#systems-filter", "leopard")
+    visible = [r for r in page.locator("#systems tbody tr").all() if r.is_visible()]
+    assert visible and all("Leopard" in r.inner_text() for r in visible)
+
+
+PAGE_TYPES = ["index.html", "id/tos-1.html", "id/bakhmut.html", "id/omsk-transmash.html", "id/russia.html",
+              "id/2022-11-bakhmut-captured-2s23-used.html", "id/19fortyfive-2022-11-putin-fires-back.html",
+              "systems.html", "categories.html", "category/main-battle-tank.html", "compare/index.html",
+              "compare/main-battle-tank.html", "events.html", "countries.html", "organizations.html", "sources.html",
+              "queries.html", "vocabulary.html", "downloads.html", "search.html?q=T-80"]
+
+
+@pytest.mark.parametrize("path", PAGE_TYPES)
+def test_no_accessibility_violations(served_site, page, path):
+    _, base = served_site
+    page.goto(base + path)
+    if path.startswith("search"):
+        page.locator(".pagefind-ui__result-link").first.wait_for(timeout=15000)
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+                               ".map(v => v.id + ': ' + v.help + ' ' + v.nodes.slice(0, 3).map(n => n.target).join(' | '))")
+    assert violations == []
+
+
+def test_opened_from_disk_pages_read_and_search_says_why_it_is_off(served_site, page):
+    folder, _ = served_site
+    page.goto((folder / "search.html").as_uri())
+    assert "opened from disk" in page.locator("#search-status").inner_text()
+    page.goto((folder / "id" / "tos-1.html").as_uri())
+    page.get_by_role("link", name="T-72").first.click()
+    assert page.locator("h1").inner_text() == "T-72"
+
+
+def test_without_javascript_every_page_still_reads(served_site, browser):
+    _, base = served_site
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(base + "compare/main-battle-tank.html")
+    assert page.locator("#compare tbody tr").count() >= 10
+    page.goto(base + "search.html")
+    assert "needs JavaScript" in page.locator("#search-status").inner_text()
+    context.close()
