@@ -325,6 +325,7 @@ class TreeNodeBuilder:
         def node(s, seen):
             kids = [node(c, seen | {c}) for c in sorted(self.children.get(s, []), key=lambda c: self.model.labels[c])
                     if c not in seen]
-            return TreeNode(self.model.labels[s], self.model.href(s), kids, current=s == current)
+            based_on = sorted(self.model.label(b) for b in self.model.g.objects(s, KB.basedOn))
+            return TreeNode(self.model.labels[s], self.model.href(s), kids, current=s == current, based_on=based_on)
 
         return node(root, {root})

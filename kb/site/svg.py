@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
-BOX_W, BOX_H, GAP_X, GAP_Y = 150, 34, 24, 36
+BOX_W, BOX_H, GAP_X, GAP_Y = 150, 40, 24, 36
 
 
 @dataclass
@@ -29,6 +29,10 @@ def _layout(node: TreeNode, depth: int, x: float, out: list) -> float:
     return x
 
 
+def _short(text: str, limit: int = 22) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def family_tree_svg(root: TreeNode, title: str, prefix: str) -> str:
     """An SVG tree: parent → variants, the current page's system highlighted; boxes link to pages."""
     placed: list = []
@@ -47,10 +51,16 @@ def family_tree_svg(root: TreeNode, title: str, prefix: str) -> str:
                          f'H{cx + BOX_W / 2:.0f} V{cy}"/>')
     for node, _, _ in placed:
         x, y = pos[id(node)]
-        label = node.label if len(node.label) <= 22 else node.label[:21] + "…"
+        label = _short(node.label)
         cls = "node current" if node.current else "node"
-        box = (f'<rect class="{cls}" x="{x:.0f}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="4"/>'
-               f'<text x="{x + BOX_W / 2:.0f}" y="{y + BOX_H / 2 + 5:.0f}" text-anchor="middle">{escape(label)}</text>')
+        box = f'<rect class="{cls}" x="{x:.0f}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="4"/>'
+        if node.based_on:  # second line: what the system is built on
+            box += (f'<text x="{x + BOX_W / 2:.0f}" y="{y + 17}" text-anchor="middle">{escape(label)}</text>'
+                    f'<text class="based" x="{x + BOX_W / 2:.0f}" y="{y + 32}" text-anchor="middle">'
+                    f'{escape(_short("on " + ", ".join(node.based_on)))}</text>')
+        else:
+            box += f'<text x="{x + BOX_W / 2:.0f}" y="{y + BOX_H / 2 + 5:.0f}" text-anchor="middle">{escape(label)}</text>'
+
         if node.href and not node.current:
             parts.append(f'<a href={quoteattr(prefix + node.href)}>{box}<title>{escape(node.label)}</title></a>')
         else:
