@@ -356,6 +356,61 @@ def _progress():
     return bar()
 
 
+@app.command()
+@command
+def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (127.0.0.1: this machine only)."),
+          port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),
+          timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Stop a query after this many seconds (answered 503)."),
+          max_rows: int = typer.Option(10_000, "--max-rows", min=1, help="Cut results after this many rows (header X-Result-Truncated).")):
+    """Preview the site, with a read-only SPARQL endpoint at /sparql and a query editor at /sparql.html.
+
+    Builds the site first when it is missing or older than the entries, and again whenever an entry changes.
+    """
+    from .serve import ensure_site, serve as run_server
+
+    kb = _kb(shacl=True)
+    site = kb.config.root / "_site"
+    with _progress() as step:
+        try:
+            report = ensure_site(kb, site, progress=step)
+        except OSError as e:
+            raise UsageError(f"cannot write the site to {site}: {e.strerror or e}")
+    if report is not None:
+        err.print(Text(f"built {report.pages} pages into {site} in {report.seconds:.1f} s"))
+    run_server(kb, site, host=host, port=port, timeout=timeout, max_rows=max_rows, say=lambda m: err.print(Text(m)))
+
+
+@app.command()
+@command
+def publish(store: Optional[str] = typer.Option(None, "--store", help="The store's Graph Store Protocol endpoint "
+                                                "(Oxigraph: http://HOST:7878/store, Fuseki: http://HOST:3030/DATASET/data)."),
+            update: Optional[str] = typer.Option(None, "--update", help="Instead of --store: the store's SPARQL Update "
+                                                 "endpoint (Oxigraph: …/update, Fuseki: …/DATASET/update)."),
+            graph: Optional[str] = typer.Option(None, "--graph", help="The named graph to replace (default: dataset_iri in kb.toml)."),
+            query_url: Optional[str] = typer.Option(None, "--query", help="The store's SPARQL query endpoint, for the "
+                                                    "triple count afterwards (else the graph is read back from --store)."),
+            timeout: float = typer.Option(300.0, "--timeout", min=0.1, help="Give up on the store after this many seconds without an answer.")):
+    """Replace a named graph in a SPARQL 1.1 triple store with the whole graph, then check the store's triple count.
+
+    Credentials come from KB_STORE_USER and KB_STORE_PASSWORD, or from ~/.netrc; never from the command line.
+    """
+    from .publish import credentials, publish as run_publish
+
+    if (store is None) == (update is None):
+        raise UsageError("give one of --store URL (Graph Store Protocol) or --update URL (SPARQL Update)")
+    if update is not None and query_url is None:
+        raise UsageError("--update needs --query URL (the store's query endpoint) to check the triple count")
+    kb = _kb(shacl=True)
+    target = graph or kb.config.dataset_iri
+    auth = credentials()
+    err.print(Text(f"publishing {len(kb.graph)} triples into <{target}> at {store or update} …"))
+    with _progress() as step:
+        report = run_publish(kb.graph, target, store=store, update=update, query=query_url, auth=auth,
+                             timeout=timeout, progress=step)
+    out.print(Text(f"published {report.triples} triples into <{target}> in {report.seconds:.2f} s "
+                   f"({report.megabytes:.1f} MB, {report.method}); the store holds {report.stored} triples there"))
+
+
 class Kind(str, Enum):
     system = "system"
     organization = "organization"

@@ -15,39 +15,40 @@ def sorted_graph(graph: Graph) -> Graph:
     out = Graph()
     for prefix, ns in PREFIXES.items():
         out.bind(prefix, ns, override=True, replace=True)
-    for triple in sorted(graph, key=lambda t: tuple(x.n3() for x in t)):
+    for triple in _sorted_triples(graph):
         out.add(triple)
     return out
 
 
 def export_graph(graph: Graph, fmt: str = "turtle") -> str:
-    if any(isinstance(x, BNode) for t in graph for x in t):
-        raise ValueError("blank nodes make the export nondeterministic")  # our mapping never makes them
-    g = sorted_graph(graph)
-    if fmt == "nt":
-        lines = g.serialize(format="nt").splitlines()
-        return "\n".join(sorted(line for line in lines if line.strip())) + "\n"
+    """The graph in `fmt`, written from sorted triples so that the same graph gives the same bytes."""
     if fmt == "jsonld":
-        return jsonld(g)
-    if fmt == "xml":
-        return rdf_xml(graph)
-    return g.serialize(format=FORMATS[fmt])
+        return jsonld(sorted_graph(graph))
+    return oxigraph_serialize(graph, fmt)
 
 
-def rdf_xml(graph: Graph) -> str:
-    """RDF/XML written by Oxigraph from sorted triples (rdflib's writer orders subjects by a set)."""
+def _sorted_triples(graph: Graph):
+    return sorted(graph, key=lambda t: tuple(x.n3() for x in t))
+
+
+def oxigraph_serialize(graph: Graph, fmt: str) -> str:
+    """Turtle, N-Triples or RDF/XML written by Oxigraph: fast, and in the order given (rdflib's writers
+    are slow, and its RDF/XML writer orders subjects by a set)."""
     import pyoxigraph as ox
 
     def term(t):
+        if isinstance(t, BNode):
+            raise ValueError("blank nodes make the export nondeterministic")  # our mapping never makes them
         if isinstance(t, Literal):
             if t.language:
                 return ox.Literal(str(t), language=t.language)
             return ox.Literal(str(t), datatype=ox.NamedNode(str(t.datatype))) if t.datatype else ox.Literal(str(t))
         return ox.NamedNode(str(t))
 
-    triples = [ox.Triple(term(s), term(p), term(o)) for s, p, o in sorted(graph, key=lambda t: tuple(x.n3() for x in t))]
-    return ox.serialize(triples, format=ox.RdfFormat.RDF_XML,
-                        prefixes={k: str(v) for k, v in PREFIXES.items()}).decode("utf-8")
+    formats = {"turtle": ox.RdfFormat.TURTLE, "nt": ox.RdfFormat.N_TRIPLES, "xml": ox.RdfFormat.RDF_XML}
+    triples = [ox.Triple(term(s), term(p), term(o)) for s, p, o in _sorted_triples(graph)]
+    prefixes = {k: str(v) for k, v in PREFIXES.items()} if fmt != "nt" else None
+    return ox.serialize(triples, format=formats[fmt], prefixes=prefixes).decode("utf-8")
 
 def jsonld(graph: Graph) -> str:
     """Compact JSON-LD with the fixed prefixes as context, nodes sorted by @id."""

@@ -82,6 +82,11 @@ class SiteModel:
         self.labels = {e: label_of(kb, e) for e in self.entities}
         self.systems = [e for e in self.entities if (e, RDF.type, KB.System) in self.g]
         self.concepts = {c: str(self.g.value(c, SKOS.prefLabel)) for c in kb.schema.concepts.get(KBC.scheme, {}).values()}
+        # each system's category and all broader ones, computed once for every category page and table
+        self.system_concepts = {}
+        for s in self.systems:
+            c = self.g.value(s, KB.category)
+            self.system_concepts[s] = (c, set(concept_ancestors(self.ontology, c)) if c is not None else set())
 
     # --- ids and links ---------------------------------------------------------------------
 
@@ -114,18 +119,15 @@ class SiteModel:
         return [self.link(c) for c in chain]
 
     def systems_in(self, concept, deep: bool = True) -> list[URIRef]:
-        out = []
-        for s in self.systems:
-            c = self.g.value(s, KB.category)
-            if c == concept or (deep and c is not None and concept in concept_ancestors(self.ontology, c)):
-                out.append(s)
+        out = [s for s, (c, ancestors) in self.system_concepts.items()
+               if c == concept or (deep and concept in ancestors)]
         return sorted(out, key=lambda s: self.labels[s].casefold())
 
     def narrower(self, concept) -> list[URIRef]:
         return sorted(self.g.subjects(SKOS.broader, concept), key=lambda c: self.concepts.get(c, ""))
 
     def is_weapon_system(self, system) -> bool:
-        return is_weapon_system(self.kb, system)
+        return KBC.component not in self.system_concepts.get(system, (None, {KBC.component}))[1]
 
     # --- values ----------------------------------------------------------------------------
 

@@ -1,0 +1,308 @@
+"""`kb serve`: the built site for preview, a read-only SPARQL 1.1 endpoint at /sparql and a query editor at
+/sparql.html; the site and the endpoint's graph are rebuilt when an entry changes."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .knowledge_base import KnowledgeBase
+from .namespaces import PREFIXES
+from .problems import KBError, UsageError
+from .query import GRAPH_FORMATS, saved_queries
+from .query_workers import QueryError, QueryTimeout, QueryWorkers, WorkersUnavailable
+from .sparql_protocol import GRAPH_TYPES, Refused, check_query, negotiate, response_type, service_description
+
+EDITOR = Path(__file__).parent / "editor"
+WATCHED = ("entries", "ontology", "queries", "site_build", "kb.toml")  # what the site is built from
+WORKERS = 2
+MAX_QUERY_CHARS = 1_000_000
+ENTITY_TYPES = {"text/html": "html", "text/turtle": "ttl", "application/ld+json": "jsonld", "application/json": "jsonld"}
+
+
+class _EntityId(Convertor):
+    """An entity id in /id/ID (no dot, so /id/ID.ttl stays a plain file)."""
+
+    regex = "[A-Za-z0-9_-]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("entity_id", _EntityId())
+
+
+@dataclass
+class Endpoint:
+    """What the running server answers from; replaced parts on each rebuild."""
+
+    kb: KnowledgeBase
+    site: Path
+    workers: QueryWorkers
+    timeout: float
+    max_rows: int
+
+
+# --- the site -----------------------------------------------------------------------------------
+
+
+def _sources(root: Path):
+    for name in WATCHED:
+        path = root / name
+        if path.is_file():
+            yield path
+        elif path.is_dir():
+            yield from (p for p in path.rglob("*") if p.is_file())
+
+
+def site_is_stale(kb: KnowledgeBase, site: Path) -> bool:
+    """True when the site is missing or older than a file it is built from."""
+    index = site / "index.html"
+    if not index.is_file():
+        return True
+    built = index.stat().st_mtime
+    return any(p.stat().st_mtime > built for p in _sources(kb.config.root))
+
+
+def ensure_site(kb: KnowledgeBase, site: Path, progress=None):
+    """Build the site into `site` when it is missing or stale; the build report, or None if it was current."""
+    from .site import build_site
+
+    if not site_is_stale(kb, site):
+        return None
+    return build_site(kb, site, search=True, progress=progress)
+
+
+def _watch_and_rebuild(endpoint: Endpoint, stop: threading.Event, say: Callable[[str], None]) -> None:
+    """Rebuild the site and reload the workers' graph after each batch of changes; a broken knowledge base
+    leaves the previous site and graph in place."""
+    from watchfiles import watch
+
+    from .knowledge_base import load_valid_kb
+    from .site import build_site
+
+    root = endpoint.kb.config.root
+    paths = [root / name for name in WATCHED if (root / name).exists()]
+    for changes in watch(*paths, stop_event=stop, raise_interrupt=False):
+        names = sorted({Path(path).relative_to(root).as_posix() for _, path in changes})
+        say(f"changed: {', '.join(names[:5])}{' …' if len(names) > 5 else ''} — rebuilding")
+        started = time.perf_counter()
+        try:
+            kb = load_valid_kb(root, shacl=True)
+            build_site(kb, endpoint.site, search=True)
+        except KBError as e:
+            for problem in e.problems:
+                say(problem.format())
+            say("not rebuilt: the previous site and graph are still served")
+            continue
+        except Exception as e:  # noqa: BLE001 - a template error, a full disk …: keep serving, say why
+            say(f"not rebuilt ({type(e).__name__}: {e}): the previous site and graph are still served")
+            continue
+        endpoint.workers.reload(kb.graph.serialize(format="nt"))
+        endpoint.kb = kb
+        say(f"rebuilt in {time.perf_counter() - started:.1f} s ({len(kb.graph)} triples)")
+
+
+# --- the SPARQL endpoint --------------------------------------------------------------------------
+
+
+async def _protocol_params(request: Request) -> dict[str, list[str]]:
+    """The protocol's parameters (query, update, default-graph-uri, named-graph-uri) from any request form."""
+    params: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        params.setdefault(key, []).append(value)
+    if request.method != "POST":
+        return params
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/x-www-form-urlencoded":
+        form = await request.form()
+        for key, value in form.multi_items():
+            params.setdefault(key, []).append(str(value))
+    elif content_type in ("application/sparql-query", "application/sparql-update"):
+        try:
+            text = (await request.body()).decode("utf-8")
+        except UnicodeDecodeError:
+            raise Refused(400, "the request body is not UTF-8")
+        params.setdefault("query" if content_type.endswith("query") else "update", []).append(text)
+    else:
+        raise Refused(415, "POST a query as application/x-www-form-urlencoded (query=…) or as "
+                           f"application/sparql-query, not {content_type or 'a body without Content-Type'}")
+    return params
+
+
+async def sparql(request: Request) -> Response:
+    endpoint: Endpoint = request.app.state.endpoint
+    try:
+        params = await _protocol_params(request)
+        if params.get("update"):
+            raise Refused(403, "updates are refused: this endpoint is read-only")
+        queries = params.get("query", [])
+        if not queries:
+            if request.method == "GET":
+                return _service_description(request, endpoint)
+            raise Refused(400, "no query: send query=… (form or URL) or an application/sparql-query body")
+        if len(queries) > 1:
+            raise Refused(400, "give one query per request")
+        if params.get("default-graph-uri") or params.get("named-graph-uri"):
+            raise Refused(400, "this endpoint has one default graph and no named graphs: "
+                               "leave out default-graph-uri and named-graph-uri")
+        if len(queries[0]) > MAX_QUERY_CHARS:
+            raise Refused(413, f"the query is longer than {MAX_QUERY_CHARS} characters")
+        checked = check_query(queries[0], endpoint.kb.config.base_iri)
+        media, fmt = response_type(checked.form, request.headers.get("accept"))
+        answer = await run_in_threadpool(endpoint.workers.run, checked.text, fmt)
+    except Refused as e:
+        return _message(str(e), e.status)
+    except QueryError as e:
+        return _message(str(e), 400)
+    except (QueryTimeout, WorkersUnavailable) as e:
+        return _message(str(e), 503)
+    headers = {"Vary": "Accept"}
+    if answer.truncated:
+        headers["X-Result-Truncated"] = "true"
+        headers["X-Result-Limit"] = str(endpoint.max_rows)
+    return Response(answer.body, media_type=media, headers=headers)
+
+
+def _message(text: str, status: int) -> Response:
+    return PlainTextResponse(text + "\n", status_code=status)
+
+
+def _service_description(request: Request, endpoint: Endpoint) -> Response:
+    media = negotiate(request.headers.get("accept"), [*GRAPH_TYPES, "text/html"])
+    if media == "text/html":  # a person with a browser: the editor
+        return RedirectResponse("/sparql.html", status_code=303)
+    if media is None:
+        return _message(f"the service description is available as {', '.join(GRAPH_TYPES)}", 406)
+    url = str(request.url.replace(query=""))
+    graph = service_description(url, endpoint.kb.config.dataset_iri, len(endpoint.kb.graph), endpoint.timeout,
+                                endpoint.max_rows)
+    return Response(graph.serialize(format=GRAPH_FORMATS[GRAPH_TYPES[media]]), media_type=media,
+                    headers={"Vary": "Accept"})
+
+
+# --- entities and the editor --------------------------------------------------------------------------
+
+
+async def entity(request: Request) -> Response:
+    """/id/ID: the entity's page, Turtle or JSON-LD file from the built site, by the Accept header."""
+    endpoint: Endpoint = request.app.state.endpoint
+    entity_id = request.path_params["entity"]
+    media = negotiate(request.headers.get("accept"), list(ENTITY_TYPES)) or "text/html"
+    suffix = ENTITY_TYPES[media]
+    path = endpoint.site / "id" / f"{entity_id}.{suffix}"
+    if not path.is_file():
+        missing = endpoint.site / "404.html"
+        if missing.is_file():
+            return FileResponse(missing, status_code=404, media_type="text/html")
+        return _message(f"no entity `{entity_id}`", 404)
+    media = "application/ld+json" if suffix == "jsonld" else media
+    return FileResponse(path, media_type=media,
+                        headers={"Vary": "Accept", "Content-Location": f"/id/{entity_id}.{suffix}"})
+
+
+def with_prefixes(text: str, namespaces: dict[str, str]) -> str:
+    """`text` with PREFIX lines for the pre-bound prefixes it uses, after its leading comments, so that it
+    runs on any endpoint and the editor's syntax check knows them."""
+    used = [p for p in namespaces
+            if re.search(rf"(?<![\w<#]){re.escape(p)}:", text) and not re.search(rf"(?i)PREFIX\s+{p}:", text)]
+    lines = text.splitlines()
+    head = 0
+    while head < len(lines) and lines[head].startswith("#"):
+        head += 1
+    declarations = [f"PREFIX {p}: <{namespaces[p]}>" for p in used]
+    return "\n".join(lines[:head] + declarations + lines[head:]) + "\n"
+
+
+def _editor_environment() -> Environment:
+    return Environment(loader=FileSystemLoader(EDITOR), autoescape=select_autoescape(default=True))
+
+
+async def editor(request: Request) -> Response:
+    endpoint: Endpoint = request.app.state.endpoint
+    config = endpoint.kb.config
+    namespaces = {k: str(v) for k, v in PREFIXES.items()} | {"id": config.base_iri}
+    examples = [{"name": q.name, "description": q.description, "text": with_prefixes(q.text, namespaces)}
+                for q in saved_queries(config.queries_dir).values()]
+    # JSON inside <script>: escape what could end the element early
+    data = json.dumps(examples, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    html = request.app.state.templates.get_template("editor.html").render(
+        title=config.title, examples=examples, examples_json=Markup(data), prefixes=sorted(namespaces),
+        timeout=f"{endpoint.timeout:g}", max_rows=endpoint.max_rows)
+    return HTMLResponse(html)
+
+
+def create_app(endpoint: Endpoint) -> Starlette:
+    app = Starlette(routes=[
+        Route("/sparql", sparql, methods=["GET", "POST"]),
+        Route("/sparql.html", editor, methods=["GET"]),
+        Route("/id/{entity:entity_id}", entity, methods=["GET"]),
+        Mount("/_kb", StaticFiles(directory=EDITOR / "static")),
+        Mount("/", StaticFiles(directory=endpoint.site, html=True, check_dir=False)),
+    ])
+    app.state.endpoint = endpoint
+    app.state.templates = _editor_environment()
+    return app
+
+
+# --- running --------------------------------------------------------------------------------------
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket, opened here so that a port in use is a clear error before anything starts."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.create_server((host, port), family=family, reuse_port=False)
+    except OSError as e:
+        reason = os.strerror(e.errno) if isinstance(e.errno, int) and e.errno > 0 else str(e)
+        raise UsageError(f"cannot listen on {host}:{port}: {reason}"
+                         + (" — pass another --port" if e.errno == errno.EADDRINUSE else ""))
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(kb: KnowledgeBase, site: Path, *, host: str = "127.0.0.1", port: int = 8000, timeout: float = 10.0,
+          max_rows: int = 10_000, say: Callable[[str], None] = lambda message: None) -> None:
+    """Serve until interrupted (Ctrl-C or SIGTERM). The site must have been built (see ensure_site)."""
+    import uvicorn
+
+    sock = _listen(host, port)
+    workers = QueryWorkers(kb.graph.serialize(format="nt"), kb.config.base_iri, size=WORKERS, timeout=timeout,
+                           max_rows=max_rows, say=say)
+    stop = threading.Event()
+    try:
+        if not workers.wait_ready():
+            raise UsageError("the query workers did not start")
+        endpoint = Endpoint(kb, site, workers, timeout, max_rows)
+        threading.Thread(target=_watch_and_rebuild, args=(endpoint, stop, say), daemon=True,
+                         name="kb-rebuild").start()
+        shown = f"[{host}]" if ":" in host else host
+        say(f"serving {site} at http://{shown}:{sock.getsockname()[1]}/ — SPARQL endpoint /sparql, "
+            "query editor /sparql.html; Ctrl-C stops")
+        server = uvicorn.Server(uvicorn.Config(create_app(endpoint), log_level="warning", lifespan="off",
+                                               access_log=False))
+        server.run(sockets=[sock])
+    finally:
+        stop.set()
+        workers.close()
+        sock.close()

@@ -1,0 +1,88 @@
+"""Real servers for the tests and benchmarks: a free port, an Oxigraph server, `kb serve`, and waiting for them."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import kb_executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def require(found, message: str):
+    """A missing tool fails the test under CI and skips it elsewhere."""
+    if not found:
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    return found
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 90) -> None:
+    """Poll `url` until the server answers; fail with its log if it exits or takes too long."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    stop(process)
+    raise AssertionError(f"the server did not answer {url} within {seconds} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen, seconds: float = 15) -> int:
+    """Interrupt a server as Ctrl-C would, and kill it if it does not stop."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def oxigraph_executable() -> str | None:
+    """The `oxigraph` server binary from the PyPI package `oxigraph` (installed with the test extra)."""
+    script = Path(sys.executable).with_name("oxigraph")
+    return str(script) if script.exists() else shutil.which("oxigraph")
+
+
+def start_oxigraph(folder: Path) -> tuple[subprocess.Popen, str]:
+    """An Oxigraph server storing into `folder`, on a free port; (process, base URL)."""
+    executable = require(oxigraph_executable(), "the oxigraph server is not installed: pip install -e '.[test]'")
+    port = free_port()
+    log = folder / "oxigraph.log"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        process = subprocess.Popen([executable, "serve", "--location", str(folder / "store"),
+                                    "--bind", f"127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    wait_for(f"{base}/query?query=ASK%7B%7D", process, log)
+    return process, base
+
+
+def start_kb_serve(root: Path, *args: str, log: Path) -> tuple[subprocess.Popen, str]:
+    """The real `kb serve` command in `root`, on a free port; (process, base URL)."""
+    port = free_port()
+    environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root)}
+    with open(log, "w") as out:
+        process = subprocess.Popen([kb_executable(), "serve", "--port", str(port), *args], cwd=root,
+                                   stdout=out, stderr=subprocess.STDOUT, env=environment)
+    base = f"http://127.0.0.1:{port}"
+    wait_for(f"{base}/sparql", process, log, seconds=300)
+    return process, base
