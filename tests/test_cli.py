@@ -175,3 +175,19 @@ def test_new_refuses_taken_ids_and_missing_sources(kb_root):
     assert run_kb("new", "country", "T-72", cwd=kb_root).code == 2
     result = run_kb("new", "system", "Thing", cwd=kb_root)
     assert result.code == 2 and "--source" in result.stderr
+
+
+def test_show_lists_several_matches_and_exits_1(kb_root):
+    (kb_root / "entries/systems/tos-1-copy.yaml").write_text(
+        "name: Another launcher\naliases: [Buratino]\ncategory: heavy-flamethrower-system\nsources: [src-a]\n")
+    result = run_kb("show", "buratino", cwd=kb_root)
+    assert result.code == 1
+    assert "`buratino` names 2 entities: tos-1 (TOS-1); tos-1-copy (Another launcher)" in result.stderr
+    assert run_kb("show", "tos-1", cwd=kb_root).code == 0  # an exact id still wins
+
+
+def test_a_broken_entry_stops_reading_commands_with_its_problems(kb_root):
+    (kb_root / "entries/systems/t-80.yaml").write_text("name: T-80\ncategory: tank\nsources: [src-a]\n")
+    result = run_kb("show", "t-72", cwd=kb_root)
+    assert result.code == 1
+    assert "entries/systems/t-80.yaml:2: unknown category `tank`" in result.stderr
