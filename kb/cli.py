@@ -158,6 +158,8 @@ def _values_text(values) -> Text:
 def search(text: str = typer.Argument(..., help="Words to look for in names, aliases and descriptions."),
            limit: int = typer.Option(20, help="Show at most this many.")):
     """Find entities by name, alias or description, best match first."""
+    from rdflib.namespace import RDF
+
     from .lookup import label_of, search as run_search
 
     kb = _kb()
@@ -169,7 +171,7 @@ def search(text: str = typer.Argument(..., help="Words to look for in names, ali
     for column in ("id", "name", "class", "matched"):
         table.add_column(column)
     for m in matches:
-        cls = kb.graph.value(m.iri, __import__("rdflib").RDF.type)
+        cls = kb.graph.value(m.iri, RDF.type)
         table.add_row(kb.id_of(m.iri), label_of(kb, m.iri), kb.schema.class_label(cls), m.why)
     _print_table(table)
 

@@ -1,7 +1,6 @@
 """Reading entries/**/*.yaml with libyaml, keeping the line of every key and value."""
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,8 +66,6 @@ def _scalar(node: yaml.ScalarNode, path: str, problems: list[Problem]) -> Node:
         # e.g. a date YAML recognises but that does not exist (2022-02-30): keep the text, and let
         # the key's own check say what is wrong with it
         return Node(node.value, line, "str", node.value)
-    if kind == "timestamp" and isinstance(value, dt.datetime):
-        kind = "timestamp"
     return Node(value, line, kind, node.value)
 
 

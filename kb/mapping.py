@@ -127,8 +127,6 @@ class Mapper:
         value_node = node
         if node.kind == "map" and spec.value_type != KB.Coordinates:
             allowed = set(spec.qualifiers) | {spec.value_key}
-            if spec.value_type == KB.Quantity or spec.value_type in (XSD.integer, KB.Year):
-                allowed |= {"source", "note", "preferred"}
             for k, q in node.value.items():
                 if k not in allowed:
                     hint = did_you_mean(k, allowed) or "allowed: " + ", ".join(sorted(allowed))
