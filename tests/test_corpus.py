@@ -77,7 +77,7 @@ KEY_FACTS = [
     ("2s23", KB.caliber, Decimal("120")),
     ("t-80", KB.origin, iri("soviet-union")),
     ("t-80", KB.crew, 3),
-    ("t-80bv", KB.variantOf, iri("t-80b")),
+    ("t-80bv", KB.variantOf, iri("t-80")),
     ("t-80bvm", KB.variantOf, iri("t-80bv")),
     ("2a46-125mm-gun", KB.caliber, Decimal("125")),
     ("t-72", KB.origin, iri("soviet-union")),
