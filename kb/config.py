@@ -20,6 +20,7 @@ class Config:
     license: str = ""
     license_name: str = ""
     version: str = ""
+    sparql_endpoint: str = ""  # when set, the site's query page runs queries there in an editor
 
     @property
     def entries_dir(self) -> Path:

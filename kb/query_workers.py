@@ -2,6 +2,7 @@
 killing its process (a thread running rdflib cannot be interrupted)."""
 from __future__ import annotations
 
+import functools
 import itertools
 import multiprocessing
 import queue
@@ -53,13 +54,27 @@ def _worker_main(conn, ntriples: str, base_iri: str) -> None:
         conn.send(_answer(graph, base_iri, text, fmt, max_rows))
 
 
+@functools.lru_cache(maxsize=256)
+def _prepared(text: str, base_iri: str):
+    """The parsed query, kept: parsing (pyparsing) costs more than answering most queries on this graph."""
+    from rdflib.plugins.sparql import prepareQuery
+
+    from .namespaces import PREFIXES
+
+    return prepareQuery(text, initNs=dict(PREFIXES, id=base_iri))  # the namespaces kb.query.run_query binds
+
+
 def _answer(graph, base_iri: str, text: str, fmt: str, max_rows: int) -> tuple:
     from .problems import KBError
     from .query import run_query, serialize_result
 
     try:
-        result = run_query(graph, text, "query", base_iri=base_iri)
-        result, truncated = _cap(result, max_rows)
+        try:
+            query = _prepared(text, base_iri)
+        except Exception:  # noqa: BLE001 - let run_query word the error as `kb query` does
+            run_query(graph, text, "query", base_iri=base_iri)
+            raise
+        result, truncated = _cap(graph.query(query), max_rows)
         return ("ok", serialize_result(result, fmt).encode("utf-8"), truncated)
     except KBError as e:
         return ("error", "; ".join(p.message + (f" — {p.hint}" if p.hint else "") for p in e.problems))
@@ -126,15 +141,16 @@ class QueryWorkers:
         self._all: set[_Worker] = set()
         self._closed = False
         self._ready = threading.Semaphore(0)
+        self._failed = 0
         for _ in range(size):
             self._start_worker()
 
     def wait_ready(self, seconds: float = LOAD_SECONDS) -> bool:
-        """Block until every first worker has loaded the graph (or failed)."""
+        """Block until the first workers have loaded the graph; False if one failed or took too long."""
         for _ in range(self._size):
             if not self._ready.acquire(timeout=seconds):
                 return False
-        return True
+        return self._failed == 0
 
     def run(self, text: str, fmt: str) -> Answer:
         try:
@@ -194,12 +210,13 @@ class QueryWorkers:
             loaded = worker.conn.poll(LOAD_SECONDS) and worker.conn.recv()[0] == "ready"
         except (EOFError, OSError):
             loaded = False
-        self._ready.release()
         if not loaded:
+            self._failed += 1
             self._say("a query worker failed to load the graph")
             self._discard(worker)
-            return
-        self._release(worker)
+        self._ready.release()
+        if loaded:
+            self._release(worker)
 
     def _release(self, worker: _Worker) -> None:
         with self._lock:

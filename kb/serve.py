@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import re
+import signal
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 
 from .knowledge_base import KnowledgeBase
 from .namespaces import PREFIXES
-from .problems import KBError, UsageError
+from .problems import KBError, UsageError, relative
 from .query import GRAPH_FORMATS, saved_queries
 from .query_workers import QueryError, QueryTimeout, QueryWorkers, WorkersUnavailable
 from .sparql_protocol import GRAPH_TYPES, Refused, check_query, negotiate, response_type, service_description
@@ -104,7 +107,7 @@ def _watch_and_rebuild(endpoint: Endpoint, stop: threading.Event, say: Callable[
     root = endpoint.kb.config.root
     paths = [root / name for name in WATCHED if (root / name).exists()]
     for changes in watch(*paths, stop_event=stop, raise_interrupt=False):
-        names = sorted({Path(path).relative_to(root).as_posix() for _, path in changes})
+        names = sorted({relative(Path(path), root) for _, path in changes})
         say(f"changed: {', '.join(names[:5])}{' …' if len(names) > 5 else ''} — rebuilding")
         started = time.perf_counter()
         try:
@@ -168,7 +171,7 @@ async def sparql(request: Request) -> Response:
                                "leave out default-graph-uri and named-graph-uri")
         if len(queries[0]) > MAX_QUERY_CHARS:
             raise Refused(413, f"the query is longer than {MAX_QUERY_CHARS} characters")
-        checked = check_query(queries[0], endpoint.kb.config.base_iri)
+        checked = await run_in_threadpool(_checked, queries[0], endpoint.kb.config.base_iri)
         media, fmt = response_type(checked.form, request.headers.get("accept"))
         answer = await run_in_threadpool(endpoint.workers.run, checked.text, fmt)
     except Refused as e:
@@ -182,6 +185,12 @@ async def sparql(request: Request) -> Response:
         headers["X-Result-Truncated"] = "true"
         headers["X-Result-Limit"] = str(endpoint.max_rows)
     return Response(answer.body, media_type=media, headers=headers)
+
+
+@functools.lru_cache(maxsize=256)
+def _checked(text: str, base_iri: str):
+    """check_query, kept for queries asked again (refusals are not kept: they raise)."""
+    return check_query(text, base_iri)
 
 
 def _message(text: str, status: int) -> Response:
@@ -270,15 +279,39 @@ def create_app(endpoint: Endpoint) -> Starlette:
 
 def _listen(host: str, port: int) -> socket.socket:
     """A listening socket, opened here so that a port in use is a clear error before anything starts."""
+    sock = None
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.create_server((host, port), family=family, reuse_port=False)
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                              proto=socket.IPPROTO_TCP)[0]
+        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on such sockets, and without it every
+        # response on a kept-alive connection waits ~40 ms for the client's delayed ACK
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
     except OSError as e:
+        if sock is not None:
+            sock.close()
         reason = os.strerror(e.errno) if isinstance(e.errno, int) and e.errno > 0 else str(e)
         raise UsageError(f"cannot listen on {host}:{port}: {reason}"
                          + (" — pass another --port" if e.errno == errno.EADDRINUSE else ""))
-    sock.set_inheritable(True)
     return sock
+
+
+@contextmanager
+def _stop_quietly():
+    """Ctrl-C and SIGTERM stop the server (uvicorn handles them) and then end `kb serve` normally: uvicorn
+    raises the signal again once it has shut down, and this handler takes it instead of the default one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda number, frame: None) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def serve(kb: KnowledgeBase, site: Path, *, host: str = "127.0.0.1", port: int = 8000, timeout: float = 10.0,
@@ -292,7 +325,7 @@ def serve(kb: KnowledgeBase, site: Path, *, host: str = "127.0.0.1", port: int =
     stop = threading.Event()
     try:
         if not workers.wait_ready():
-            raise UsageError("the query workers did not start")
+            raise KBError("the query workers could not load the graph")
         endpoint = Endpoint(kb, site, workers, timeout, max_rows)
         threading.Thread(target=_watch_and_rebuild, args=(endpoint, stop, say), daemon=True,
                          name="kb-rebuild").start()
@@ -301,7 +334,8 @@ def serve(kb: KnowledgeBase, site: Path, *, host: str = "127.0.0.1", port: int =
             "query editor /sparql.html; Ctrl-C stops")
         server = uvicorn.Server(uvicorn.Config(create_app(endpoint), log_level="warning", lifespan="off",
                                                access_log=False))
-        server.run(sockets=[sock])
+        with _stop_quietly():
+            server.run(sockets=[sock])
     finally:
         stop.set()
         workers.close()

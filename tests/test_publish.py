@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import http.client
 import http.server
-import os
 import socket
 import threading
 from decimal import Decimal

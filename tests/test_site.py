@@ -232,3 +232,17 @@ def test_retired_ids_redirect(small_root):
     assert run_kb("build", "--no-search", cwd=small_root).code == 0
     parsed = parse(small_root / "_site" / "id" / "t-80-old.html")
     assert parsed.meta["refresh"] == "0; url=../id/t-80.html"
+
+
+def test_query_page_uses_the_editor_when_an_endpoint_is_configured(small_root):
+    assert run_kb("build", "--no-search", cwd=small_root).code == 0
+    assert "yasgui" not in (small_root / "_site" / "queries.html").read_text()
+    config = small_root / "kb.toml"
+    config.write_text(config.read_text() + 'sparql_endpoint = "https://query.example.org/sparql"\n')
+    assert run_kb("build", "--no-search", cwd=small_root).code == 0
+    parsed = parse(small_root / "_site" / "queries.html")
+    assert "static/yasgui/yasgui.min.js" in parsed.links
+    assert (small_root / "_site" / "static" / "yasgui" / "yasgui.min.js").is_file()
+    html = (small_root / "_site" / "queries.html").read_text()
+    assert 'data-endpoint="https://query.example.org/sparql"' in html
+    assert "<table>" in html  # the build-time results are still there for readers without JavaScript

@@ -313,7 +313,12 @@ def _query_page(w: SiteWriter) -> None:
             rows.append(cells)
         queries.append({"name": name, "description": q.description, "text": q.text,
                         "vars": [str(v) for v in result.vars or []], "rows": rows})
-    w.page("queries.html", "queries.html", queries=queries)
+    endpoint = w.kb.config.sparql_endpoint
+    if endpoint:  # the same editor as `kb serve`, pointed at the configured endpoint
+        shutil.copytree(Path(__file__).parent.parent / "editor" / "static" / "yasgui", w.work / "static" / "yasgui")
+    examples = json.dumps([{"name": q["name"], "text": q["text"]} for q in queries], ensure_ascii=False)
+    w.page("queries.html", "queries.html", queries=queries, endpoint=endpoint,
+           examples_json=Markup(examples.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")))
 
 
 def _vocabulary_page(w: SiteWriter) -> None:

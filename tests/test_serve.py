@@ -1,0 +1,351 @@
+"""`kb serve` as a user runs it: the real command on a free port, asked over HTTP and with SPARQLWrapper — every
+result format, content negotiation on entity IRIs, what a read-only endpoint refuses, the timeout and the row cap,
+the query editor in Chromium, and a rebuild after an entry changes."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import time
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from rdflib import Graph, Literal, URIRef
+from rdflib.compare import isomorphic
+from SPARQLWrapper import CSV, JSON, JSONLD, POST, POSTDIRECTLY, TSV, TURTLE, XML, SPARQLWrapper
+from SPARQLWrapper.SPARQLExceptions import QueryBadFormed
+
+from kb.knowledge_base import load_valid_kb
+from kb.query import run_query
+
+from .conftest import REPO, make_root, run_kb
+from .server_helpers import start_kb_serve, stop
+
+TIMEOUT = 2
+MAX_ROWS = 50
+TANKS = "SELECT ?tank ?crew WHERE { ?tank kb:category kbc:main-battle-tank . OPTIONAL { ?tank kb:crew ?crew } } ORDER BY ?tank"
+# every triple of the graph joined with itself three times: far more than TIMEOUT seconds of work
+SLOW = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serve")
+    root = make_root(folder)
+    shutil.copytree(REPO / "site_build", root / "site_build")
+    process, base = start_kb_serve(root, "--timeout", str(TIMEOUT), "--max-rows", str(MAX_ROWS),
+                                   log=folder / "serve.log")
+    yield root, base, process
+    code = stop(process)
+    assert code == 0, (folder / "serve.log").read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def local(served):
+    root, _, _ = served
+    return load_valid_kb(root)
+
+
+def sparql(base, query, fmt, method=None):
+    client = SPARQLWrapper(f"{base}/sparql")
+    client.setQuery(query)
+    client.setReturnFormat(fmt)
+    if method:
+        client.setMethod(POST)
+        client.setRequestMethod(method)
+    return client.query()
+
+
+def expected_tanks(local) -> list[tuple[str, str]]:
+    return [(str(t), "" if c is None else str(c)) for t, c in run_query(local.graph, TANKS, base_iri=local.config.base_iri)]
+
+
+# --- results in every format, by any of the protocol's three request forms ------------------------------
+
+
+def test_select_in_each_result_format(served, local):
+    _, base, _ = served
+    expected = expected_tanks(local)
+    assert len(expected) == 3
+
+    data = sparql(base, TANKS, JSON).convert()
+    assert [(b["tank"]["value"], b.get("crew", {}).get("value", "")) for b in data["results"]["bindings"]] == expected
+
+    document = sparql(base, TANKS, XML).convert()
+    rows = []
+    for result in document.getElementsByTagName("result"):
+        cells = {b.getAttribute("name"): b.firstChild.firstChild.data for b in result.getElementsByTagName("binding")}
+        rows.append((cells["tank"], cells.get("crew", "")))
+    assert rows == expected
+
+    response = sparql(base, TANKS, CSV)
+    assert response.response.headers["Content-Type"].startswith("text/csv")
+    table = list(csv.reader(io.StringIO(response.convert().decode("utf-8"))))
+    assert table[0] == ["tank", "crew"] and [tuple(r) for r in table[1:]] == expected
+
+    response = sparql(base, TANKS, TSV)
+    assert response.response.headers["Content-Type"].startswith("text/tab-separated-values")
+    lines = response.convert().decode("utf-8").splitlines()
+    assert lines[0] == "?tank\t?crew"
+    assert [tuple(line.split("\t")) for line in lines[1:]] == [(f"<{t}>", c) for t, c in expected]
+
+
+def test_get_post_form_and_post_body_give_the_same_answer(served, local):
+    _, base, _ = served
+    answers = [sparql(base, TANKS, JSON, method).convert()["results"]["bindings"] for method in (None, "urlencoded", POSTDIRECTLY)]
+    assert answers[0] == answers[1] == answers[2]
+    assert len(answers[0]) == len(expected_tanks(local))
+
+
+def test_ask(served):
+    _, base, _ = served
+    assert sparql(base, "ASK { id:t-80 kb:crew 3 }", JSON).convert()["boolean"] is True
+    assert sparql(base, "ASK { id:t-80 kb:crew 4 }", JSON).convert()["boolean"] is False
+    xml = sparql(base, "ASK { id:t-80 kb:crew 3 }", XML).convert()
+    assert xml.getElementsByTagName("boolean")[0].firstChild.data == "true"
+
+
+@pytest.mark.parametrize("accept, syntax", [("text/turtle", "turtle"), ("application/n-triples", "nt"),
+                                            ("application/ld+json", "json-ld")])
+def test_construct_and_describe_by_accept(served, local, accept, syntax):
+    _, base, _ = served
+    for query in ("CONSTRUCT { ?t kb:crew ?c } WHERE { ?t kb:crew ?c }", "DESCRIBE id:t-80"):
+        response = httpx.post(f"{base}/sparql", data={"query": query}, headers={"Accept": accept})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].split(";")[0] == accept
+        got = Graph().parse(data=response.text, format=syntax)
+        want = run_query(local.graph, query, base_iri=local.config.base_iri).graph
+        assert len(got) > 0 and isomorphic(got, want), query
+
+
+def test_sparqlwrapper_reads_graphs_as_turtle_and_json_ld(served):
+    _, base, _ = served
+    for fmt in (TURTLE, JSONLD):
+        result = sparql(base, "DESCRIBE id:t-80", fmt).convert()
+        graph = result if isinstance(result, Graph) else Graph().parse(data=result, format="turtle")
+        assert (URIRef("https://w3id.org/milkb/id/t-80"), URIRef("https://w3id.org/milkb/ontology#crew"),
+                Literal(3)) in graph
+
+
+def test_no_acceptable_format_is_406(served):
+    _, base, _ = served
+    response = httpx.get(f"{base}/sparql", params={"query": TANKS}, headers={"Accept": "image/png"})
+    assert response.status_code == 406
+    assert "application/sparql-results+json" in response.text
+
+
+def test_service_description(served, local):
+    _, base, _ = served
+    response = httpx.get(f"{base}/sparql")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/turtle")
+    graph = Graph().parse(data=response.text, format="turtle")
+    sd = "http://www.w3.org/ns/sparql-service-description#"
+    endpoint = URIRef(f"{base}/sparql")
+    assert (endpoint, URIRef(sd + "endpoint"), endpoint) in graph
+    assert (endpoint, URIRef(sd + "supportedLanguage"), URIRef(sd + "SPARQL11Query")) in graph
+    formats = set(graph.objects(endpoint, URIRef(sd + "resultFormat")))
+    assert URIRef("http://www.w3.org/ns/formats/SPARQL_Results_TSV") in formats
+    triples = next(graph.objects(None, URIRef("http://rdfs.org/ns/void#triples")))
+    assert int(triples) == len(local.graph)
+    # a browser is sent to the editor
+    browser = httpx.get(f"{base}/sparql", headers={"Accept": BROWSER})
+    assert browser.status_code == 303 and browser.headers["location"] == "/sparql.html"
+
+
+# --- entity IRIs --------------------------------------------------------------------------------------
+
+
+def test_entity_iri_by_content_negotiation(served):
+    root, base, _ = served
+    site = root / "_site" / "id"
+    for accept, suffix, media in (("text/turtle", "ttl", "text/turtle"), ("application/ld+json", "jsonld", "application/ld+json"),
+                                  (BROWSER, "html", "text/html"), (None, "html", "text/html")):
+        response = httpx.get(f"{base}/id/t-80", headers={"Accept": accept} if accept else {})
+        assert response.status_code == 200
+        assert response.headers["content-type"].split(";")[0] == media
+        assert "Accept" in response.headers["vary"]
+        assert response.content == (site / f"t-80.{suffix}").read_bytes()
+    assert httpx.get(f"{base}/id/t-80.ttl").content == (site / "t-80.ttl").read_bytes()
+    missing = httpx.get(f"{base}/id/no-such-thing", headers={"Accept": "text/turtle"})
+    assert missing.status_code == 404
+
+
+def test_the_site_is_served(served):
+    _, base, _ = served
+    response = httpx.get(f"{base}/")
+    assert response.status_code == 200 and "<h1" in response.text
+    assert httpx.get(f"{base}/static/style.css").status_code == 200
+    assert httpx.get(f"{base}/no/such/page.html").status_code == 404
+
+
+# --- what a read-only endpoint refuses ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("request_kwargs, message", [
+    ({"data": {"update": "DROP ALL"}}, "updates are refused: this endpoint is read-only"),
+    ({"content": "DROP ALL", "headers": {"Content-Type": "application/sparql-update"}}, "updates are refused"),
+    ({"data": {"query": "INSERT DATA { <urn:a> <urn:b> <urn:c> }"}}, "updates are refused"),
+    ({"data": {"query": "LOAD <http://example.org/data.ttl>"}}, "LOAD is refused"),
+])
+def test_updates_are_refused(served, request_kwargs, message):
+    _, base, _ = served
+    response = httpx.post(f"{base}/sparql", **request_kwargs)
+    assert response.status_code == 403
+    assert message in response.text
+    assert sparql(base, "ASK { ?s ?p ?o }", JSON).convert()["boolean"] is True
+
+
+def test_service_is_refused(served):
+    _, base, _ = served
+    for query in ("SELECT * WHERE { SERVICE <http://example.org/sparql> { ?s ?p ?o } }",
+                  "SELECT * WHERE { ?t kb:crew ?c OPTIONAL { SERVICE SILENT <http://example.org/sparql> { ?t ?p ?o } } }"):
+        response = httpx.get(f"{base}/sparql", params={"query": query})
+        assert response.status_code == 403
+        assert response.text.startswith("SERVICE is refused")
+
+
+def test_from_is_refused(served):
+    _, base, _ = served
+    response = httpx.get(f"{base}/sparql", params={"query": "SELECT * FROM <http://example.org/g> WHERE { ?s ?p ?o }"})
+    assert response.status_code == 400
+    assert "FROM and FROM NAMED are not supported" in response.text
+
+
+def test_a_bad_query_is_400_with_the_parser_message(served):
+    _, base, _ = served
+    response = httpx.get(f"{base}/sparql", params={"query": "SELECT ?s WHERE { ?s ?p "})
+    assert response.status_code == 400
+    assert response.text.startswith("SPARQL syntax error: ")
+    assert "line:1" in response.text
+    response = httpx.get(f"{base}/sparql", params={"query": "SELECT ?s WHERE { ?s nope:p ?o }"})
+    assert response.status_code == 400 and "nope" in response.text
+    response = httpx.post(f"{base}/sparql", content=b"\xff\xfe", headers={"Content-Type": "application/sparql-query"})
+    assert response.status_code == 400
+    response = httpx.post(f"{base}/sparql", content=b"x", headers={"Content-Type": "text/plain"})
+    assert response.status_code == 415
+    with pytest.raises(QueryBadFormed):
+        sparql(base, "SELECT WHERE", JSON)
+
+
+# --- limits ---------------------------------------------------------------------------------------------
+
+
+def test_results_past_the_cap_are_cut_and_say_so(served, local):
+    _, base, _ = served
+    response = httpx.get(f"{base}/sparql", params={"query": "SELECT * WHERE { ?s ?p ?o }"},
+                         headers={"Accept": "application/sparql-results+json"})
+    assert response.status_code == 200
+    assert response.headers["x-result-truncated"] == "true"
+    assert response.headers["x-result-limit"] == str(MAX_ROWS)
+    assert len(response.json()["results"]["bindings"]) == MAX_ROWS < len(local.graph)
+    construct = httpx.get(f"{base}/sparql", params={"query": "CONSTRUCT WHERE { ?s ?p ?o }"},
+                          headers={"Accept": "application/n-triples"})
+    assert construct.headers["x-result-truncated"] == "true"
+    assert len(construct.text.splitlines()) == MAX_ROWS
+    small = httpx.get(f"{base}/sparql", params={"query": TANKS})
+    assert "x-result-truncated" not in small.headers
+
+
+def test_a_slow_query_is_stopped_by_the_timeout_and_the_server_goes_on(served, local):
+    _, base, _ = served
+    started = time.monotonic()
+    response = httpx.get(f"{base}/sparql", params={"query": SLOW}, timeout=60)
+    took = time.monotonic() - started
+    assert response.status_code == 503
+    assert f"the query was stopped after {TIMEOUT} s" in response.text
+    assert TIMEOUT <= took < TIMEOUT + 5
+    for _ in range(3):  # the killed worker is replaced; queries go on being answered
+        data = sparql(base, TANKS, JSON).convert()
+        assert len(data["results"]["bindings"]) == len(expected_tanks(local))
+
+
+# --- the query editor ---------------------------------------------------------------------------------
+
+
+def test_the_editor_page_offers_the_saved_queries_and_loads_only_local_files(served):
+    _, base, _ = served
+    response = httpx.get(f"{base}/sparql.html")
+    assert response.status_code == 200
+    html = response.text
+    assert 'src="/_kb/yasgui/yasgui.min.js"' in html and "https://" not in html.split("<body>")[1].split("</main>")[0]
+    data = html.split('<script type="application/json" id="saved-queries">')[1].split("</script>")[0]
+    examples = json.loads(data)
+    assert [e["name"] for e in examples] == ["tanks"]
+    assert examples[0]["description"] == "Main battle tanks with their crew."
+    assert "PREFIX kb: <https://w3id.org/milkb/ontology#>" in examples[0]["text"]
+    for asset in ("/_kb/yasgui/yasgui.min.js", "/_kb/yasgui/yasgui.min.css", "/_kb/editor.js", "/_kb/editor.css"):
+        assert httpx.get(base + asset).status_code == 200, asset
+
+
+def test_the_editor_runs_a_saved_query_in_chromium(served):
+    from .test_site_browser import ARGS, CHROMIUM, require_chromium
+
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    _, base, _ = served
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors, foreign = [], []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: urlsplit(r.url).hostname not in (None, "127.0.0.1") and foreign.append(r.url))
+        page.goto(f"{base}/sparql.html")
+        page.locator(".yasqe .CodeMirror").wait_for()
+        assert "kb:category kbc:main-battle-tank" in page.evaluate("milkbEditor.getTab().getQuery()")
+        page.locator(".yasqe_queryButton").click()
+        page.locator(".yasr table tbody tr").first.wait_for(timeout=15000)
+        text = page.locator(".yasr table").inner_text()
+        assert "t-80" in text and "t-72" in text
+        page.screenshot(path=str(_screenshot("serve-editor")))
+        browser.close()
+    assert errors == []
+    assert foreign == []
+
+
+def _screenshot(name: str):
+    folder = REPO / "test-output" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}.png"
+
+
+def test_a_busy_port_is_a_clear_error(served):
+    root, base, _ = served
+    result = run_kb("serve", "--port", base.rsplit(":", 1)[1], cwd=root)
+    assert result.code == 2
+    assert "Address already in use — pass another --port" in result.stderr
+
+
+# --- rebuilding (last: it changes the knowledge base the other tests read) ---------------------------------
+
+
+def test_an_entry_change_rebuilds_the_site_and_the_graph(served):
+    root, base, _ = served
+    (root / "entries" / "systems" / "t-64.yaml").write_text(
+        "name: T-64\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\n", encoding="utf-8")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        page = httpx.get(f"{base}/id/t-64")
+        if page.status_code == 200:
+            break
+        time.sleep(0.3)
+    assert page.status_code == 200 and "T-64" in page.text
+    deadline = time.monotonic() + 30
+    while not sparql(base, "ASK { id:t-64 kb:category kbc:main-battle-tank }", JSON).convert()["boolean"]:
+        assert time.monotonic() < deadline, "the endpoint still answers from the old graph"
+        time.sleep(0.3)
+
+    # a broken entry: the problem is reported, and the last good site and graph are still served
+    log = root.parent / "serve.log"
+    (root / "entries" / "systems" / "broken.yaml").write_text("name: Broken\ncategory: tank\nsources: [src-a]\n")
+    deadline = time.monotonic() + 60
+    while "not rebuilt" not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.3)
+    assert "entries/systems/broken.yaml:2: unknown category `tank`" in log.read_text()
+    assert httpx.get(f"{base}/id/t-64").status_code == 200
+    assert sparql(base, "ASK { id:t-64 ?p ?o }", JSON).convert()["boolean"] is True
