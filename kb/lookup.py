@@ -176,15 +176,20 @@ def describe(kb: KnowledgeBase, iri: URIRef) -> Description:
     return Description(iri, kb.id_of(iri) or str(iri), label_of(kb, iri), kb.schema.class_label(cls), facts, incoming)
 
 
-def _qualifiers(kb: KnowledgeBase, st) -> list[str]:
+def statement_qualifiers(kb: KnowledgeBase, st) -> tuple[bool, list[tuple[str, object]]]:
+    """(preferred?, [(qualifier key, value)]) of a statement node, in a stable order; the key of
+    dcterms:source is `source`. Shared by `kb show` and the site, which format them differently."""
     g = kb.graph
-    out = []
-    if g.value(st, KB.rank) == KB.Preferred:
-        out.append("preferred")
-    for p, o in sorted(g.predicate_objects(st), key=lambda po: str(po[0])):
+    parts = []
+    for p, o in sorted(g.predicate_objects(st), key=lambda po: (str(po[0]), str(po[1]))):
         if p in (RDF.type, RDF.value, KB.property, KB.rank):
             continue
-        label = "source" if p == DCTERMS.source else next(
+        key = "source" if p == DCTERMS.source else next(
             (k for k, spec in kb.schema.qualifiers.items() if spec.prop == p), str(p))
-        out.append(f"{label}: {format_value(kb, o).text}")
-    return out
+        parts.append((key, o))
+    return g.value(st, KB.rank) == KB.Preferred, parts
+
+
+def _qualifiers(kb: KnowledgeBase, st) -> list[str]:
+    preferred, parts = statement_qualifiers(kb, st)
+    return (["preferred"] if preferred else []) + [f"{key}: {format_value(kb, o).text}" for key, o in parts]

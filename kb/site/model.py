@@ -8,7 +8,7 @@ from rdflib import Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS
 
 from ..knowledge_base import KnowledgeBase
-from ..lookup import describe, label_of
+from ..lookup import describe, label_of, statement_qualifiers
 from ..namespaces import GEO, KB, KBC, SCHEMA
 from ..schema import concept_ancestors
 from ..stats import is_weapon_system
@@ -214,19 +214,10 @@ class SiteModel:
     def _qualifiers(self, statement) -> tuple[list[str], list[Link]]:
         if statement is None:
             return [], []
-        g = self.g
-        quals, sources = [], []
-        if g.value(statement, KB.rank) == KB.Preferred:
-            quals.append("preferred")
-        for p, o in sorted(g.predicate_objects(statement), key=lambda po: (str(po[0]), str(po[1]))):
-            if p in (RDF.type, RDF.value, KB.property, KB.rank):
-                continue
-            if p == DCTERMS.source:
-                sources.append(self.link(o))
-                continue
-            key = next((k for k, spec in self.kb.schema.qualifiers.items() if spec.prop == p), str(p))
-            quals.append(f"{key}: {o}" if key not in ("note",) else str(o))
-        return quals, sources
+        preferred, parts = statement_qualifiers(self.kb, statement)
+        quals = ["preferred"] if preferred else []
+        quals += [str(o) if key == "note" else f"{key}: {o}" for key, o in parts if key != "source"]
+        return quals, [self.link(o) for key, o in parts if key == "source"]
 
     def _summary(self, iri, category, description: str) -> str:
         """One plain sentence for meta descriptions and link previews."""
