@@ -250,9 +250,16 @@ class Generator:
             k += 1
         return f"{parent['id']}-v{k}", f"{parent['name']} v{k}"
 
-    def quantity(self, pools: list[str]) -> str:
-        pool = POOLS[pools[0] if len(pools) == 1 or self.rng.random() < 0.7 else self.rng.choice(pools[1:])]
-        text = self.rng.choice(pool)
+    def quantity(self, pools: list[str], near: str | None = None) -> str:
+        """A quantity string from one of `pools`; with `near`, a close value of the same pool (a figure
+        another source gives for the same thing)."""
+        if near is not None:
+            pool = next(POOLS[name] for name in pools if near in POOLS[name])
+            i = pool.index(near) + self.rng.choice((-3, -2, -1, 1, 2, 3))
+            text = pool[min(max(i, 0), len(pool) - 1)]
+        else:
+            pool = POOLS[pools[0] if len(pools) == 1 or self.rng.random() < 0.7 else self.rng.choice(pools[1:])]
+            text = self.rng.choice(pool)
         self.quantities.add(text)
         self.quantity_count += 1
         return text
@@ -366,7 +373,10 @@ class Generator:
                 note = f", note: {quoted(rng.choice(NOTES))}" if rng.random() < 0.4 else ""
                 lines.append(f"{key}: {{value: {quoted(self.quantity(pools))}, source: {rng.choice(sources)}{note}}}")
             else:  # sources disagree: two values, one preferred
-                first, second = self.quantity(pools), self.quantity(pools)
+                first = self.quantity(pools)
+                second = self.quantity(pools, near=first)
+                if len(sources) == 1:  # the disagreeing figure comes from another source, cited too
+                    sources.append(rng.choice([x for x in self.sources if x != sources[0]]))
                 lines += [f"{key}:",
                           f"  - {{value: {quoted(first)}, source: {sources[0]}, preferred: true}}",
                           f"  - {{value: {quoted(second)}, source: {sources[-1]}, note: {quoted(rng.choice(NOTES))}}}"]

@@ -5,7 +5,9 @@
 
 Generates N systems (default 10,000) with bench/generate.py into a temporary folder, runs the `kb`
 command under cProfile in a fresh process (from scratch: no .kb-cache, no previous site), and prints the
-top functions by cumulative time, then by own time. cProfile slows Python code down (often 1.5–2×), so
+top functions by cumulative time, the same restricted to milkb's own code (kb/), and by own time; then
+it times each saved query (queries/*.rq) on the loaded graph without the profiler, since the build runs
+them all for the site's query page. cProfile slows Python code down (often 1.5–2×), so
 read the shares, not the absolute seconds; bench/run gives the real times.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ import datetime as dt
 import io
 import os
 import pstats
+import re
 import subprocess
 import sys
 import tempfile
@@ -27,12 +30,33 @@ sys.path.insert(0, str(REPO / "bench"))
 import generate  # noqa: E402
 
 
+def print_query_times(root: Path) -> None:
+    """Each saved query on the loaded graph, in this process (the build runs them all for queries.html)."""
+    sys.path.insert(0, str(REPO))
+    from kb.knowledge_base import load_valid_kb
+    from kb.query import run_query, saved_queries
+
+    kb = load_valid_kb(root, shacl=False)
+    rows = []
+    for name, q in saved_queries(kb.config.queries_dir).items():
+        started = time.perf_counter()
+        result = run_query(kb.graph, q.text, name, base_iri=kb.config.base_iri)
+        n = len(list(result))
+        rows.append((time.perf_counter() - started, name, n))
+    print(f"\n=== saved queries on the {len(kb.graph):,}-triple graph (rdflib, in process, no profiler) ===")
+    for seconds, name, n in sorted(rows, reverse=True):
+        print(f"{seconds:8.2f} s  {name} ({n} rows)")
+    print(f"{sum(r[0] for r in rows):8.2f} s  all {len(rows)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("n", type=int, nargs="?", default=10_000, help="number of systems (default 10000)")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--keep", type=Path, help="work in this folder and keep the knowledge base, site and .prof")
+    parser.add_argument("--no-queries", dest="queries", action="store_false",
+                        help="skip timing each saved query afterwards (without the profiler)")
     args = parser.parse_args()
     kb_exe = Path(sys.executable).parent / "kb"
     tmp = None if args.keep else tempfile.TemporaryDirectory(prefix="milkb-profile-")
@@ -52,14 +76,25 @@ def main() -> None:
               f"nproc {os.cpu_count()}")
         print(f"{counts['distinct quantities']:,} distinct quantity strings; kb said: {result.stdout.strip()}")
         print(f"wall time under cProfile: {seconds:.1f} s (cProfile adds overhead; bench/run has the real times)")
-        for order in ("cumulative", "tottime"):
+        kb_dir = re.escape(str(REPO / "kb") + os.sep)
+        sections = (("cumulative", None, f"top {args.top} by cumulative time"),
+                    ("cumulative", kb_dir, f"top {args.top} of milkb's own functions (kb/) by cumulative time"),
+                    ("tottime", None, f"top {args.top} by own time (tottime)"))
+        for order, only, title in sections:
             buffer = io.StringIO()
             stats = pstats.Stats(str(prof), stream=buffer)
-            stats.strip_dirs().sort_stats(order).print_stats(args.top)
+            if only is None:
+                stats.strip_dirs()
+            stats.sort_stats(order)
+            stats.print_stats(*([only] if only else []), args.top)
             text = buffer.getvalue()
             body = text[text.index("   ncalls"):] if "   ncalls" in text else text
-            print(f"\n=== top {args.top} by {order} time ===")
+            if only:
+                body = body.replace(str(REPO) + os.sep, "")
+            print(f"\n=== {title} ===")
             print(body.rstrip())
+        if args.queries:
+            print_query_times(root)
     finally:
         if tmp is not None:
             tmp.cleanup()
