@@ -91,7 +91,7 @@ def validate():
     if kb.errors:
         err.print(Text(f"{len(kb.errors)} problem{'s' if len(kb.errors) != 1 else ''} in {len(kb.entries)} entries"))
         raise typer.Exit(1)
-    out.print(Text(f"ok: {len(kb.entries)} entries, {len(kb.graph)} triples, no problems "
+    out.print(Text(f"ok: {len(kb.entries)} entries, {len(kb.index)} triples, no problems "
                    f"({time.perf_counter() - started:.2f} s)"))
 
 
@@ -107,7 +107,7 @@ def show(name: str = typer.Argument(..., help="An id, name or alias (any script,
          format: ShowFormat = typer.Option(ShowFormat.text, "--format", "-f", help="text, json (JSON-LD) or turtle.")):
     """Show one entity: its facts with units and resolved names, its sources and incoming links."""
     from .lookup import describe, find_entity, label_of
-    from .entity import entity_graph, entity_jsonld
+    from .entity import entity_jsonld, entity_triples
 
     kb = _kb()
     matches, hint = find_entity(kb, name)
@@ -120,7 +120,7 @@ def show(name: str = typer.Argument(..., help="An id, name or alias (any script,
     iri = matches[0]
     if format == ShowFormat.turtle:
         from .export import export_graph
-        out.print(Text(export_graph(entity_graph(kb, iri), "turtle")), end="")
+        out.print(Text(export_graph(entity_triples(kb.index, iri), "turtle")), end="")
         return
     if format == ShowFormat.json:
         out.print(Text(entity_jsonld(kb, iri)))
@@ -171,7 +171,7 @@ def search(text: str = typer.Argument(..., help="Words to look for in names, ali
     for column in ("id", "name", "class", "matched"):
         table.add_column(column)
     for m in matches:
-        cls = kb.graph.value(m.iri, RDF.type)
+        cls = kb.index.value(m.iri, RDF.type)
         table.add_row(kb.id_of(m.iri), label_of(kb, m.iri), kb.schema.class_label(cls), m.why)
     _print_table(table)
 
@@ -195,7 +195,8 @@ def query(text: Optional[str] = typer.Argument(None, help="The SPARQL query (pre
           format: QueryFormat = typer.Option(QueryFormat.table, "--format", help="table, or a W3C result format: "
                                              "csv, tsv, json, xml; CONSTRUCT/DESCRIBE: turtle, nt, jsonld.")):
     """Ask the knowledge base a SPARQL question."""
-    from .query import run_query, saved_queries, serialize_result
+    from .oxstore import load_store, query as ox_query
+    from .query import saved_queries, serialize_result
 
     given = [x for x in (text, file, saved) if x is not None]
     if len(given) != 1:
@@ -215,7 +216,7 @@ def query(text: Optional[str] = typer.Argument(None, help="The SPARQL query (pre
                              + (f" — {did_you_mean(saved, queries)}" if did_you_mean(saved, queries) else
                                 f" (saved: {', '.join(queries) or 'none'})"))
         text, origin = queries[saved].text, f"queries/{saved}.rq"
-    result = run_query(kb.graph, text, origin, base_iri=kb.config.base_iri)
+    result = ox_query(load_store(kb.index), text, origin, base_iri=kb.config.base_iri)
     if format == QueryFormat.table and result.type == "SELECT":
         _print_results(kb, result)
     elif format == QueryFormat.table and result.type == "ASK":
@@ -246,7 +247,7 @@ def _print_results(kb, result) -> None:
             elif isinstance(value, Literal):
                 cells.append(str(value))
             else:
-                cells.append(kb.graph.namespace_manager.normalizeUri(value) if "#" in value or kb.id_of(value) is None
+                cells.append(kb.index.namespace_manager.normalizeUri(value) if "#" in value or kb.id_of(value) is None
                              else kb.id_of(value))
         table.add_row(*cells)
         rows += 1
@@ -270,7 +271,7 @@ def export(format: ExportFormat = typer.Option(ExportFormat.turtle, "--format", 
     from .files import write_atomically
 
     kb = _kb(shacl=True)
-    data = export_graph(kb.graph, format.value)
+    data = export_graph(kb.index, format.value)
     if output is None:
         sys.stdout.write(data)
         sys.stdout.flush()
@@ -279,7 +280,7 @@ def export(format: ExportFormat = typer.Option(ExportFormat.turtle, "--format", 
             write_atomically(output, data)
         except OSError as e:
             raise UsageError(f"cannot write {output}: {e.strerror}")
-        err.print(Text(f"wrote {output} ({len(kb.graph)} triples)"))
+        err.print(Text(f"wrote {output} ({len(kb.index)} triples)"))
 
 
 @app.command()
@@ -405,7 +406,7 @@ def publish(store: Optional[str] = typer.Option(None, "--store", help="The store
     kb = _kb(shacl=True)
     target = graph or kb.config.dataset_iri
     auth = credentials()
-    err.print(Text(f"publishing {len(kb.graph)} triples into <{target}> at {store or update} …"))
+    err.print(Text(f"publishing {len(kb.index)} triples into <{target}> at {store or update} …"))
     with _progress() as step:
         report = run_publish(kb.graph, target, store=store, update=update, query=query_url, auth=auth,
                              timeout=timeout, progress=step)

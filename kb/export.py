@@ -1,59 +1,110 @@
-"""The whole graph in an RDF syntax, byte-identical for identical entries."""
+"""The graph in an RDF syntax, byte-identical for identical triples.
+
+Turtle, N-Triples and RDF/XML are written by Oxigraph (rdflib's writers take seconds at 10,000 systems,
+and its RDF/XML writer orders subjects by a set); JSON-LD by `jsonld` below, a direct writer of the
+compact form with the fixed prefixes as context.
+"""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
-from rdflib import BNode, Graph, Literal
+from rdflib import BNode, Literal, URIRef
+from rdflib.namespace import XSD
 
 from .namespaces import PREFIXES
 
-FORMATS = {"turtle": "turtle", "nt": "nt", "jsonld": "json-ld", "xml": "xml"}
+FORMATS = ("turtle", "nt", "jsonld", "xml")
+_CONTEXT = {k: str(v) for k, v in sorted(PREFIXES.items())}
+_BY_LENGTH = sorted(_CONTEXT.items(), key=lambda kv: -len(kv[1]))
 
 
-def sorted_graph(graph: Graph) -> Graph:
-    """A copy with triples inserted in sorted order, so serialisers iterate deterministically."""
-    out = Graph()
-    for prefix, ns in PREFIXES.items():
-        out.bind(prefix, ns, override=True, replace=True)
-    for triple in _sorted_triples(graph):
-        out.add(triple)
-    return out
-
-
-def export_graph(graph: Graph, fmt: str = "turtle") -> str:
-    """The graph in `fmt`, written from sorted triples so that the same graph gives the same bytes."""
+def export_graph(triples: Iterable[tuple], fmt: str = "turtle") -> str:
+    """`triples` (a Graph, an Index or any iterable of triples) in `fmt`, in a stable order."""
+    ordered = sorted_triples(triples)
     if fmt == "jsonld":
-        return jsonld(sorted_graph(graph))
-    return oxigraph_serialize(graph, fmt)
+        return jsonld(ordered)
+    return oxigraph_serialize(ordered, fmt)
 
 
-def _sorted_triples(graph: Graph):
-    return sorted(graph, key=lambda t: tuple(x.n3() for x in t))
+def triple_key(t: tuple) -> tuple:
+    """A total order of triples: that of their N-Triples lines (so a dump's lines come out sorted)."""
+    s, p, o = t
+    return ("<" + s + ">", "<" + p + ">", o.n3() if isinstance(o, Literal) else "<" + o + ">")
 
 
-def oxigraph_serialize(graph: Graph, fmt: str) -> str:
-    """Turtle, N-Triples or RDF/XML written by Oxigraph: fast, and in the order given (rdflib's writers
-    are slow, and its RDF/XML writer orders subjects by a set)."""
+def sorted_triples(triples: Iterable[tuple]) -> list[tuple]:
+    return sorted(triples, key=triple_key)
+
+
+def oxigraph_serialize(ordered: list[tuple], fmt: str) -> str:
+    """Turtle, N-Triples or RDF/XML of `ordered` (already sorted), written by Oxigraph in that order."""
     import pyoxigraph as ox
 
-    def term(t):
-        if isinstance(t, BNode):
+    from .oxstore import ox_term
+
+    for t in ordered:
+        if any(isinstance(x, BNode) for x in t):
             raise ValueError("blank nodes make the export nondeterministic")  # our mapping never makes them
-        if isinstance(t, Literal):
-            if t.language:
-                return ox.Literal(str(t), language=t.language)
-            return ox.Literal(str(t), datatype=ox.NamedNode(str(t.datatype))) if t.datatype else ox.Literal(str(t))
-        return ox.NamedNode(str(t))
-
     formats = {"turtle": ox.RdfFormat.TURTLE, "nt": ox.RdfFormat.N_TRIPLES, "xml": ox.RdfFormat.RDF_XML}
-    triples = [ox.Triple(term(s), term(p), term(o)) for s, p, o in _sorted_triples(graph)]
-    prefixes = {k: str(v) for k, v in PREFIXES.items()} if fmt != "nt" else None
-    return ox.serialize(triples, format=formats[fmt], prefixes=prefixes).decode("utf-8")
+    terms: dict = {}  # each subject and predicate converted once
 
-def jsonld(graph: Graph) -> str:
-    """Compact JSON-LD with the fixed prefixes as context, nodes sorted by @id."""
-    data = json.loads(graph.serialize(format="json-ld", context={k: str(v) for k, v in PREFIXES.items()}))
-    if "@graph" in data:
-        data["@graph"] = sorted(data["@graph"], key=lambda node: node.get("@id", ""))
-    return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-    return g.serialize(format=FORMATS[fmt])
+    def term(x):
+        if isinstance(x, Literal):
+            return ox_term(x)
+        found = terms.get(x)
+        if found is None:
+            found = terms[x] = ox.NamedNode(str(x))
+        return found
+
+    out = [ox.Triple(term(s), term(p), term(o)) for s, p, o in ordered]
+    prefixes = _CONTEXT if fmt != "nt" else None
+    return ox.serialize(out, format=formats[fmt], prefixes=prefixes).decode("utf-8")
+
+
+def compact(iri: str) -> str:
+    """`kb:System` for an IRI under one of the fixed prefixes, else the IRI itself."""
+    for prefix, ns in _BY_LENGTH:
+        if iri.startswith(ns) and len(iri) > len(ns):
+            rest = iri[len(ns):]
+            if "/" not in rest and "#" not in rest:
+                return f"{prefix}:{rest}"
+    return iri
+
+
+def _value(o):
+    if isinstance(o, Literal):
+        if o.language:
+            return {"@language": o.language, "@value": str(o)}
+        datatype = o.datatype
+        if datatype is None or datatype == XSD.string:
+            return str(o)
+        text = str(o)
+        if datatype == XSD.integer and text.lstrip("-").isdigit() and str(int(text)) == text:
+            return int(text)
+        return {"@type": compact(str(datatype)), "@value": text}
+    return {"@id": compact(str(o))}
+
+
+def jsonld(ordered: list[tuple]) -> str:
+    """Compact JSON-LD of `ordered` (sorted triples): one node per subject, nodes by @id, one line."""
+    nodes: dict[str, dict] = {}
+    for s, p, o in ordered:
+        node = nodes.setdefault(str(s), {"@id": str(s)})
+        if p == RDF_TYPE:
+            key, value = "@type", compact(str(o))
+        else:
+            key, value = compact(str(p)), _value(o)
+        if key in node:
+            if not isinstance(node[key], list):
+                node[key] = [node[key]]
+            node[key].append(value)
+        else:
+            node[key] = value
+    graph = [nodes[k] for k in sorted(nodes)]
+    data = dict(graph[0]) if len(graph) == 1 else {"@graph": graph}
+    data["@context"] = _CONTEXT
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
+
+
+RDF_TYPE = URIRef("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from rdflib import Graph, URIRef
 
+from .index import Index, prefixed_graph
 from .config import Config, find_root, load_config
 from .loader import Entry, load_entries
 from .mapping import MappedGraph, map_entries
-from .namespaces import PREFIXES
 from .quantities import quantity_cache
 from .problems import KBError, Problem, problem_order
 from .schema import Schema, load_ontology, read_schema
@@ -22,8 +22,16 @@ class KnowledgeBase:
     schema: Schema
     entries: list[Entry]
     mapped: MappedGraph
-    graph: Graph  # entries + vocabulary + category scheme: what queries see and exports write
+    index: Index  # entries + vocabulary + category scheme: what queries see and exports write
     problems: list[Problem]
+    _graph: Graph | None = None
+
+    @property
+    def graph(self) -> Graph:
+        """The same triples as an rdflib Graph (made on first use: the site and checks use `index`)."""
+        if self._graph is None:
+            self._graph = self.index.to_rdflib()
+        return self._graph
 
     def iri(self, entry_id: str) -> URIRef:
         return URIRef(self.config.base_iri + entry_id)
@@ -41,13 +49,10 @@ class KnowledgeBase:
 
 
 def new_graph() -> Graph:
-    graph = Graph()
-    for prefix, ns in PREFIXES.items():
-        graph.bind(prefix, ns, override=True, replace=True)
-    return graph
+    return prefixed_graph()
 
 
-def open_kb(root: Path | None = None, *, shacl: bool = True) -> KnowledgeBase:
+def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "direct") -> KnowledgeBase:
     """Load, map and check a knowledge base. Problems are collected in `.problems`, never raised."""
     root = find_root() if root is None else root
     config = load_config(root)
@@ -59,16 +64,14 @@ def open_kb(root: Path | None = None, *, shacl: bool = True) -> KnowledgeBase:
     with quantity_cache(config.cache_dir):
         mapped = map_entries(entries, schema, config.base_iri)
     problems.extend(mapped.problems)
-    graph = mapped.graph  # the entries' triples, joined by the vocabulary: one graph for every stage
-    for prefix, ns in PREFIXES.items():
-        graph.bind(prefix, ns, override=True, replace=True)
+    index = mapped.graph  # the entries' triples, joined by the vocabulary: one graph for every stage
     for triple in ontology:
-        graph.add(triple)
+        index.add(triple)
     problems.extend(check_cycles(mapped, schema, config.base_iri))
     if shacl:
-        problems.extend(check_shapes(mapped, schema, load_shapes(config.ontology_dir)))
+        problems.extend(check_shapes(mapped, schema, load_shapes(config.ontology_dir), engine))
     problems = sorted(set(problems), key=problem_order)
-    return KnowledgeBase(config, schema, entries, mapped, graph, problems)
+    return KnowledgeBase(config, schema, entries, mapped, index, problems)
 
 
 def load_valid_kb(root: Path | None = None, *, shacl: bool = True) -> KnowledgeBase:

@@ -32,7 +32,7 @@ class Match:
 
 def _names(kb: KnowledgeBase):
     """(iri, kind, text) for every entity name and alias."""
-    g = kb.graph
+    g = kb.index
     for s, label in g.subject_objects(SKOS.prefLabel):
         if kb.id_of(s):
             yield s, "name", str(label)
@@ -81,7 +81,7 @@ def search(kb: KnowledgeBase, text: str, limit: int = 20) -> list[Match]:
             offer(s, base - 10, f"{kind} {label}")
         elif all(w in f for w in words):
             offer(s, base - 20, f"{kind} {label}")
-    for s, desc in kb.graph.subject_objects(DCTERMS.description):
+    for s, desc in kb.index.subject_objects(DCTERMS.description):
         if kb.id_of(s):
             f = fold(str(desc))
             hits = sum(w in f for w in words)
@@ -91,7 +91,7 @@ def search(kb: KnowledgeBase, text: str, limit: int = 20) -> list[Match]:
 
 
 def label_of(kb: KnowledgeBase, node) -> str:
-    label = kb.graph.value(node, SKOS.prefLabel) or kb.graph.value(node, RDFS.label)
+    label = kb.index.value(node, SKOS.prefLabel) or kb.index.value(node, RDFS.label)
     if label is not None:
         return str(label)
     return kb.id_of(node) or str(node).rsplit("/", 1)[-1].rsplit("#", 1)[-1]
@@ -134,14 +134,14 @@ def format_value(kb: KnowledgeBase, node, unit: str | None = None) -> Value:
             text += f" ({node.language})"
         return Value(f"{text} {unit}" if unit else text)
     entity_id = kb.id_of(node)
-    if kb.graph.value(node, KB.category) is None and not entity_id:
+    if kb.index.value(node, KB.category) is None and not entity_id:
         return Value(label_of(kb, node))
     return Value(label_of(kb, node), entity_id)
 
 
 def describe(kb: KnowledgeBase, iri: URIRef) -> Description:
     """Every fact about `iri` in key order, with statement qualifiers, plus its incoming links."""
-    g = kb.graph
+    g = kb.index
     cls = g.value(iri, RDF.type)
     specs = kb.schema.keys.get(cls, {})
     statements = {}
@@ -179,7 +179,7 @@ def describe(kb: KnowledgeBase, iri: URIRef) -> Description:
 def statement_qualifiers(kb: KnowledgeBase, st) -> tuple[bool, list[tuple[str, object]]]:
     """(preferred?, [(qualifier key, value)]) of a statement node, in a stable order; the key of
     dcterms:source is `source`. Shared by `kb show` and the site, which format them differently."""
-    g = kb.graph
+    g = kb.index
     parts = []
     for p, o in sorted(g.predicate_objects(st), key=lambda po: (str(po[0]), str(po[1]))):
         if p in (RDF.type, RDF.value, KB.property, KB.rank):

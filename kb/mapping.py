@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from rdflib import Graph, Literal, URIRef
+from rdflib import Literal, URIRef
 from rdflib.namespace import DCTERMS, RDF, SKOS, XSD
 
+from .index import Index
 from .loader import Entry, Node
 from .namespaces import GEO, KB, WD
 from .problems import Problem, did_you_mean
@@ -39,7 +40,7 @@ class ValueProblem(Exception):
 class MappedGraph:
     """The entries' triples, with where each came from, and the problems met on the way."""
 
-    graph: Graph
+    graph: Index
     problems: list[Problem] = field(default_factory=list)
     key_lines: dict[tuple[URIRef, URIRef], tuple[str, int]] = field(default_factory=dict)
     entry_files: dict[URIRef, str] = field(default_factory=dict)
@@ -93,7 +94,7 @@ class Mapper:
                     else f"keys of {a(what)}: " + ", ".join(sorted(specs)))
         return Problem(entry.path, node.key_line, f"unknown key `{key}` for {a(what)}", "unknown-key", hint)
 
-    def _map_key(self, subject: URIRef, spec: KeySpec, node: Node, g: Graph) -> None:
+    def _map_key(self, subject: URIRef, spec: KeySpec, node: Node, g: Index) -> None:
         is_list = node.kind == "seq" and spec.value_type != KB.Coordinates
         items = node.value if is_list else [node]
         if is_list and not items:
@@ -353,7 +354,7 @@ def map_entries(entries: list[Entry], schema: Schema, base_iri: str) -> MappedGr
         if e.id in index:
             duplicated.add(e.id)
         index.setdefault(e.id, e)
-    out = MappedGraph(graph=Graph(), index=index)
+    out = MappedGraph(graph=Index(), index=index)
     mapper = Mapper(schema, base_iri, index, duplicated)
     for entry in entries:
         if entry.id in duplicated or entry.data is None:

@@ -123,7 +123,7 @@ def _watch_and_rebuild(endpoint: Endpoint, stop: threading.Event, say: Callable[
             continue
         endpoint.workers.reload(kb.graph.serialize(format="nt"))
         endpoint.kb = kb
-        say(f"rebuilt in {time.perf_counter() - started:.1f} s ({len(kb.graph)} triples)")
+        say(f"rebuilt in {time.perf_counter() - started:.1f} s ({len(kb.index)} triples)")
 
 
 # --- the SPARQL endpoint --------------------------------------------------------------------------
@@ -204,7 +204,7 @@ def _service_description(request: Request, endpoint: Endpoint) -> Response:
     if media is None:
         return _message(f"the service description is available as {', '.join(GRAPH_TYPES)}", 406)
     url = str(request.url.replace(query=""))
-    graph = service_description(url, endpoint.kb.config.dataset_iri, len(endpoint.kb.graph), endpoint.timeout,
+    graph = service_description(url, endpoint.kb.config.dataset_iri, len(endpoint.kb.index), endpoint.timeout,
                                 endpoint.max_rows)
     return Response(graph.serialize(format=GRAPH_FORMATS[GRAPH_TYPES[media]]), media_type=media,
                     headers={"Vary": "Accept"})

@@ -25,12 +25,12 @@ class Stats:
 
 def is_weapon_system(kb: KnowledgeBase, system) -> bool:
     """True unless its category lies under `component` (guns, munitions, support vehicles)."""
-    category = kb.graph.value(system, KB.category)
+    category = kb.index.value(system, KB.category)
     return category is not None and KBC.component not in concept_ancestors(kb.schema.ontology, category)
 
 
 def compute_stats(kb: KnowledgeBase) -> Stats:
-    g = kb.graph
+    g = kb.index
     classes = {kb.schema.class_label(c): len(set(g.subjects(RDF.type, c))) for c in kb.schema.classes.values()}
     categories: dict[str, int] = {}
     for s, c in g.subject_objects(KB.category):
@@ -52,7 +52,7 @@ def compute_stats(kb: KnowledgeBase) -> Stats:
 
 def category_annotation(kb: KnowledgeBase, system, annotation, default):
     """The nearest value of `annotation` on the system's category or one of its broader concepts."""
-    category = kb.graph.value(system, KB.category)
+    category = kb.index.value(system, KB.category)
     for concept in concept_ancestors(kb.schema.ontology, category) if category is not None else []:
         value = kb.schema.ontology.value(concept, annotation)
         if value is not None:

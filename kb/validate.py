@@ -57,24 +57,41 @@ def load_shapes(ontology_dir: Path) -> Graph:
     return Graph().parse(ontology_dir / "shapes.ttl", format="turtle")
 
 
-def check_shapes(mapped: MappedGraph, schema: Schema, shapes: Graph) -> list[Problem]:
-    """Run pyshacl and phrase each violation for a person, at the line of the key behind it."""
-    import pyshacl  # imported lazily: only validation needs it
+def check_shapes(mapped: MappedGraph, schema: Schema, shapes: Graph, engine: str = "direct") -> list[Problem]:
+    """Check the shapes and phrase each violation for a person, at the line of the key behind it.
 
-    conforms, results, _ = pyshacl.validate(mapped.graph, shacl_graph=shapes, inference="none", advanced=False,
+    engine "direct" evaluates the shapes over the index (kb/shapes.py) and falls back to pyshacl if
+    they use a feature it does not handle; "pyshacl" always runs pyshacl, the reference.
+    """
+    violations = None
+    if engine == "direct":
+        from .shapes import ShapeChecker, UnsupportedShape, compile_shapes
+
+        try:
+            violations = ShapeChecker(compile_shapes(shapes), mapped.graph).violations()
+        except UnsupportedShape:
+            violations = None
+    if violations is None:
+        violations = pyshacl_violations(mapped.graph.to_rdflib(), shapes)
+    problems = []
+    for focus, path, component, value in violations:
+        if (focus, path) in mapped.failed or _entity_of(mapped, focus) in mapped.unchecked or value in mapped.unchecked:
+            continue  # already reported with a precise message when mapping
+        problems.append(_phrase(mapped, schema, focus, path, component, value))
+    return sorted(set(problems))
+
+
+def pyshacl_violations(data: Graph, shapes: Graph) -> list[tuple]:
+    """(focus, path, component, value) of every pyshacl validation result."""
+    import pyshacl  # imported lazily: only the reference check needs it
+
+    conforms, results, _ = pyshacl.validate(data, shacl_graph=shapes, inference="none", advanced=False,
                                             allow_warnings=True)
     if conforms:
         return []
-    problems = []
-    for result in results.subjects(RDF.type, SH.ValidationResult):
-        focus = results.value(result, SH.focusNode)
-        path = results.value(result, SH.resultPath)
-        component = results.value(result, SH.sourceConstraintComponent)
-        value = results.value(result, SH.value)
-        if (focus, path) in mapped.failed or _entity_of(mapped, focus) in mapped.unchecked or value in mapped.unchecked:
-            continue  # already reported with a precise message when mapping
-        problems.append(_phrase(mapped, schema, focus, path, component, results.value(result, SH.value)))
-    return sorted(set(problems))
+    return [(results.value(r, SH.focusNode), results.value(r, SH.resultPath),
+             results.value(r, SH.sourceConstraintComponent), results.value(r, SH.value))
+            for r in results.subjects(RDF.type, SH.ValidationResult)]
 
 
 def _entity_of(mapped: MappedGraph, node: URIRef) -> URIRef:

@@ -20,11 +20,12 @@ from markupsafe import Markup
 from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
 
-from ..entity import entity_graph
-from ..export import export_graph, jsonld as jsonld_text, sorted_graph
+from ..entity import entity_triples
+from ..export import export_graph, jsonld as jsonld_text, oxigraph_serialize, sorted_triples
 from ..knowledge_base import KnowledgeBase
 from ..namespaces import KB, KBC, SCHEMA
-from ..query import run_query, saved_queries
+from ..oxstore import load_store, query as ox_query
+from ..query import saved_queries
 from ..schema import concept_ancestors
 from .model import SiteModel, TreeNodeBuilder, concept_id, plain_number, safe_url
 from .output import atomic_folder
@@ -147,14 +148,14 @@ def _entity_pages(w: SiteWriter, step) -> None:
     total = len(m.entities)
     for i, iri in enumerate(m.entities):
         entity_id = m.id_of(iri)
-        graph = sorted_graph(entity_graph(w.kb, iri))
-        jsonld = jsonld_text(graph)
+        triples = sorted_triples(entity_triples(w.kb.index, iri))
+        jsonld = jsonld_text(triples)
         page = m.entity_page(iri, jsonld)
         if iri in trees:
             root_iri, tree = trees[iri]
             page.family = {"root": m.link(root_iri),
                            "svg": family_tree_svg(tree(iri), f"Variant family of {m.labels[root_iri]}", "../")}
-        w.write(f"id/{entity_id}.ttl", export_graph(graph, "turtle"))
+        w.write(f"id/{entity_id}.ttl", oxigraph_serialize(triples, "turtle"))
         w.write(f"id/{entity_id}.jsonld", jsonld)
         template = "redirect.html" if page.replaced_by else "entity.html"
         w.page(template, f"id/{entity_id}.html", e=page,
@@ -189,6 +190,14 @@ def _family_trees(m: SiteModel) -> dict:
 
 
 def _system_row(m: SiteModel, s) -> dict:
+    """The system's row in tables, comparisons and the CSV: computed once per build."""
+    row = m.row_cache.get(s)
+    if row is None:
+        row = m.row_cache[s] = _compute_row(m, s)
+    return row
+
+
+def _compute_row(m: SiteModel, s) -> dict:
     category = m.g.value(s, KB.category)
     origin = m.g.value(s, KB.origin)
     return {
@@ -295,8 +304,9 @@ def _compare_pages(w: SiteWriter) -> None:
 def _query_page(w: SiteWriter) -> None:
     m = w.model
     queries = []
+    store = load_store(w.kb.index)
     for name, q in saved_queries(w.kb.config.queries_dir).items():
-        result = run_query(m.g, q.text, name, base_iri=w.kb.config.base_iri)
+        result = ox_query(store, q.text, name, base_iri=w.kb.config.base_iri)
         rows = []
         for row in result:
             cells = []
@@ -334,8 +344,9 @@ def _vocabulary_page(w: SiteWriter) -> None:
 def _downloads(w: SiteWriter) -> None:
     kb, m = w.kb, w.model
     files = []
+    ordered = sorted_triples(kb.index)
     for name, fmt, label in DUMPS:
-        data = export_graph(kb.graph, fmt)
+        data = jsonld_text(ordered) if fmt == "jsonld" else oxigraph_serialize(ordered, fmt)
         w.write(name, data)
         files.append({"name": name, "label": label, "size": len(data.encode("utf-8"))})
     rows = [_system_row(m, s) for s in m.systems]
@@ -353,7 +364,7 @@ def _downloads(w: SiteWriter) -> None:
     void = _void(w, files)
     w.write("void.ttl", void)
     files.append({"name": "void.ttl", "label": "VoID description", "size": len(void.encode())})
-    w.page("downloads.html", "downloads.html", files=files, triples=len(kb.graph), entities=len(m.entities))
+    w.page("downloads.html", "downloads.html", files=files, triples=len(kb.index), entities=len(m.entities))
 
 
 def _void(w: SiteWriter, files) -> str:
@@ -369,7 +380,7 @@ def _void(w: SiteWriter, files) -> str:
         g.add((ds, DCTERMS.license, URIRef(kb.config.license)))
     g.add((ds, DCTERMS.modified, Literal(w.date.isoformat(), datatype=XSD.date)))
     g.add((ds, OWL.versionInfo, Literal(kb.config.version)))
-    g.add((ds, VOID.triples, Literal(len(kb.graph), datatype=XSD.integer)))
+    g.add((ds, VOID.triples, Literal(len(kb.index), datatype=XSD.integer)))
     g.add((ds, VOID.entities, Literal(len(w.model.entities), datatype=XSD.integer)))
     g.add((ds, VOID.uriSpace, Literal(kb.config.base_iri)))
     g.add((ds, VOID.vocabulary, URIRef(str(KB._NS))))

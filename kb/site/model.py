@@ -75,7 +75,8 @@ class SiteModel:
 
     def __init__(self, kb: KnowledgeBase):
         self.kb = kb
-        self.g = kb.graph
+        self.g = kb.index
+        self.row_cache: dict = {}  # system → its table row (kb/site/build.py), computed once per build
         self.ontology = kb.schema.ontology
         self.entities = sorted((URIRef(kb.config.base_iri + e.id) for e in kb.entries if e.data is not None), key=str)
         self.cls_key = {v: k.rstrip("s").replace("countrie", "country") for k, v in kb.schema.classes.items()}
