@@ -1,11 +1,17 @@
 """milkb: YAML entries → validated RDF graph → SPARQL, exports and a static site.
 
-The public surface other programs may import; everything else may change.
+The public surface other programs may import; everything else may change. The names are loaded on first
+use (PEP 562), so that `kb query` on a saved store starts without importing rdflib.
 """
-from .knowledge_base import KnowledgeBase, load_valid_kb, open_kb
-from .problems import KBError, Problem, UsageError
-from .query import run_query, saved_queries
-from .export import export_graph
+import importlib
 
-__all__ = ["KnowledgeBase", "open_kb", "load_valid_kb", "KBError", "Problem", "UsageError",
-           "run_query", "saved_queries", "export_graph"]
+_PUBLIC = {"KnowledgeBase": "knowledge_base", "open_kb": "knowledge_base", "load_valid_kb": "knowledge_base",
+           "KBError": "problems", "Problem": "problems", "UsageError": "problems",
+           "run_query": "query", "saved_queries": "query", "export_graph": "export"}
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'kb' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)

@@ -56,8 +56,21 @@ def command(func):
         except UsageError as e:
             err.print(Text(f"error: {e}"))
             raise typer.Exit(2)
+        except OSError as e:  # a full disk, a read-only folder, a file gone: say which, no traceback
+            raise _fail(_os_reason(e))
 
     return wrapper
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(Text(f"error: {message}"))
+    return typer.Exit(1)
+
+
+def _os_reason(e: OSError) -> str:
+    """What failed and where (`No space left on device: /site/x.html`), not Python's `[Errno 28] …`."""
+    reason = e.strerror or f"{type(e).__name__}: {e}"
+    return f"{reason}: {e.filename}" if e.filename else reason
 
 
 def _root() -> Optional[Path]:
@@ -195,8 +208,8 @@ def query(text: Optional[str] = typer.Argument(None, help="The SPARQL query (pre
           format: QueryFormat = typer.Option(QueryFormat.table, "--format", help="table, or a W3C result format: "
                                              "csv, tsv, json, xml; CONSTRUCT/DESCRIBE: turtle, nt, jsonld.")):
     """Ask the knowledge base a SPARQL question."""
-    from .oxstore import load_store, query as ox_query
-    from .query import saved_queries, serialize_result
+    from .config import find_root, load_config
+    from .query import saved_queries
 
     given = [x for x in (text, file, saved) if x is not None]
     if len(given) != 1:
@@ -207,48 +220,93 @@ def query(text: Optional[str] = typer.Argument(None, help="The SPARQL query (pre
             text, origin = file.read_text(encoding="utf-8"), str(file)
         except OSError as e:
             raise UsageError(f"cannot read {file}: {e.strerror}")
-    kb = _kb()
+    config = load_config(_root() or find_root())
     if saved is not None:
-        queries = saved_queries(kb.config.queries_dir)
+        queries = saved_queries(config.queries_dir)
         if saved not in queries:
             from .problems import did_you_mean
             raise UsageError(f"no saved query `{saved}` in queries/"
                              + (f" — {did_you_mean(saved, queries)}" if did_you_mean(saved, queries) else
                                 f" (saved: {', '.join(queries) or 'none'})"))
         text, origin = queries[saved].text, f"queries/{saved}.rq"
-    result = ox_query(load_store(kb.index), text, origin, base_iri=kb.config.base_iri)
-    if format == QueryFormat.table and result.type == "SELECT":
-        _print_results(kb, result)
-    elif format == QueryFormat.table and result.type == "ASK":
-        out.print("yes" if result.askAnswer else "no")
-    else:
-        fmt = format.value if format != QueryFormat.table else "turtle"
-        if result.type in ("SELECT", "ASK") and fmt not in ("csv", "tsv", "json", "xml"):
-            raise UsageError(f"--format {fmt} is for CONSTRUCT/DESCRIBE; use csv, tsv, json or xml")
-        if result.type in ("CONSTRUCT", "DESCRIBE") and fmt in ("csv", "tsv", "json"):
+    store, prefixes = _store(config)
+    from .store_cache import raw_query
+
+    answer = raw_query(store, text, origin, prefixes)
+    kind = type(answer).__name__  # QuerySolutions (SELECT), QueryBoolean (ASK), QueryTriples
+    fmt = format.value
+    if kind == "QueryTriples":
+        if fmt in ("csv", "tsv", "json"):
             raise UsageError(f"--format {fmt} is for SELECT/ASK; use turtle, nt, jsonld or xml")
-        sys.stdout.write(serialize_result(result, fmt))
-        sys.stdout.flush()
+        from .oxstore import _result
+        from .query import serialize_result
+
+        sys.stdout.write(serialize_result(_result(answer), "turtle" if fmt == "table" else fmt))
+    elif fmt == "table":
+        if kind == "QueryBoolean":
+            out.print("yes" if bool(answer) else "no")
+        else:
+            _print_results(answer, prefixes)
+    else:
+        if fmt not in ("csv", "tsv", "json", "xml"):
+            raise UsageError(f"--format {fmt} is for CONSTRUCT/DESCRIBE; use csv, tsv, json or xml")
+        import pyoxigraph as ox
+
+        formats = {"csv": ox.QueryResultsFormat.CSV, "tsv": ox.QueryResultsFormat.TSV,
+                   "json": ox.QueryResultsFormat.JSON, "xml": ox.QueryResultsFormat.XML}
+        sys.stdout.write(answer.serialize(format=formats[fmt]).decode("utf-8"))
+    sys.stdout.flush()
 
 
-def _print_results(kb, result) -> None:
-    from rdflib import Literal
+def _store(config):
+    """(store, prefixes): the store saved for the entries as they are now, or, after a change, the entries
+    loaded, checked and saved as the new store (so the next query is fast again)."""
+    from . import store_cache
 
+    print_ = store_cache.fingerprint(config)
+    cached = store_cache.open_cached(config, print_)
+    if cached is not None:
+        return cached
+    kb = _kb()
+    store_cache.save(config, kb.index, print_)
+    cached = store_cache.open_cached(config, print_)
+    if cached is not None:
+        return cached
+    from .namespaces import PREFIXES
+    from .oxstore import load_store
+
+    return load_store(kb.index), dict({k: str(v) for k, v in PREFIXES.items()}, id=config.base_iri)
+
+
+def _short(iri: str, prefixes: dict[str, str]) -> str:
+    """An entity's id, else `prefix:local` for an IRI under a known prefix, else `<iri>`."""
+    base = prefixes.get("id", "")
+    if base and iri.startswith(base) and "#" not in iri[len(base):]:
+        return iri[len(base):]
+    for prefix, ns in sorted(prefixes.items(), key=lambda kv: -len(kv[1])):
+        if prefix != "id" and iri.startswith(ns) and len(iri) > len(ns):
+            return f"{prefix}:{iri[len(ns):]}"
+    return f"<{iri}>"
+
+
+def _print_results(answer, prefixes: dict[str, str]) -> None:
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))
-    names = [str(v) for v in result.vars]
+    names = [v.value for v in answer.variables]
     for name in names:
         table.add_column(name)
     rows = 0
-    for row in result:
+    for row in answer:
         cells = []
-        for value in row:
+        for name in names:
+            value = row[name]
             if value is None:
                 cells.append("")
-            elif isinstance(value, Literal):
-                cells.append(str(value))
+            elif type(value).__name__ == "Literal":
+                cells.append(value.value)
+            elif type(value).__name__ == "NamedNode":
+                cells.append(_short(value.value, prefixes))
             else:
-                cells.append(kb.index.namespace_manager.normalizeUri(value) if "#" in value or kb.id_of(value) is None
-                             else kb.id_of(value))
+                cells.append(str(value))
         table.add_row(*cells)
         rows += 1
     _print_table(table)
@@ -330,7 +388,7 @@ def build(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Si
         try:
             report = build_site(kb, target, search=not no_search, progress=step)
         except OSError as e:
-            raise UsageError(f"cannot write the site to {target}: {e.strerror or e} — the previous site is unchanged")
+            raise _fail(f"cannot write the site to {target}: {_os_reason(e)} — the previous site is unchanged")
     size = report.bytes / 1_000_000
     out.print(Text(f"built {report.pages} pages ({report.files} files, {size:.1f} MB) into {target} "
                    f"in {report.seconds:.2f} s"
@@ -377,7 +435,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
         try:
             report = ensure_site(kb, site, progress=step)
         except OSError as e:
-            raise UsageError(f"cannot write the site to {site}: {e.strerror or e}")
+            raise _fail(f"cannot write the site to {site}: {_os_reason(e)} — the previous site is unchanged")
     if report is not None:
         err.print(Text(f"built {report.pages} pages into {site} in {report.seconds:.1f} s"))
     run_server(kb, site, host=host, port=port, timeout=timeout, max_rows=max_rows, say=lambda m: err.print(Text(m)))

@@ -7,6 +7,7 @@ compact form with the fixed prefixes as context.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 
 from rdflib import BNode, Literal, URIRef
@@ -30,7 +31,7 @@ def export_graph(triples: Iterable[tuple], fmt: str = "turtle") -> str:
 def triple_key(t: tuple) -> tuple:
     """A total order of triples: that of their N-Triples lines (so a dump's lines come out sorted)."""
     s, p, o = t
-    return ("<" + s + ">", "<" + p + ">", o.n3() if isinstance(o, Literal) else "<" + o + ">")
+    return ("<" + str(s) + ">", "<" + str(p) + ">", o.n3() if isinstance(o, Literal) else "<" + str(o) + ">")
 
 
 def sorted_triples(triples: Iterable[tuple]) -> list[tuple]:
@@ -62,14 +63,56 @@ def oxigraph_serialize(ordered: list[tuple], fmt: str) -> str:
     return ox.serialize(out, format=formats[fmt], prefixes=prefixes).decode("utf-8")
 
 
+_compacted: dict[str, str] = {}
+_PN_LOCAL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?$")
+
+
 def compact(iri: str) -> str:
     """`kb:System` for an IRI under one of the fixed prefixes, else the IRI itself."""
-    for prefix, ns in _BY_LENGTH:
-        if iri.startswith(ns) and len(iri) > len(ns):
-            rest = iri[len(ns):]
-            if "/" not in rest and "#" not in rest:
-                return f"{prefix}:{rest}"
-    return iri
+    found = _compacted.get(iri)
+    if found is None:
+        found = iri
+        for prefix, ns in _BY_LENGTH:
+            if iri.startswith(ns) and len(iri) > len(ns):
+                rest = iri[len(ns):]
+                if "/" not in rest and "#" not in rest:
+                    found = f"{prefix}:{rest}"
+                break
+        _compacted[iri] = found
+    return found
+
+
+def _turtle_term(x) -> str:
+    if isinstance(x, Literal):
+        return x.n3()
+    name = compact(str(x))
+    return name if name != str(x) and _PN_LOCAL.match(name.split(":", 1)[1]) else "<" + str(x) + ">"
+
+
+def turtle(ordered: list[tuple]) -> str:
+    """Turtle of a few sorted triples (one entity's), written directly: prefixes, then one block per subject.
+
+    For whole graphs `oxigraph_serialize` is the writer; for ten thousand small files the per-call
+    conversion into Oxigraph's terms costs more than writing the text."""
+    lines = [f"@prefix {prefix}: <{ns}> ." for prefix, ns in _CONTEXT.items()]
+    subject = predicate = None
+    for s, p, o in ordered:
+        if s != subject:
+            if subject is not None:
+                lines[-1] += " ."
+            lines.append("")
+            lines.append(_turtle_term(s))
+            subject, predicate = s, None
+        if p != predicate:
+            if predicate is not None:
+                lines[-1] += " ;"
+            lines.append(f"    {'a' if p == RDF_TYPE else _turtle_term(p)} {_turtle_term(o)}")
+            predicate = p
+        else:
+            lines[-1] += f", {_turtle_term(o)}"
+    if subject is not None:
+        lines[-1] += " ."
+    return "\n".join(lines) + "\n"
 
 
 def _value(o):

@@ -167,13 +167,22 @@ def describe(kb: KnowledgeBase, iri: URIRef) -> Description:
             values.append(value)
         if values:
             facts.append(Fact(key, spec.label, values))
+    return Description(iri, kb.id_of(iri) or str(iri), label_of(kb, iri), kb.schema.class_label(cls), facts,
+                       incoming_facts(kb, iri))
+
+
+def incoming_facts(kb: KnowledgeBase, iri: URIRef) -> list[Fact]:
+    """The entities linking to `iri`, by the inverse label of each link (`variants`, `operated by`, …)."""
+    g = kb.index
     incoming = []
     for prop in sorted(set(g.predicates(None, iri)), key=str):
         inverse = kb.schema.ontology.value(prop, KB.inverseLabel)
+        if not inverse:
+            continue
         subjects = sorted((s for s in g.subjects(prop, iri) if kb.id_of(s)), key=lambda s: label_of(kb, s))
-        if inverse and subjects:
+        if subjects:
             incoming.append(Fact(str(prop), str(inverse), [format_value(kb, s) for s in subjects]))
-    return Description(iri, kb.id_of(iri) or str(iri), label_of(kb, iri), kb.schema.class_label(cls), facts, incoming)
+    return incoming
 
 
 def statement_qualifiers(kb: KnowledgeBase, st) -> tuple[bool, list[tuple[str, object]]]:

@@ -6,7 +6,6 @@ rdflib's own SPARQL engine takes seconds per join at 10,000 systems; Oxigraph ta
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -15,9 +14,8 @@ from rdflib.namespace import XSD
 from rdflib.query import Result
 
 from .namespaces import PREFIXES
-from .problems import KBError, Problem
+from .store_cache import raw_query
 
-_XSD_DECIMAL = str(XSD.decimal)
 
 
 def ox_term(t):
@@ -32,7 +30,7 @@ def ox_term(t):
 
 
 def rdf_term(t):
-    """pyoxigraph term → rdflib term, decimals in the graph's lexical form (`46.0`, as the entries map them)."""
+    """pyoxigraph term → rdflib term."""
     if t is None:
         return None
     if isinstance(t, ox.NamedNode):
@@ -41,13 +39,6 @@ def rdf_term(t):
         if t.language:
             return Literal(t.value, lang=t.language)
         datatype = t.datatype.value
-        if datatype == _XSD_DECIMAL:
-            from .quantities import canonical_decimal
-
-            try:
-                return Literal(canonical_decimal(Decimal(t.value)), datatype=XSD.decimal)
-            except ArithmeticError:
-                pass
         return Literal(t.value, datatype=None if datatype == str(XSD.string) else URIRef(datatype))
     return BNode(t.value)
 
@@ -66,21 +57,7 @@ def query(store: ox.Store, text: str, origin: str = "query", base_iri: str | Non
     if base_iri:
         prefixes["id"] = base_iri
     substitutions = {ox.Variable(str(k)): ox_term(v) for k, v in (bindings or {}).items()}
-    try:
-        answer = store.query(text, prefixes=prefixes, substitutions=substitutions or None)
-    except SyntaxError as e:
-        from .query import run_query
-
-        run_query(Graph(), text, origin, base_iri=base_iri)  # rdflib's parser words most errors by line and column
-        raise KBError([Problem(origin, _line(str(e)), f"SPARQL syntax error: {e}", "query-syntax")])
-    except OSError as e:
-        raise KBError([Problem(origin, 1, f"SPARQL evaluation error: {e}", "query-error")])
-    return _result(answer)
-
-
-def _line(message: str) -> int:
-    head = message.removeprefix("error at ").split(":", 1)[0]
-    return int(head) if head.isdigit() else 1
+    return _result(raw_query(store, text, origin, prefixes, substitutions))
 
 
 def _result(answer) -> Result:

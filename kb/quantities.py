@@ -10,10 +10,21 @@ from functools import lru_cache
 
 _DECIMAL_COMMA = re.compile(r"^\s*-?\d+,(\d{1,2}|\d{4,})(?!\d)")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
-_NUMBER_ONLY = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
+# A number, then at most a unit made of words joined by spaces or `/` (`46 t`, `70 km/h`). Only this
+# reaches pint, whose parser does arithmetic: `9**9**9 t` would never finish.
+_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,4})?)\s*"
+                       r"([^\W\d]+(?:(?:\s*/\s*|\s+)[^\W\d]+)*)?\s*$")
+LARGEST = Decimal(10) ** 15  # the loader refuses numbers this large too (kb/loader.py MAX_NUMBER)
 
 
-_CACHE_VERSION = "1"  # bump when conversion rules change
+def _split(text: str) -> tuple[str, str | None] | None:
+    """(number, unit or None) of a quantity as written, or None if it is not one. Over 64 characters it is
+    not one either: pint takes seconds over a long unit name, and recurses on a long `a/b/c/…`."""
+    parts = _QUANTITY.match(_THOUSANDS.sub("", text.strip())) if len(text) <= 64 else None
+    return parts.groups() if parts else None
+
+
+_CACHE_VERSION = "2"  # bump when conversion rules change (2: XSD 1.1 canonical decimals, `46`)
 
 
 class QuantityError(ValueError):
@@ -33,10 +44,11 @@ def _registry():
 
 
 def canonical_decimal(value: float | Decimal) -> Decimal:
-    """Round to at most 3 decimal places, in the XSD canonical form (`46.0`, `42.5`, `745.7`)."""
+    """Round to at most 3 decimal places, in the XSD 1.1 canonical form (`46`, `42.5`, `745.7`): the form
+    Oxigraph and other SPARQL stores return, so the graph reads the same whichever engine answers."""
     d = Decimal(str(value)).quantize(Decimal("0.001"), rounding=ROUND_HALF_EVEN).normalize()
     if d == d.to_integral_value():
-        d = d.quantize(Decimal("1.0"))
+        d = d.quantize(Decimal("1"))
     return d
 
 
@@ -81,19 +93,22 @@ def _convert(text: str, unit: str) -> Decimal:
     if _DECIMAL_COMMA.match(text):
         fixed = text.replace(",", ".", 1)
         raise QuantityError(f"`{text}` uses a decimal comma", f"write `{fixed}`", "decimal-comma")
-    cleaned = _THOUSANDS.sub("", text.strip())
-    if _NUMBER_ONLY.match(cleaned):
-        value = Decimal(cleaned)
+    parts = _split(text)
+    if parts is None:
+        raise QuantityError(f"`{text}` is not a number with a unit", f"write a number and a unit, e.g. `12 {unit}`")
+    number, unit_text = parts
+    if unit_text is None:
+        value = Decimal(number)
     else:
         import pint
 
         ureg = _registry()
         try:
-            quantity = ureg.Quantity(cleaned)
+            quantity = ureg.Quantity(f"{number} {unit_text}")
         except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, ValueError,
                 AttributeError, TypeError, SyntaxError, AssertionError, KeyError, IndexError) as e:
             name = getattr(e, "unit_names", None)
-            what = f"unknown unit `{name[0] if isinstance(name, (list, tuple)) and name else cleaned}`" if name else "not a number with a unit"
+            what = f"unknown unit `{name[0] if isinstance(name, (list, tuple)) and name else unit_text}`" if name else "not a number with a unit"
             raise QuantityError(f"`{text}` is {what}", f"write a number and a unit, e.g. `12 {unit}`")
         if not isinstance(quantity, ureg.Quantity):
             raise QuantityError(f"`{text}` is not a number with a unit", f"write e.g. `12 {unit}`")
@@ -106,13 +121,20 @@ def _convert(text: str, unit: str) -> Decimal:
             except pint.errors.DimensionalityError:
                 raise QuantityError(f"`{text}` is {_dimension_name(quantity.dimensionality)}, not {_dimension_name(target.dimensionality)}",
                                     f"give it in {unit} or a unit convertible to it", "wrong-dimension")
+    if not value.is_finite():
+        raise QuantityError(f"`{text}` is not a finite number", f"write a number and a unit, e.g. `12 {unit}`")
+    if abs(value) >= LARGEST:
+        raise QuantityError(f"`{text}` is too large a number", "check the value and its unit", "out-of-range")
     return canonical_decimal(value)
 
 
 def dimension_of(text: str) -> str | None:
     """The dimension of `text` if it carries a unit, e.g. 'a length' for `3 km`; None for a bare number."""
+    parts = _split(text)
+    if parts is None or parts[1] is None:
+        return None
     try:
-        quantity = _registry().Quantity(_THOUSANDS.sub("", text.strip()))
+        quantity = _registry().Quantity(f"{parts[0]} {parts[1]}")
     except Exception:  # noqa: BLE001 - anything unparseable simply has no dimension to report
         return None
     if not hasattr(quantity, "dimensionality") or quantity.dimensionless:

@@ -5,12 +5,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rdflib import Graph, Literal
-from rdflib.namespace import XSD
-from rdflib.query import Result
+from typing import TYPE_CHECKING
 
-from .namespaces import PREFIXES
 from .problems import KBError, Problem
+
+if TYPE_CHECKING:  # rdflib is imported where it is used: `kb query` on a saved store never needs it
+    from rdflib import Graph
+    from rdflib.query import Result
 
 RESULT_FORMATS = {"csv": "csv", "json": "json", "xml": "xml"}  # tsv: see _tsv (rdflib has none)
 GRAPH_FORMATS = {"turtle": "turtle", "nt": "nt", "jsonld": "json-ld", "xml": "xml"}
@@ -46,6 +47,8 @@ def run_query(graph: Graph, text: str, origin: str = "query", bindings: dict | N
     from pyparsing import ParseException
     from rdflib.plugins.sparql import prepareQuery
 
+    from .namespaces import PREFIXES
+
     try:
         namespaces = dict(PREFIXES, **({"id": base_iri} if base_iri else {}))
         query = prepareQuery(text, initNs=namespaces)
@@ -70,6 +73,8 @@ def _token(line: str, col: int) -> str:
 
 def serialize_result(result: Result, fmt: str) -> str:
     """SELECT/ASK in a W3C result format; CONSTRUCT/DESCRIBE as an RDF syntax."""
+    from .namespaces import PREFIXES
+
     if result.type in ("CONSTRUCT", "DESCRIBE"):
         graph = result.graph
         for prefix, ns in PREFIXES.items():
@@ -81,11 +86,14 @@ def serialize_result(result: Result, fmt: str) -> str:
     return data.decode("utf-8") if isinstance(data, bytes) else data
 
 
-_ABBREVIATED = {str(XSD.integer), str(XSD.decimal), str(XSD.double), str(XSD.boolean)}
+_XSD = "http://www.w3.org/2001/XMLSchema#"
+_ABBREVIATED = {_XSD + "integer", _XSD + "decimal", _XSD + "double", _XSD + "boolean"}
 
 
 def _tsv(result: Result) -> str:
     """SPARQL 1.1 Query Results TSV: `?var` header, RDF terms in Turtle syntax."""
+    from rdflib import Literal
+
     if result.type == "ASK":
         return "?_askResult\n" + ("true" if result.askAnswer else "false") + "\n"
     lines = ["\t".join(f"?{v}" for v in result.vars)]

@@ -33,14 +33,14 @@ def test_the_graph_holds_entries_vocabulary_and_categories(kb):
 
 def test_quantities_are_canonical_decimals(kb):
     g = kb.graph
-    assert g.value(T80, KB.combatMass) == Literal("46.0", datatype=XSD.decimal)
+    assert g.value(T80, KB.combatMass) == Literal("46", datatype=XSD.decimal)
     assert g.value(T80, KB.enginePower) == Literal("745.7", datatype=XSD.decimal)  # 1,000 hp in kW
     tos = URIRef("https://w3id.org/milkb/id/tos-1")
     assert g.value(tos, KB.maxRange) == Literal("3.5", datatype=XSD.decimal)  # 3,500 m in km
 
 
 def test_only_the_preferred_value_is_a_direct_triple(kb):
-    assert list(kb.graph.objects(T80, KB.combatMass)) == [Literal("46.0", datatype=XSD.decimal)]
+    assert list(kb.graph.objects(T80, KB.combatMass)) == [Literal("46", datatype=XSD.decimal)]
     ranks = {kb.graph.value(st, KB.rank) for st in kb.graph.objects(T80, KB.statement)
              if kb.graph.value(st, KB.property) == KB.combatMass}
     assert ranks == {KB.Preferred, KB.Normal}

@@ -16,12 +16,12 @@ from urllib.parse import urljoin
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markdown_it import MarkdownIt
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
 
 from ..entity import entity_triples
-from ..export import export_graph, jsonld as jsonld_text, oxigraph_serialize, sorted_triples
+from ..export import export_graph, jsonld as jsonld_text, oxigraph_serialize, sorted_triples, turtle as turtle_text
 from ..knowledge_base import KnowledgeBase
 from ..namespaces import KB, KBC, SCHEMA
 from ..oxstore import load_store, query as ox_query
@@ -63,6 +63,17 @@ def _markdown() -> MarkdownIt:
     return md
 
 
+def link_html(l, root: str) -> Markup:
+    """A link to a page of the site (or the plain name when it has none), its text escaped.
+
+    A global function rather than a template macro: it is called for every name in every table, and a
+    jinja macro call costs ten times as much."""
+    lang = f' lang="{escape(l.lang)}"' if l.lang else ""
+    if l.href:
+        return Markup(f'<a href="{escape(root)}{escape(l.href)}"{lang}>{escape(l.text)}</a>')
+    return Markup(f"<span{lang}>{escape(l.text)}</span>")
+
+
 class SiteWriter:
     """Renders templates into the build folder; every link in a page is relative to the page."""
 
@@ -79,12 +90,24 @@ class SiteWriter:
                                keep_trailing_newline=True)
         self.env.filters["markdown"] = lambda text: Markup(md.render(text or ""))
         self.env.filters["number"] = plain_number
+        self.env.globals["link"] = link_html
+        self.env.globals["system_row"] = self.system_row
+        self._rows: dict = {}
         config = kb.config
         self.env.globals.update(site={
             "title": config.title, "license": config.license, "license_name": config.license_name or config.license,
             "base_url": config.base_url, "version": config.version, "date": self.date.isoformat(),
             "dataset_iri": config.dataset_iri,
         })
+
+    def system_row(self, row: dict, columns: list[dict], root: str, show_category: bool) -> Markup:
+        """A system's table row: the same system appears in several tables, so each variant is rendered once."""
+        key = (id(row), root, show_category, tuple((c["key"], c["decimals"]) for c in columns))
+        html = self._rows.get(key)
+        if html is None:
+            macro = self.env.get_template("macros.html").module.system_row_html
+            html = self._rows[key] = Markup(macro(row, columns, root, show_category))
+        return html
 
     def absolute(self, path: str) -> str:
         return urljoin(self.kb.config.base_url, path) if self.kb.config.base_url else path
@@ -155,7 +178,7 @@ def _entity_pages(w: SiteWriter, step) -> None:
             root_iri, tree = trees[iri]
             page.family = {"root": m.link(root_iri),
                            "svg": family_tree_svg(tree(iri), f"Variant family of {m.labels[root_iri]}", "../")}
-        w.write(f"id/{entity_id}.ttl", oxigraph_serialize(triples, "turtle"))
+        w.write(f"id/{entity_id}.ttl", turtle_text(triples))
         w.write(f"id/{entity_id}.jsonld", jsonld)
         template = "redirect.html" if page.replaced_by else "entity.html"
         w.page(template, f"id/{entity_id}.html", e=page,

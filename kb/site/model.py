@@ -8,7 +8,7 @@ from rdflib import Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS
 
 from ..knowledge_base import KnowledgeBase
-from ..lookup import describe, label_of, statement_qualifiers
+from ..lookup import incoming_facts, label_of, statement_qualifiers
 from ..namespaces import GEO, KB, KBC, SCHEMA
 from ..schema import concept_ancestors
 from ..stats import is_weapon_system
@@ -148,7 +148,6 @@ class SiteModel:
 
     def entity_page(self, iri: URIRef, jsonld: str) -> EntityPage:
         g = self.g
-        d = describe(self.kb, iri)
         cls = g.value(iri, RDF.type)
         statements = {}
         for st in g.objects(iri, KB.statement):
@@ -167,7 +166,7 @@ class SiteModel:
                 rows.append(Row(spec.label, values, key))
         incoming = [Row(f.label, [{"text": v.text, "href": f"id/{v.link}.html" if v.link else None,
                                    "qualifiers": [], "sources": []} for v in f.values], f.key)
-                    for f in d.incoming]
+                    for f in incoming_facts(self.kb, iri)]
         aliases = [self.link(a) for a in sorted(g.objects(iri, SKOS.altLabel), key=str)]
         category = g.value(iri, KB.category)
         sources = []

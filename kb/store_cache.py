@@ -1,0 +1,116 @@
+"""The validated graph kept as an on-disk Oxigraph store in `.kb-cache/store`, reused while nothing it was
+built from has changed, so that `kb query` answers in a fresh process without reading any entry.
+
+The store is trusted only under the fingerprint it was saved with: the path, size and modification time
+of every entry, ontology file and `kb.toml`, and the cache format. Any change, even a touched file, means
+the next command loads and checks the entries as usual and saves a new store. Only a knowledge base
+without errors is saved, so a cached answer never hides a broken entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from .config import Config
+
+FORMAT = "1"  # bump when the graph a given set of entries maps to changes
+
+
+def fingerprint(config: Config) -> str:
+    """A hash of (path, size, mtime) of everything the graph is built from."""
+    h = hashlib.sha256(f"milkb-store {FORMAT}\n".encode())
+    for folder in (config.entries_dir, config.ontology_dir):
+        for path, st in sorted(_files(folder)):
+            h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    try:
+        st = (config.root / "kb.toml").stat()
+        h.update(f"kb.toml\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    except OSError:
+        pass
+    return h.hexdigest()
+
+
+def _files(folder: Path):
+    stack = [folder]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(Path(e.path))
+                    elif e.name.endswith((".yaml", ".yml", ".ttl")):
+                        yield e.path, e.stat()
+        except OSError:
+            continue
+
+
+def _paths(config: Config) -> tuple[Path, Path]:
+    return config.cache_dir / "store", config.cache_dir / "store.json"
+
+
+def open_cached(config: Config, print_: str | None = None):
+    """(the saved store read-only, its prefixes) if saved under today's fingerprint; else None."""
+    folder, meta = _paths(config)
+    try:
+        saved = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if saved.get("fingerprint") != (print_ or fingerprint(config)) or not folder.is_dir():
+        return None
+    import pyoxigraph as ox
+
+    try:
+        return ox.Store.read_only(str(folder)), saved["prefixes"]
+    except (OSError, KeyError):
+        return None
+
+
+def raw_query(store, text: str, origin: str, prefixes: dict[str, str], substitutions=None):
+    """Oxigraph's own answer to `text`; a syntax error is a KBError at `origin:line`, worded by rdflib's
+    parser where it can (it names the column and the token), else by Oxigraph's."""
+    from .problems import KBError, Problem
+
+    try:
+        return store.query(text, prefixes=prefixes, substitutions=substitutions or None)
+    except SyntaxError as e:
+        from rdflib import Graph
+
+        from .query import run_query
+
+        run_query(Graph(), text, origin, base_iri=prefixes.get("id"))
+        head = str(e).removeprefix("error at ").split(":", 1)[0]
+        raise KBError([Problem(origin, int(head) if head.isdigit() else 1, f"SPARQL syntax error: {e}", "query-syntax")])
+    except OSError as e:
+        raise KBError([Problem(origin, 1, f"SPARQL evaluation error: {e}", "query-error")])
+
+
+def save(config: Config, triples, print_: str) -> None:
+    """Write `triples` as the store for fingerprint `print_`: a new folder, then swapped in. Best effort:
+    a read-only root only means the next command loads the entries again."""
+    from .oxstore import load_store
+
+    folder, meta = _paths(config)
+    fresh = folder.with_name(f"store.new-{os.getpid()}")
+    try:
+        config.cache_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(fresh, ignore_errors=True)
+        store = load_store(triples, fresh)
+        store.flush()
+        del store
+        meta.unlink(missing_ok=True)  # no fingerprint names a store while the folders move
+        old = folder.with_name(f"store.old-{os.getpid()}")
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(fresh, folder)
+        shutil.rmtree(old, ignore_errors=True)
+        from .files import write_atomically
+
+        from .namespaces import PREFIXES
+
+        prefixes = dict({k: str(v) for k, v in PREFIXES.items()}, id=config.base_iri)
+        write_atomically(meta, json.dumps({"fingerprint": print_, "format": FORMAT, "prefixes": prefixes}))
+    except OSError:
+        shutil.rmtree(fresh, ignore_errors=True)
