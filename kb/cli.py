@@ -83,6 +83,12 @@ def _kb(shacl: bool = False):
     return load_valid_kb(_root(), shacl=shacl)
 
 
+def _saved_kb():
+    from .knowledge_base import saved_kb
+
+    return saved_kb(_root())
+
+
 @app.callback()
 def main(root: Optional[Path] = typer.Option(None, "--root", help="Knowledge-base root (the folder holding kb.toml); "
                                              "default: found upwards from the current folder.")):
@@ -122,7 +128,7 @@ def show(name: str = typer.Argument(..., help="An id, name or alias (any script,
     from .lookup import describe, find_entity, label_of
     from .entity import entity_jsonld, entity_triples
 
-    kb = _kb()
+    kb = _saved_kb()
     matches, hint = find_entity(kb, name)
     if not matches:
         raise KBError([Problem("", 0, f"no entity named `{name}`", "not-found", hint)])
@@ -175,7 +181,7 @@ def search(text: str = typer.Argument(..., help="Words to look for in names, ali
 
     from .lookup import label_of, search as run_search
 
-    kb = _kb()
+    kb = _saved_kb()
     matches = run_search(kb, text, limit)
     if not matches:
         err.print(Text(f"nothing matches `{text}`"))
@@ -268,7 +274,7 @@ def _store(config):
     if cached is not None:
         return cached
     kb = _kb()
-    store_cache.save(config, kb.index, print_)
+    store_cache.save(config, kb.index, print_)  # a later `kb show` or `kb query` starts from it
     cached = store_cache.open_cached(config, print_)
     if cached is not None:
         return cached

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rdflib import Graph, URIRef
+from rdflib.namespace import RDF
 
 from .index import Index, prefixed_graph
 from .config import Config, find_root, load_config
@@ -42,6 +43,14 @@ class KnowledgeBase:
         if text.startswith(base) and "#" not in text[len(base):]:
             return text[len(base):]
         return None
+
+    @property
+    def entity_ids(self) -> set[str]:
+        """The id of every entry (with readable content)."""
+        if self.mapped is not None:
+            return {i for i, e in self.mapped.index.items() if e.data is not None}
+        return {i for c in self.schema.classes.values() for s in self.index.subjects(RDF.type, c)
+                if (i := self.id_of(s)) is not None}
 
     @property
     def errors(self) -> list[Problem]:
@@ -84,3 +93,23 @@ def load_valid_kb(root: Path | None = None, *, shacl: bool = True) -> KnowledgeB
     if kb.errors:
         raise KBError(kb.errors)
     return kb
+
+
+def saved_kb(root: Path | None = None) -> KnowledgeBase:
+    """For commands that read a few entities (`kb show`, `kb search`): the graph in the store saved by an
+    earlier command when no input has changed since, else the entries loaded as `load_valid_kb(shacl=False)`
+    does (and the store saved for the next command)."""
+    from . import store_cache
+
+    root = find_root() if root is None else root
+    config = load_config(root)
+    print_ = store_cache.fingerprint(config)
+    cached = store_cache.open_cached(config, print_)
+    if cached is None:
+        kb = load_valid_kb(root, shacl=False)
+        store_cache.save(config, kb.index, print_)
+        return kb
+    from .oxstore import StoreView
+
+    schema = read_schema(load_ontology(config.ontology_dir))
+    return KnowledgeBase(config, schema, [], None, StoreView(cached[0]), [])

@@ -44,15 +44,16 @@ def _names(kb: KnowledgeBase):
 def find_entity(kb: KnowledgeBase, text: str) -> tuple[list[URIRef], str | None]:
     """Entities `text` names: an exact id wins, then folded name/alias matches. (matches, hint)."""
     text = text.strip()
-    if text in kb.mapped.index and kb.mapped.index[text].data is not None:
+    ids = kb.entity_ids
+    if text in ids:
         return [kb.iri(text)], None
     key = fold(text)
     found = sorted({s for s, _, label in _names(kb) if fold(label) == key} |
-                   {kb.iri(i) for i in kb.mapped.index if fold(i) == key}, key=str)
+                   {kb.iri(i) for i in ids if fold(i) == key}, key=str)
     if found or not key:
         return found, None
     candidates = {fold(label): label for _, _, label in _names(kb)}
-    candidates.update({fold(i): i for i in kb.mapped.index})
+    candidates.update({fold(i): i for i in ids})
     close = did_you_mean(key, candidates)
     if close:
         close_names = [candidates[c.strip("`")] for c in re.findall(r"`[^`]+`", close)]
@@ -139,20 +140,34 @@ def format_value(kb: KnowledgeBase, node, unit: str | None = None) -> Value:
     return Value(label_of(kb, node), entity_id)
 
 
+def literal_key(o: Literal) -> tuple:
+    """A total order of literals: text, then language, then datatype (`Бахмут`@ru before `Бахмут`@uk)."""
+    return (str(o), o.language or "", str(o.datatype or ""))
+
+
+def statements_of(g, iri) -> list:
+    """The entity's statement nodes in the order their values are written (`#maxRange-1`, `-2`, … `-10`),
+    whichever store answers."""
+    def key(st):
+        head, _, n = str(st).rpartition("-")
+        return (head, int(n)) if n.isdigit() else (str(st), 0)
+    return sorted(g.objects(iri, KB.statement), key=key)
+
+
 def describe(kb: KnowledgeBase, iri: URIRef) -> Description:
     """Every fact about `iri` in key order, with statement qualifiers, plus its incoming links."""
     g = kb.index
     cls = g.value(iri, RDF.type)
     specs = kb.schema.keys.get(cls, {})
     statements = {}
-    for st in g.objects(iri, KB.statement):
+    for st in statements_of(g, iri):
         statements.setdefault((g.value(st, KB.property), g.value(st, RDF.value)), st)
     facts = []
     for key, spec in specs.items():
         if key == "name":
             continue
         values = []
-        objects = sorted(g.objects(iri, spec.prop), key=lambda o: label_of(kb, o) if not isinstance(o, Literal) else str(o))
+        objects = sorted(g.objects(iri, spec.prop), key=lambda o: literal_key(o) if isinstance(o, Literal) else (label_of(kb, o),))
         shown = set(objects)
         # values that exist only as (non-preferred) statements
         extra = [v for (p, v) in statements if p == spec.prop and v not in shown]

@@ -78,3 +78,78 @@ def _result(answer) -> Result:
     graph.addN((rdf_term(t.subject), rdf_term(t.predicate), rdf_term(t.object), graph) for t in answer)
     result.graph = graph
     return result
+
+
+class StoreView:
+    """The lookups of `kb.index.Index` answered by an Oxigraph store, for commands that read a few
+    entities from the saved store (`kb show`) instead of loading every entry."""
+
+    def __init__(self, store: ox.Store):
+        self.store = store
+        self._terms: dict = {}
+        self._namespace_manager = None
+
+    def _rdf(self, t):
+        found = self._terms.get(t)
+        if found is None:
+            found = self._terms[t] = rdf_term(t)
+        return found
+
+    def _ox(self, t):
+        return None if t is None else ox_term(t)
+
+    def triples(self, pattern):
+        s, p, o = pattern
+        for q in self.store.quads_for_pattern(self._ox(s), self._ox(p), self._ox(o), ox.DefaultGraph()):
+            yield self._rdf(q.subject), self._rdf(q.predicate), self._rdf(q.object)
+
+    def __iter__(self):
+        return self.triples((None, None, None))
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __contains__(self, triple) -> bool:
+        return next(iter(self.triples(triple)), None) is not None
+
+    def value(self, subject=None, predicate=None, object=None, default=None):
+        for s, _, o in self.triples((subject, predicate, object)):
+            return o if subject is not None else s
+        return default
+
+    def objects(self, subject=None, predicate=None):
+        seen = set()
+        for _, _, o in self.triples((subject, predicate, None)):
+            if o not in seen:
+                seen.add(o)
+                yield o
+
+    def subjects(self, predicate=None, object=None):
+        seen = set()
+        for s, _, _ in self.triples((None, predicate, object)):
+            if s not in seen:
+                seen.add(s)
+                yield s
+
+    def predicates(self, subject=None, object=None):
+        seen = set()
+        for _, p, _ in self.triples((subject, None, object)):
+            if p not in seen:
+                seen.add(p)
+                yield p
+
+    def subject_objects(self, predicate):
+        for s, _, o in self.triples((None, predicate, None)):
+            yield s, o
+
+    def predicate_objects(self, subject):
+        for _, p, o in self.triples((subject, None, None)):
+            yield p, o
+
+    @property
+    def namespace_manager(self):
+        if self._namespace_manager is None:
+            from .index import prefixed_graph
+
+            self._namespace_manager = prefixed_graph().namespace_manager
+        return self._namespace_manager

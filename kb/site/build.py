@@ -83,6 +83,7 @@ class SiteWriter:
         self.model = SiteModel(kb)
         self.date = build_date()
         self.pages: list[str] = []
+        self.files = self.bytes = 0  # written so far (the report counts without walking the folder)
         md = _markdown()
         templates = kb.config.root / "site_build" / "templates"
         self.env = Environment(loader=FileSystemLoader(templates), autoescape=select_autoescape(default=True),
@@ -118,6 +119,8 @@ class SiteWriter:
         if isinstance(data, str):
             data = data.encode("utf-8")
         target.write_bytes(data)
+        self.files += 1
+        self.bytes += len(data)
 
     def page(self, template: str, path: str, **context) -> None:
         root = "../" * path.count("/")
@@ -154,10 +157,12 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             _pagefind(work)
             report.search_seconds = time.perf_counter() - t
         report.pages = len(w.pages)
-        for path in work.rglob("*"):
-            if path.is_file():
-                report.files += 1
-                report.bytes += path.stat().st_size
+        report.files, report.bytes = w.files, w.bytes
+        for folder in ("static", "pagefind"):  # copied or written by others
+            for path in (work / folder).rglob("*"):
+                if path.is_file():
+                    report.files += 1
+                    report.bytes += path.stat().st_size
     report.seconds = time.perf_counter() - started
     return report
 
@@ -166,10 +171,60 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
 
 
 def _entity_pages(w: SiteWriter, step) -> None:
+    """One page (with its .ttl and .jsonld) per entity, shared out over the CPUs by forked workers:
+    each inherits the model as it stands, writes its own pages and reports what it wrote."""
+    global _forked
     m = w.model
     trees = _family_trees(m)
     total = len(m.entities)
-    for i, iri in enumerate(m.entities):
+    jobs = _jobs(total)
+    chunks = [(lo, min(lo + ENTITY_CHUNK, total)) for lo in range(0, total, ENTITY_CHUNK)]
+    if jobs == 1:
+        for lo, hi in chunks:
+            _entity_chunk(w, trees, lo, hi)
+            step("entity pages", hi, total)
+        return
+    import gc
+    import multiprocessing
+
+    _forked = (w, trees)
+    gc.freeze()  # the workers share the model copy-on-write; a collection in them would touch (copy) it all
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            for hi, pages, files, size in pool.imap(_forked_chunk, chunks):
+                w.pages.extend(pages)
+                w.files += files
+                w.bytes += size
+                step("entity pages", hi, total)
+    finally:
+        _forked = None
+        gc.unfreeze()
+
+
+ENTITY_CHUNK = 250
+_forked = None  # (writer, trees) for the forked workers of _entity_pages
+
+
+def _jobs(pages: int) -> int:
+    """Worker processes for the entity pages: MILKB_JOBS, else one per usable CPU (one for small sites)."""
+    wanted = os.environ.get("MILKB_JOBS", "")
+    if wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
+    if pages < 2 * ENTITY_CHUNK:
+        return 1
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _forked_chunk(bounds: tuple[int, int]) -> tuple:
+    w, trees = _forked
+    before = (len(w.pages), w.files, w.bytes)
+    _entity_chunk(w, trees, *bounds)
+    return bounds[1], w.pages[before[0]:], w.files - before[1], w.bytes - before[2]
+
+
+def _entity_chunk(w: SiteWriter, trees: dict, lo: int, hi: int) -> None:
+    m = w.model
+    for iri in m.entities[lo:hi]:
         entity_id = m.id_of(iri)
         triples = sorted_triples(entity_triples(w.kb.index, iri))
         jsonld = jsonld_text(triples)
@@ -183,9 +238,6 @@ def _entity_pages(w: SiteWriter, step) -> None:
         template = "redirect.html" if page.replaced_by else "entity.html"
         w.page(template, f"id/{entity_id}.html", e=page,
                jsonld_script=Markup(jsonld.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")))
-        if i % 50 == 0:
-            step("entity pages", i, total)
-    step("entity pages", total, total)
 
 
 def _family_trees(m: SiteModel) -> dict:

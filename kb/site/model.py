@@ -8,7 +8,7 @@ from rdflib import Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS
 
 from ..knowledge_base import KnowledgeBase
-from ..lookup import incoming_facts, label_of, statement_qualifiers
+from ..lookup import incoming_facts, label_of, literal_key, statement_qualifiers, statements_of
 from ..namespaces import GEO, KB, KBC, SCHEMA
 from ..schema import concept_ancestors
 from ..stats import is_weapon_system
@@ -150,7 +150,7 @@ class SiteModel:
         g = self.g
         cls = g.value(iri, RDF.type)
         statements = {}
-        for st in g.objects(iri, KB.statement):
+        for st in statements_of(g, iri):
             statements.setdefault((g.value(st, KB.property), g.value(st, RDF.value)), st)
         rows = []
         specs = self.kb.schema.keys.get(cls, {})
@@ -167,7 +167,7 @@ class SiteModel:
         incoming = [Row(f.label, [{"text": v.text, "href": f"id/{v.link}.html" if v.link else None,
                                    "qualifiers": [], "sources": []} for v in f.values], f.key)
                     for f in incoming_facts(self.kb, iri)]
-        aliases = [self.link(a) for a in sorted(g.objects(iri, SKOS.altLabel), key=str)]
+        aliases = [self.link(a) for a in sorted(g.objects(iri, SKOS.altLabel), key=literal_key)]
         category = g.value(iri, KB.category)
         sources = []
         for src in sorted(g.objects(iri, DCTERMS.source), key=lambda s: self.label(s).casefold()):
@@ -193,7 +193,7 @@ class SiteModel:
         )
 
     def _sort_key(self, node):
-        return self.label(node).casefold() if not isinstance(node, Literal) else str(node)
+        return (self.label(node).casefold(),) if not isinstance(node, Literal) else literal_key(node)
 
     def _value(self, spec, obj, statement) -> dict:
         if isinstance(obj, Literal):
