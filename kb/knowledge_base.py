@@ -9,7 +9,8 @@ from rdflib.namespace import RDF
 
 from .index import Index, prefixed_graph
 from .config import Config, find_root, load_config
-from .loader import Entry, load_entries
+from .loader import Entry
+from .parse_cache import load_entries_cached
 from .mapping import MappedGraph, map_entries
 from .quantities import quantity_cache
 from .problems import KBError, Problem, problem_order
@@ -67,7 +68,7 @@ def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "dire
     config = load_config(root)
     ontology = load_ontology(config.ontology_dir)
     schema = read_schema(ontology)
-    entries, problems = load_entries(root, schema)
+    entries, problems = load_entries_cached(root, schema, config.cache_dir)
     for entry in entries:
         problems.extend(entry.problems)
     with quantity_cache(config.cache_dir):

@@ -21,6 +21,7 @@ _WIKIDATA = re.compile(r"^Q[1-9][0-9]*$")
 _YEAR_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _YEAR = re.compile(r"^\d{4}$")
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+_DECIMAL, _INTEGER, _ANY_URI = XSD.decimal, XSD.integer, XSD.anyURI
 _KIND_WORD = {"int": "a number", "float": "a number", "bool": "a yes/no value", "null": "empty",
               "timestamp": "a date", "map": "a mapping", "seq": "a list", "str": "text"}
 
@@ -57,6 +58,8 @@ class Mapper:
         self.schema = schema
         self.base_iri = base_iri
         self.index = index
+        self._kinds: dict[int, str] = {}
+        self._decimals: dict = {}  # Decimal -> its Literal: the same figures recur thousands of times
 
     def iri(self, entry_id: str) -> URIRef:
         return URIRef(self.base_iri + entry_id)
@@ -95,7 +98,7 @@ class Mapper:
         return Problem(entry.path, node.key_line, f"unknown key `{key}` for {a(what)}", "unknown-key", hint)
 
     def _map_key(self, subject: URIRef, spec: KeySpec, node: Node, g: Index) -> None:
-        is_list = node.kind == "seq" and spec.value_type != KB.Coordinates
+        is_list = node.kind == "seq" and self.kind(spec) != "coordinates"
         items = node.value if is_list else [node]
         if is_list and not items:
             raise ValueProblem(f"`{spec.key}` is an empty list", "remove the key or give a value", "wrong-type", node.line)
@@ -126,7 +129,7 @@ class Mapper:
         """(rdf value, qualifiers, line) of one list item or single value."""
         qualifiers: dict = {}
         value_node = node
-        if node.kind == "map" and spec.value_type != KB.Coordinates:
+        if node.kind == "map" and self.kind(spec) != "coordinates":
             allowed = set(spec.qualifiers) | {spec.value_key}
             for k, q in node.value.items():
                 if k not in allowed:
@@ -174,40 +177,54 @@ class Mapper:
 
     # --- values ----------------------------------------------------------------------------
 
+    def kind(self, spec: KeySpec) -> str:
+        """What sort of value `spec` takes (`quantity`, `link`, `text`, …): worked out once per key, since
+        comparing rdflib terms costs microseconds and a large knowledge base maps a few hundred thousand values."""
+        kind = self._kinds.get(id(spec))
+        if kind is None:
+            t = spec.value_type
+            kind = ("quantity" if t == KB.Quantity else "integer" if t in (XSD.integer, KB.Year)
+                    else "date" if t == KB.FlexibleDate else "coordinates" if t == KB.Coordinates
+                    else "concept" if t == SKOS.Concept else "link" if t in self.schema.subclasses
+                    else "wikidata" if t == KB.WikidataId else "url" if t == XSD.anyURI
+                    else "langstring" if t == RDF.langString else "text")
+            self._kinds[id(spec)] = kind
+        return kind
+
     def convert(self, spec: KeySpec, node: Node, lang: str | None = None):
         """The RDF term for one YAML value of `spec`, or ValueProblem."""
-        t = spec.value_type
-        if node.kind in ("map", "seq") and t != KB.Coordinates:
+        kind = self.kind(spec)
+        if node.kind in ("map", "seq") and kind != "coordinates":
             raise ValueProblem(f"`{spec.key}` must be {self._expected(spec)}, not {_KIND_WORD[node.kind]}",
                                None, "wrong-type", node.line)
         if node.kind == "null":
             raise ValueProblem(f"`{spec.key}` is empty", "give a value or remove the key", "wrong-type", node.line)
-        if t == KB.Quantity:
+        if kind == "quantity":
             return self._quantity(spec, node)
-        if t in (XSD.integer, KB.Year):
+        if kind == "integer":
             return self._integer(spec, node)
-        if t == KB.FlexibleDate:
+        if kind == "date":
             return self._date(spec, node)
-        if t == KB.Coordinates:
+        if kind == "coordinates":
             return self._coordinates(spec, node)
-        if t == SKOS.Concept:
+        if kind == "concept":
             return self._concept(spec, node)
-        if t in self.schema.subclasses:
-            return self._link(node, t, spec.key)
-        if t == KB.WikidataId and node.kind != "str":
+        if kind == "link":
+            return self._link(node, spec.value_type, spec.key)
+        if kind == "wikidata" and node.kind != "str":
             raise ValueProblem(f"`{spec.key}` must be a Wikidata item id, not {_KIND_WORD[node.kind]} (`{node.source_text}`)",
                                f"write `Q{node.source_text}` if that is the item", "wrong-type", node.line)
         text = self._text(spec, node)
-        if t == XSD.anyURI:
+        if kind == "url":
             if not _URL.match(text):
                 raise ValueProblem(f"`{text}` is not an http(s) URL", "write the full address, starting with https://",
                                    "bad-url", node.line)
-            return Literal(text, datatype=XSD.anyURI)
-        if t == KB.WikidataId:
+            return Literal(text, datatype=_ANY_URI)
+        if kind == "wikidata":
             if not _WIKIDATA.match(text):
                 raise ValueProblem(f"`{text}` is not a Wikidata id", "write the item id, e.g. Q12345", "wrong-type", node.line)
             return WD[text]
-        if t == RDF.langString:
+        if kind == "langstring":
             return Literal(text, lang=lang)
         return Literal(text, lang="en") if spec.key in ("name", "description") else Literal(text)
 
@@ -262,7 +279,10 @@ class Mapper:
             raise ValueProblem(f"`{spec.key}` must be a quantity in {unit}, not {_KIND_WORD[node.kind]}",
                                f"write e.g. `12 {unit}`", "wrong-type", node.line)
         self._bounds(spec, value, node, unit)
-        return Literal(value, datatype=XSD.decimal)
+        literal = self._decimals.get(value)
+        if literal is None:
+            literal = self._decimals[value] = Literal(value, datatype=_DECIMAL)
+        return literal
 
     def _integer(self, spec: KeySpec, node: Node) -> Literal:
         if node.kind == "str" and (dim := dimension_of(node.value)):
@@ -274,7 +294,7 @@ class Mapper:
             raise ValueProblem(f"`{spec.key}` must be {self._expected(spec)}, not {got} (`{node.source_text}`)",
                                None, "wrong-type", node.line)
         self._bounds(spec, node.value, node)
-        return Literal(node.value, datatype=XSD.integer)
+        return Literal(node.value, datatype=_INTEGER)
 
     def _date(self, spec: KeySpec, node: Node) -> Literal:
         if node.kind == "timestamp":
