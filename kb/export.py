@@ -38,29 +38,37 @@ def sorted_triples(triples: Iterable[tuple]) -> list[tuple]:
     return sorted(triples, key=triple_key)
 
 
-def oxigraph_serialize(ordered: list[tuple], fmt: str) -> str:
-    """Turtle, N-Triples or RDF/XML of `ordered` (already sorted), written by Oxigraph in that order."""
+def ox_triples(ordered: list[tuple]) -> list:
+    """`ordered` as pyoxigraph triples (each IRI converted once), for `oxigraph_serialize`."""
     import pyoxigraph as ox
 
     from .oxstore import ox_term
 
-    for t in ordered:
-        if any(isinstance(x, BNode) for x in t):
-            raise ValueError("blank nodes make the export nondeterministic")  # our mapping never makes them
-    formats = {"turtle": ox.RdfFormat.TURTLE, "nt": ox.RdfFormat.N_TRIPLES, "xml": ox.RdfFormat.RDF_XML}
-    terms: dict = {}  # each subject and predicate converted once
+    terms: dict = {}
 
     def term(x):
         if isinstance(x, Literal):
             return ox_term(x)
+        if isinstance(x, BNode):
+            raise ValueError("blank nodes make the export nondeterministic")  # our mapping never makes them
         found = terms.get(x)
         if found is None:
             found = terms[x] = ox.NamedNode(str(x))
         return found
 
-    out = [ox.Triple(term(s), term(p), term(o)) for s, p, o in ordered]
+    return [ox.Triple(term(s), term(p), term(o)) for s, p, o in ordered]
+
+
+def oxigraph_serialize(ordered: list, fmt: str) -> str:
+    """Turtle, N-Triples or RDF/XML of `ordered` (sorted rdflib triples, or `ox_triples` of them), written by
+    Oxigraph in that order."""
+    import pyoxigraph as ox
+
+    formats = {"turtle": ox.RdfFormat.TURTLE, "nt": ox.RdfFormat.N_TRIPLES, "xml": ox.RdfFormat.RDF_XML}
+    if ordered and not isinstance(ordered[0], ox.Triple):
+        ordered = ox_triples(ordered)
     prefixes = _CONTEXT if fmt != "nt" else None
-    return ox.serialize(out, format=formats[fmt], prefixes=prefixes).decode("utf-8")
+    return ox.serialize(ordered, format=formats[fmt], prefixes=prefixes).decode("utf-8")
 
 
 _compacted: dict[str, str] = {}

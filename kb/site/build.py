@@ -21,7 +21,7 @@ from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
 
 from ..entity import entity_triples
-from ..export import export_graph, jsonld as jsonld_text, oxigraph_serialize, sorted_triples, turtle as turtle_text
+from ..export import export_graph, jsonld as jsonld_text, ox_triples, oxigraph_serialize, sorted_triples, turtle as turtle_text
 from ..knowledge_base import KnowledgeBase
 from ..namespaces import KB, KBC, SCHEMA
 from ..oxstore import load_store, query as ox_query
@@ -420,8 +420,9 @@ def _downloads(w: SiteWriter) -> None:
     kb, m = w.kb, w.model
     files = []
     ordered = sorted_triples(kb.index)
+    converted = ox_triples(ordered)  # once for the three formats Oxigraph writes
     for name, fmt, label in DUMPS:
-        data = jsonld_text(ordered) if fmt == "jsonld" else oxigraph_serialize(ordered, fmt)
+        data = jsonld_text(ordered) if fmt == "jsonld" else oxigraph_serialize(converted, fmt)
         w.write(name, data)
         files.append({"name": name, "label": label, "size": len(data.encode("utf-8"))})
     rows = [_system_row(m, s) for s in m.systems]
