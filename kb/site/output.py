@@ -3,32 +3,44 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import shutil
+import subprocess
+import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from ..faults import fault_point
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
 def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where the system or the filesystem
+    cannot, an OSError if it can but failed (a path gone, a read-only folder)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
         return False
     renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    return result == 0
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), str(a))
 
 
 def _stale_builds(out: Path):
-    for path in out.parent.glob(f".{out.name}.build-*"):
-        pid = path.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            yield path
+    """Folders left beside `out` by builds that were killed (their process is gone)."""
+    for pattern in (f".{out.name}.build-*", f".{out.name}.old-*"):
+        for path in out.parent.glob(pattern):
+            pid = path.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)):
+                yield path
 
 
 def _alive(pid: int) -> bool:
@@ -43,25 +55,91 @@ def _alive(pid: int) -> bool:
 
 @contextmanager
 def atomic_folder(out: Path):
-    """Yield a new empty folder; on success it replaces `out` in one step, on failure it is removed."""
+    """Yield a new empty folder; on success it replaces `out` in one step, on failure it is removed.
+
+    Killed at any moment, this leaves `out` either as it was or complete and new, plus at most this
+    build's folder beside it, which the next build removes.
+    """
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in _stale_builds(out):  # left by a build that was killed
+    for stale in _stale_builds(out):
         shutil.rmtree(stale, ignore_errors=True)
+    if (out.parent / f".{out.name}-trash").is_dir():  # what an earlier remover had no time for
+        _empty_in_background(out.parent / f".{out.name}-trash")
+    fault_point("stale-removed")
     work = out.parent / f".{out.name}.build-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
+    held = os.open(work, os.O_RDONLY | os.O_DIRECTORY)  # to notice the folder being removed meanwhile
     try:
+        fault_point("work-created")
         yield work
+        fault_point("content-written")
+        _check_still_there(work, held)
+        _swap_in(work, out)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)  # the unfinished site, or after the swap the previous one
         raise
-    if out.exists():
-        if not _exchange(work, out):  # no atomic exchange here: two renames, old site kept until the second
-            old = out.parent / f".{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-            os.replace(work, out)
-            work = old
-        shutil.rmtree(work, ignore_errors=True)  # now the previous site
-    else:
+    finally:
+        os.close(held)
+    fault_point("cleaned")
+
+
+def _check_still_there(work: Path, held: int) -> None:
+    """Refuse a build folder that was removed during the build (a cleaner, a person): the writes after that
+    recreated it, so it holds only part of the site."""
+    try:
+        same = os.path.samestat(os.stat(work), os.fstat(held))
+    except FileNotFoundError:
+        same = False
+    if not same:
+        raise FileNotFoundError(errno.ENOENT, "the build folder was removed during the build", str(work))
+
+
+def _swap_in(work: Path, out: Path) -> None:
+    """Put the complete site `work` at `out`; the previous site, if any, is removed."""
+    if not out.exists():
         os.replace(work, out)
+        fault_point("swapped")
+        return
+    if _exchange(work, out):
+        fault_point("swapped")
+        _discard(work, out)  # now the previous site
+        return
+    # no atomic exchange here: two renames; a crash between them leaves both sites beside `out`
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    os.replace(out, old)
+    try:
+        os.replace(work, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    fault_point("swapped")
+    _discard(old, out)
+
+
+def _discard(folder: Path, out: Path) -> None:
+    """Remove a previous site without waiting for it: moved into `.NAME-trash` beside the site, then
+    deleted by a detached `rm -rf`. Unlinking tens of thousands of files takes seconds on some disks
+    (ext4 mounted with `discard`: ≈ 1 ms a file), and the new site is already in place. What a killed
+    remover leaves is removed the same way by the next build."""
+    trash = out.parent / f".{out.name}-trash"
+    try:
+        trash.mkdir(exist_ok=True)
+        os.replace(folder, trash / f"{folder.name}-{time.time_ns()}")
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    _empty_in_background(trash)
+
+
+def _empty_in_background(trash: Path) -> None:
+    leftovers: list[str] = []
+    try:
+        leftovers = [str(p) for p in trash.iterdir()]
+        if leftovers:
+            subprocess.Popen(["rm", "-rf", "--", *leftovers], start_new_session=True, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        for path in leftovers:
+            shutil.rmtree(path, ignore_errors=True)
