@@ -278,9 +278,15 @@ def _compute_row(m: SiteModel, s) -> dict:
     return {
         "link": m.link(s), "category": m.link(category) if category is not None else None,
         "origin": m.link(origin) if origin is not None else None,
-        "values": {m.ontology.value(p, KB.yamlKey).toPython(): m.value_of(s, p, via_armament=p == KB.caliber)
-                   for p in COMPARE_PROPERTIES},
+        "values": {key: m.value_of(s, p, via_armament=p == KB.caliber) for key, p in _compare_keys(m)},
     }
+
+
+def _compare_keys(m: SiteModel) -> list[tuple[str, URIRef]]:
+    """(YAML key, property) of the compared quantities, read from the ontology once per build."""
+    if not hasattr(m, "compare_keys"):
+        m.compare_keys = [(str(m.ontology.value(p, KB.yamlKey)), p) for p in COMPARE_PROPERTIES]
+    return m.compare_keys
 
 
 def _index_pages(w: SiteWriter, search: bool) -> None:

@@ -76,7 +76,8 @@ class SiteModel:
     def __init__(self, kb: KnowledgeBase):
         self.kb = kb
         self.g = kb.index
-        self.row_cache: dict = {}  # system → its table row (kb/site/build.py), computed once per build
+        self.row_cache: dict = {}
+        self._systems_in: dict = {}  # system → its table row (kb/site/build.py), computed once per build
         self.ontology = kb.schema.ontology
         self.entities = sorted((URIRef(kb.config.base_iri + e.id) for e in kb.entries if e.data is not None), key=str)
         self.cls_key = {v: k.rstrip("s").replace("countrie", "country") for k, v in kb.schema.classes.items()}
@@ -120,9 +121,13 @@ class SiteModel:
         return [self.link(c) for c in chain]
 
     def systems_in(self, concept, deep: bool = True) -> list[URIRef]:
-        out = [s for s, (c, ancestors) in self.system_concepts.items()
-               if c == concept or (deep and concept in ancestors)]
-        return sorted(out, key=lambda s: self.labels[s].casefold())
+        """The systems of `concept` (and, deep, of the concepts under it), by name; computed once each."""
+        key = (concept, deep)
+        if key not in self._systems_in:
+            out = [s for s, (c, ancestors) in self.system_concepts.items()
+                   if c == concept or (deep and concept in ancestors)]
+            self._systems_in[key] = sorted(out, key=lambda s: self.labels[s].casefold())
+        return self._systems_in[key]
 
     def narrower(self, concept) -> list[URIRef]:
         return sorted(self.g.subjects(SKOS.broader, concept), key=lambda c: self.concepts.get(c, ""))
