@@ -272,12 +272,12 @@ def _store(config):
     print_ = store_cache.fingerprint(config)
     cached = store_cache.open_cached(config, print_)
     if cached is not None:
-        return cached
+        return cached[:2]
     kb = _kb()
-    store_cache.save(config, kb.index, print_)  # a later `kb show` or `kb query` starts from it
+    store_cache.save(config, kb, print_)  # a later `kb show` or `kb query` starts from it
     cached = store_cache.open_cached(config, print_)
     if cached is not None:
-        return cached
+        return cached[:2]
     from .namespaces import PREFIXES
     from .oxstore import load_store
 

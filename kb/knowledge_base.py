@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rdflib import Graph, URIRef
-from rdflib.namespace import RDF
+from rdflib.namespace import RDF, SKOS
 
 from .index import Index, prefixed_graph
 from .config import Config, find_root, load_config
@@ -45,13 +45,28 @@ class KnowledgeBase:
             return text[len(base):]
         return None
 
+    _ids: set[str] | None = None
+    _names: list[tuple] | None = None
+
     @property
     def entity_ids(self) -> set[str]:
         """The id of every entry (with readable content)."""
-        if self.mapped is not None:
-            return {i for i, e in self.mapped.index.items() if e.data is not None}
-        return {i for c in self.schema.classes.values() for s in self.index.subjects(RDF.type, c)
-                if (i := self.id_of(s)) is not None}
+        if self._ids is None:
+            if self.mapped is not None:
+                self._ids = {i for i, e in self.mapped.index.items() if e.data is not None}
+            else:
+                self._ids = {i for c in self.schema.classes.values() for s in self.index.subjects(RDF.type, c)
+                             if (i := self.id_of(s)) is not None}
+        return self._ids
+
+    @property
+    def names(self) -> list[tuple]:
+        """(iri, "name" or "alias", text) of every entity name and alias: what `kb show` and `kb search` match."""
+        if self._names is None:
+            g = self.index
+            self._names = [(s, "name", str(label)) for s, label in g.subject_objects(SKOS.prefLabel) if self.id_of(s)]
+            self._names += [(s, "alias", str(label)) for s, label in g.subject_objects(SKOS.altLabel) if self.id_of(s)]
+        return self._names
 
     @property
     def errors(self) -> list[Problem]:
@@ -108,9 +123,11 @@ def saved_kb(root: Path | None = None) -> KnowledgeBase:
     cached = store_cache.open_cached(config, print_)
     if cached is None:
         kb = load_valid_kb(root, shacl=False)
-        store_cache.save(config, kb.index, print_)
+        store_cache.save(config, kb, print_)
         return kb
     from .oxstore import StoreView
 
+    store, _, lookups = cached
     schema = read_schema(load_ontology(config.ontology_dir))
-    return KnowledgeBase(config, schema, [], None, StoreView(cached[0]), [])
+    names = [(URIRef(iri), kind, text) for iri, kind, text in lookups["names"]]
+    return KnowledgeBase(config, schema, [], None, StoreView(store), [], _ids=set(lookups["ids"]), _names=names)

@@ -32,13 +32,7 @@ class Match:
 
 def _names(kb: KnowledgeBase):
     """(iri, kind, text) for every entity name and alias."""
-    g = kb.index
-    for s, label in g.subject_objects(SKOS.prefLabel):
-        if kb.id_of(s):
-            yield s, "name", str(label)
-    for s, label in g.subject_objects(SKOS.altLabel):
-        if kb.id_of(s):
-            yield s, "alias", str(label)
+    return kb.names
 
 
 def find_entity(kb: KnowledgeBase, text: str) -> tuple[list[URIRef], str | None]:

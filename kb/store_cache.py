@@ -52,7 +52,7 @@ def _paths(config: Config) -> tuple[Path, Path]:
 
 
 def open_cached(config: Config, print_: str | None = None):
-    """(the saved store read-only, its prefixes) if saved under today's fingerprint; else None."""
+    """(the saved store read-only, its prefixes, its ids and names) if saved under today's fingerprint."""
     folder, meta = _paths(config)
     try:
         saved = json.loads(meta.read_text(encoding="utf-8"))
@@ -63,8 +63,9 @@ def open_cached(config: Config, print_: str | None = None):
     import pyoxigraph as ox
 
     try:
-        return ox.Store.read_only(str(folder)), saved["prefixes"]
-    except (OSError, KeyError):
+        lookups = json.loads(folder.with_name("store-lookups.json").read_text(encoding="utf-8"))
+        return ox.Store.read_only(str(folder)), saved["prefixes"], lookups
+    except (OSError, KeyError, ValueError):
         return None
 
 
@@ -87,9 +88,11 @@ def raw_query(store, text: str, origin: str, prefixes: dict[str, str], substitut
         raise KBError([Problem(origin, 1, f"SPARQL evaluation error: {e}", "query-error")])
 
 
-def save(config: Config, triples, print_: str) -> None:
-    """Write `triples` as the store for fingerprint `print_`: a new folder, then swapped in. Best effort:
-    a read-only root only means the next command loads the entries again."""
+def save(config: Config, kb, print_: str) -> None:
+    """Write the graph of `kb` as the store for fingerprint `print_` (a new folder, then swapped in), with
+    the ids and names `kb show` matches against. Best effort: a read-only root only means the next command
+    loads the entries again."""
+    from .files import write_atomically
     from .oxstore import load_store
 
     folder, meta = _paths(config)
@@ -97,7 +100,7 @@ def save(config: Config, triples, print_: str) -> None:
     try:
         config.cache_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(fresh, ignore_errors=True)
-        store = load_store(triples, fresh)
+        store = load_store(kb.index, fresh)
         store.flush()
         del store
         meta.unlink(missing_ok=True)  # no fingerprint names a store while the folders move
@@ -106,8 +109,8 @@ def save(config: Config, triples, print_: str) -> None:
             os.replace(folder, old)
         os.replace(fresh, folder)
         shutil.rmtree(old, ignore_errors=True)
-        from .files import write_atomically
-
+        lookups = {"ids": sorted(kb.entity_ids), "names": [(str(s), kind, text) for s, kind, text in kb.names]}
+        write_atomically(folder.with_name("store-lookups.json"), json.dumps(lookups, ensure_ascii=False))
         from .namespaces import PREFIXES
 
         prefixes = dict({k: str(v) for k, v in PREFIXES.items()}, id=config.base_iri)
