@@ -78,3 +78,20 @@ def test_every_bundled_entity_reads_the_same_from_a_store():
         assert entity_jsonld(stored, iri) == entity_jsonld(loaded, iri), entity_id
     for words in ("TOS-1", "Нона", "t80", "Buratino"):
         assert find_entity(stored, words) == find_entity(loaded, words)
+
+
+def test_the_saved_store_holds_the_exported_graph(kb_root):
+    """What SPARQL sees through the saved store is the graph `kb export` writes, triple for triple."""
+    from rdflib import Graph
+    from rdflib.compare import isomorphic
+
+    everything = "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }"
+    run_kb("query", everything, "--format", "nt", cwd=kb_root)  # loads the entries and saves the store
+    assert (kb_root / ".kb-cache" / "store.json").is_file()
+    queried = run_kb("query", everything, "--format", "nt", cwd=kb_root)
+    exported = run_kb("export", "--format", "nt", cwd=kb_root)
+    assert queried.code == exported.code == 0
+    a = Graph().parse(data=queried.stdout, format="nt")
+    b = Graph().parse(data=exported.stdout, format="nt")
+    assert len(a) == len(b) > 100
+    assert isomorphic(a, b)
