@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import time
 from enum import Enum
@@ -92,6 +93,9 @@ def _saved_kb():
 @app.callback()
 def main(root: Optional[Path] = typer.Option(None, "--root", help="Knowledge-base root (the folder holding kb.toml); "
                                              "default: found upwards from the current folder.")):
+    # rdflib warns on stderr of an IRI made from an invalid id (`<script>.yaml`), which validation reports as
+    # path:line: message already; no IRI of an invalid knowledge base is ever written
+    logging.getLogger("rdflib.term").setLevel(logging.ERROR)
     if root is not None and not (root / "kb.toml").is_file():
         err.print(Text(f"error: {root} is not a knowledge base (no kb.toml there)"))
         raise typer.Exit(2)

@@ -12,6 +12,7 @@ from typing import Callable
 import httpx
 from rdflib import Graph
 
+from .faults import fault_point
 from .problems import KBError, UsageError
 
 CHUNK = 256 * 1024  # bytes sent between two progress reports
@@ -108,6 +109,8 @@ def publish(graph: Graph, graph_iri: str, *, store: str | None = None, update: s
 def _chunks(data: bytes, step) -> object:
     total = len(data)
     for start in range(0, total, CHUNK):
+        if start:
+            fault_point("publish-mid-transfer")  # the first chunk is on its way to the store, not the rest
         yield data[start:start + CHUNK]
         step("sending", min(start + CHUNK, total), total)
 

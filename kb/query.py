@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ if TYPE_CHECKING:  # rdflib is imported where it is used: `kb query` on a saved 
     from rdflib import Graph
     from rdflib.query import Result
 
+PARSER_LOCK = threading.Lock()
 RESULT_FORMATS = {"csv": "csv", "json": "json", "xml": "xml"}  # tsv: see _tsv (rdflib has none)
 GRAPH_FORMATS = {"turtle": "turtle", "nt": "nt", "jsonld": "json-ld", "xml": "xml"}
 
@@ -51,7 +53,8 @@ def run_query(graph: Graph, text: str, origin: str = "query", bindings: dict | N
 
     try:
         namespaces = dict(PREFIXES, **({"id": base_iri} if base_iri else {}))
-        query = prepareQuery(text, initNs=namespaces)
+        with PARSER_LOCK:  # rdflib's SPARQL parser (pyparsing) is not safe in parallel threads
+            query = prepareQuery(text, initNs=namespaces)
     except ParseException as e:
         found = e.line.strip() if e.line else ""
         raise KBError([Problem(origin, e.lineno, f"SPARQL syntax error at column {e.col}: "
@@ -73,13 +76,10 @@ def _token(line: str, col: int) -> str:
 
 def serialize_result(result: Result, fmt: str) -> str:
     """SELECT/ASK in a W3C result format; CONSTRUCT/DESCRIBE as an RDF syntax."""
-    from .namespaces import PREFIXES
-
     if result.type in ("CONSTRUCT", "DESCRIBE"):
-        graph = result.graph
-        for prefix, ns in PREFIXES.items():
-            graph.bind(prefix, ns, override=True, replace=True)
-        return graph.serialize(format=GRAPH_FORMATS.get(fmt, "turtle"))
+        from .export import export_graph  # Oxigraph's writers: rdflib's Turtle writes "46"^^xsd:decimal as 46.0
+
+        return export_graph(result.graph, fmt if fmt in GRAPH_FORMATS else "turtle")
     if fmt == "tsv":
         return _tsv(result)
     data = result.serialize(format=RESULT_FORMATS[fmt])

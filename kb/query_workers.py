@@ -2,16 +2,21 @@
 killing its process (a thread running rdflib cannot be interrupted)."""
 from __future__ import annotations
 
+import asyncio
+import collections
 import functools
 import itertools
 import multiprocessing
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 LOAD_SECONDS = 120  # the most a new worker may take to parse the graph
 BUSY_SECONDS = 30  # the most a query waits for a free worker
+STOPPED_SECONDS = 300  # a query stopped by the timeout is refused at once if asked again this soon
+STOPPED_KEPT = 256  # … remembering this many such queries
 
 
 @dataclass(frozen=True)
@@ -33,74 +38,66 @@ class WorkersUnavailable(Exception):
 
 
 def _worker_main(conn, ntriples: str, base_iri: str) -> None:
-    """A worker: load the graph once, then answer (query, format, max_rows) jobs until the pipe closes."""
-    import rdflib.plugins.sparql as sparql
-    from rdflib import Graph
+    """A worker: load the graph into an Oxigraph store once, then answer (query, format, max_rows) jobs
+    until the pipe closes. The store never fetches anything: FROM names only graphs it holds."""
+    import pyoxigraph as ox
 
     from .namespaces import PREFIXES
 
-    sparql.SPARQL_LOAD_GRAPHS = False  # FROM <url> must never fetch from the network
-    graph = Graph()
-    graph.parse(data=ntriples, format="nt")
+    store = ox.Store()
+    store.bulk_load(ntriples.encode("utf-8"), format=ox.RdfFormat.N_TRIPLES)
     del ntriples
-    for prefix, ns in PREFIXES.items():
-        graph.bind(prefix, ns, override=True, replace=True)
-    conn.send(("ready", len(graph)))
+    prefixes = dict({k: str(v) for k, v in PREFIXES.items()}, id=base_iri)  # as `kb query` binds them
+    conn.send(("ready", len(store)))
     while True:
         try:
             text, fmt, max_rows = conn.recv()
         except (EOFError, OSError):  # the server has gone
             return
-        conn.send(_answer(graph, base_iri, text, fmt, max_rows))
+        conn.send(_answer(store, prefixes, text, fmt, max_rows))
 
 
-@functools.lru_cache(maxsize=256)
-def _prepared(text: str, base_iri: str):
-    """The parsed query, kept: parsing (pyparsing) costs more than answering most queries on this graph."""
-    from rdflib.plugins.sparql import prepareQuery
-
-    from .namespaces import PREFIXES
-
-    return prepareQuery(text, initNs=dict(PREFIXES, id=base_iri))  # the namespaces kb.query.run_query binds
-
-
-def _answer(graph, base_iri: str, text: str, fmt: str, max_rows: int) -> tuple:
+def _answer(store, prefixes: dict[str, str], text: str, fmt: str, max_rows: int) -> tuple:
     from .problems import KBError
-    from .query import run_query, serialize_result
+    from .query import serialize_result
+    from .store_cache import raw_query
 
     try:
-        try:
-            query = _prepared(text, base_iri)
-        except Exception:  # noqa: BLE001 - let run_query word the error as `kb query` does
-            run_query(graph, text, "query", base_iri=base_iri)
-            raise
-        result, truncated = _cap(graph.query(query), max_rows)
+        result, truncated = _cap(raw_query(store, text, "query", prefixes), max_rows)
         return ("ok", serialize_result(result, fmt).encode("utf-8"), truncated)
     except KBError as e:
         return ("error", "; ".join(p.message + (f" — {p.hint}" if p.hint else "") for p in e.problems))
-    except Exception as e:  # noqa: BLE001 - rdflib raises plain exceptions while evaluating
+    except Exception as e:  # noqa: BLE001 - the store raises plain errors while evaluating
         return ("error", f"SPARQL evaluation error: {e}")
 
 
-def _cap(result, max_rows: int):
-    """The result with at most `max_rows` rows (SELECT) or triples (CONSTRUCT/DESCRIBE), and whether it was cut."""
+def _cap(answer, max_rows: int):
+    """Oxigraph's answer as an rdflib result of at most `max_rows` rows (SELECT) or triples (CONSTRUCT,
+    DESCRIBE), and whether it was cut: evaluation stops once past the cap."""
+    import pyoxigraph as ox
     from rdflib import Graph, Variable
     from rdflib.query import Result
 
-    if result.type == "SELECT":
-        rows = list(itertools.islice(result, max_rows + 1))  # stops evaluating once past the cap
-        cut = Result("SELECT")
-        cut.vars = result.vars
-        cut.bindings = [{Variable(k): v for k, v in row.asdict().items()} for row in rows[:max_rows]]
-        return cut, len(rows) > max_rows
-    if result.type in ("CONSTRUCT", "DESCRIBE") and len(result.graph) > max_rows:
-        graph = Graph()
-        for triple in itertools.islice(result.graph, max_rows):
-            graph.add(triple)
-        cut = Result(result.type)
-        cut.graph = graph
-        return cut, True
-    return result, False
+    from .oxstore import rdf_term
+
+    if isinstance(answer, ox.QueryBoolean):
+        result = Result("ASK")
+        result.askAnswer = bool(answer)
+        return result, False
+    if isinstance(answer, ox.QuerySolutions):
+        names = [v.value for v in answer.variables]
+        rows = list(itertools.islice(answer, max_rows + 1))
+        result = Result("SELECT")
+        result.vars = [Variable(n) for n in names]
+        result.bindings = [{Variable(n): rdf_term(row[n]) for n in names if row[n] is not None}
+                           for row in rows[:max_rows]]
+        return result, len(rows) > max_rows
+    triples = list(itertools.islice(answer, max_rows + 1))
+    graph = Graph()
+    graph.addN((rdf_term(t.subject), rdf_term(t.predicate), rdf_term(t.object), graph) for t in triples[:max_rows])
+    result = Result("CONSTRUCT")
+    result.graph = graph
+    return result, len(triples) > max_rows
 
 
 class _Worker:
@@ -142,6 +139,7 @@ class QueryWorkers:
         self._closed = False
         self._ready = threading.Semaphore(0)
         self._failed = 0
+        self._stopped: collections.OrderedDict[str, float] = collections.OrderedDict()  # text -> when
         for _ in range(size):
             self._start_worker()
 
@@ -153,6 +151,7 @@ class QueryWorkers:
         return self._failed == 0
 
     def run(self, text: str, fmt: str) -> Answer:
+        self.refuse_if_stopped_lately(text)
         try:
             worker = self._idle.get(timeout=BUSY_SECONDS)
         except queue.Empty:
@@ -161,6 +160,10 @@ class QueryWorkers:
             worker.conn.send((text, fmt, self.max_rows))
             if not worker.conn.poll(self.timeout):
                 self._replace(worker)
+                with self._lock:
+                    self._stopped[text] = time.monotonic()
+                    while len(self._stopped) > STOPPED_KEPT:
+                        self._stopped.popitem(last=False)
                 raise QueryTimeout(f"the query was stopped after {self.timeout:g} s (the server's --timeout); "
                                    "narrow it, or add a LIMIT")
             reply = worker.conn.recv()
@@ -177,6 +180,7 @@ class QueryWorkers:
         with self._lock:
             self._generation += 1
             self._ntriples = ntriples
+            self._stopped.clear()  # on another graph a query may well finish in time
             old = []
             while True:
                 try:
@@ -194,6 +198,15 @@ class QueryWorkers:
             workers = list(self._all)
         for worker in workers:
             worker.stop()
+
+    def refuse_if_stopped_lately(self, text: str) -> None:
+        """A query the timeout stopped a moment ago would run past it again: keep the workers for others."""
+        with self._lock:
+            when = self._stopped.get(text)
+        if when is not None and time.monotonic() - when < STOPPED_SECONDS:
+            raise QueryTimeout(f"the query was stopped after {self.timeout:g} s (the server's --timeout) less than "
+                               f"{STOPPED_SECONDS // 60} minutes ago, and is not run again so soon; narrow it, or "
+                               "add a LIMIT")
 
     # --- keeping the pool full -----------------------------------------------------------------
 
@@ -237,3 +250,40 @@ class QueryWorkers:
         with self._lock:
             self._all.discard(worker)
         worker.stop()
+
+
+class QueryDispatcher:
+    """The endpoint's way to the workers, from the event loop. A request waits here for a free worker without
+    holding a thread, so pages and files are served meanwhile; and a query asked while the same query is
+    running shares that run's answer instead of taking a second worker (many clients asking one slow query
+    occupy one worker, not all)."""
+
+    def __init__(self, workers: QueryWorkers, size: int):
+        self.workers = workers
+        self._slots = asyncio.Semaphore(size)
+        self._running: dict[tuple[str, str], asyncio.Task] = {}
+
+    async def run(self, text: str, fmt: str) -> Answer:
+        key = (text, fmt)
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._run(text, fmt))
+            self._running[key] = task
+            task.add_done_callback(functools.partial(self._done, key))
+        return await asyncio.shield(task)  # a client that goes away does not stop the others' query
+
+    def _done(self, key: tuple[str, str], task: asyncio.Task) -> None:
+        self._running.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # raised to each waiter; marked seen in case they have all gone
+
+    async def _run(self, text: str, fmt: str) -> Answer:
+        self.workers.refuse_if_stopped_lately(text)  # at once, without queueing for a worker
+        try:
+            await asyncio.wait_for(self._slots.acquire(), BUSY_SECONDS)
+        except asyncio.TimeoutError:
+            raise WorkersUnavailable(f"every query worker stayed busy for {BUSY_SECONDS} s; try again")
+        try:
+            return await asyncio.to_thread(self.workers.run, text, fmt)
+        finally:
+            self._slots.release()

@@ -2,6 +2,7 @@
 /sparql.html; the site and the endpoint's graph are rebuilt when an entry changes."""
 from __future__ import annotations
 
+import asyncio
 import errno
 import functools
 import json
@@ -11,6 +12,7 @@ import signal
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,6 @@ from typing import Callable
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -30,7 +31,7 @@ from .knowledge_base import KnowledgeBase
 from .namespaces import PREFIXES
 from .problems import KBError, UsageError, relative
 from .query import GRAPH_FORMATS, saved_queries
-from .query_workers import QueryError, QueryTimeout, QueryWorkers, WorkersUnavailable
+from .query_workers import QueryDispatcher, QueryError, QueryTimeout, QueryWorkers, WorkersUnavailable
 from .sparql_protocol import GRAPH_TYPES, Refused, check_query, negotiate, response_type, service_description
 
 EDITOR = Path(__file__).parent / "editor"
@@ -38,6 +39,9 @@ WATCHED = ("entries", "ontology", "queries", "site_build", "kb.toml")  # what th
 WORKERS = 2
 MAX_QUERY_CHARS = 1_000_000
 ENTITY_TYPES = {"text/html": "html", "text/turtle": "ttl", "application/ld+json": "jsonld", "application/json": "jsonld"}
+# Parsing a query holds the GIL: one thread parses as fast as many, and leaves the event loop its turn to serve
+# pages while queries pour in (with a thread per request, each page waited behind dozens of parsing threads).
+_PARSER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-parse")
 
 
 class _EntityId(Convertor):
@@ -171,9 +175,10 @@ async def sparql(request: Request) -> Response:
                                "leave out default-graph-uri and named-graph-uri")
         if len(queries[0]) > MAX_QUERY_CHARS:
             raise Refused(413, f"the query is longer than {MAX_QUERY_CHARS} characters")
-        checked = await run_in_threadpool(_checked, queries[0], endpoint.kb.config.base_iri)
+        checked = await asyncio.get_running_loop().run_in_executor(_PARSER, _checked, queries[0],
+                                                                    endpoint.kb.config.base_iri)
         media, fmt = response_type(checked.form, request.headers.get("accept"))
-        answer = await run_in_threadpool(endpoint.workers.run, checked.text, fmt)
+        answer = await request.app.state.queries.run(checked.text, fmt)
     except Refused as e:
         return _message(str(e), e.status)
     except QueryError as e:
@@ -270,6 +275,7 @@ def create_app(endpoint: Endpoint) -> Starlette:
         Mount("/", StaticFiles(directory=endpoint.site, html=True, check_dir=False)),
     ])
     app.state.endpoint = endpoint
+    app.state.queries = QueryDispatcher(endpoint.workers, WORKERS)
     app.state.templates = _editor_environment()
     return app
 

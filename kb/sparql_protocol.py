@@ -62,7 +62,10 @@ def check_query(text: str, base_iri: str) -> CheckedQuery:
     from rdflib.plugins.sparql.parserutils import CompValue
 
     try:
-        query = prepareQuery(text, initNs=dict(PREFIXES, id=base_iri))
+        from .query import PARSER_LOCK
+
+        with PARSER_LOCK:  # rdflib's SPARQL parser (pyparsing) is not safe in parallel threads
+            query = prepareQuery(text, initNs=dict(PREFIXES, id=base_iri))
     except ParseException as e:
         operations = _update_operations(text)
         if operations is not None:

@@ -48,6 +48,15 @@ def make_root(tmp_path: Path, source: Path = DATA / "kb") -> Path:
     return root
 
 
+def add_synthetic_systems(root: Path, count: int) -> None:
+    """`count` more valid systems, so that building or publishing takes a while (kills land mid-way)."""
+    for i in range(1, count + 1):
+        (root / "entries" / "systems" / f"synthetic-{i}.yaml").write_text(
+            f"name: Synthetic system {i}\ncategory: main-battle-tank\norigin: soviet-union\n"
+            f"in_service: {1950 + i % 70}\ncrew: 3\ncombat_mass: {30 + i % 40} t\n"
+            f"description: A system made up for the fault tests, number {i}.\nsources: [src-a]\n")
+
+
 @pytest.fixture
 def kb_root(tmp_path: Path) -> Path:
     return make_root(tmp_path)

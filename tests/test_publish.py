@@ -1,24 +1,29 @@
 """`kb publish` into a real Oxigraph server: through the Graph Store Protocol and through SPARQL Update, read back
 over HTTP and compared with the local graph; replacing, not adding; credentials through a real Basic-auth proxy;
-and each failure as its own one-line error."""
+each failure as its own one-line error; and `kill -9` mid-way leaving the old graph or the new one, never a mix."""
 from __future__ import annotations
 
 import base64
 import http.client
 import http.server
+import random
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
-from rdflib import Graph, Literal
+from rdflib import BNode, Graph, Literal
 from rdflib.compare import isomorphic
 
 from kb.knowledge_base import load_valid_kb
 
-from .conftest import make_root, run_kb
+from .conftest import add_synthetic_systems, kb_executable, make_root, run_kb
 from .server_helpers import free_port, start_oxigraph, stop
 
 DATASET = "https://w3id.org/milkb/dataset"  # dataset_iri in tests/data/kb/kb.toml
@@ -245,3 +250,97 @@ def test_usage_errors(tmp_path):
     assert result.code == 2 and "--update needs --query" in result.stderr
     result = run_kb("publish", "--store", "http://127.0.0.1:9/store", "--graph", "not an iri", cwd=root)
     assert result.code == 2 and "is not an absolute IRI" in result.stderr
+
+
+# --- interrupted: killed mid-way, the store holds the old graph or the new one, never a mix -------------
+
+PUBLISH_SYSTEMS = 300  # ≈ 500 kB of N-Triples: two chunks, so the fault point can fall between them
+KILLS = 8
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory):
+    """Two knowledge-base roots, old and new (an entry removed, a figure changed), and the triples of each."""
+    roots = {}
+    for state in ("old", "new"):
+        root = make_root(tmp_path_factory.mktemp(state))
+        add_synthetic_systems(root, PUBLISH_SYSTEMS)
+        if state == "new":
+            change(root)
+        roots[state] = root
+    graphs = {state: load_valid_kb(root).graph for state, root in roots.items()}
+    assert not any(isinstance(term, BNode) for g in graphs.values() for triple in g for term in triple)
+    versions = {state: set(by_value(g)) for state, g in graphs.items()}  # no blank nodes: compared as sets
+    assert versions["old"] != versions["new"]
+    return roots, versions
+
+
+def publish_args(base: str, mode: str, graph: str) -> tuple[str, ...]:
+    if mode == "store":
+        return ("publish", "--store", f"{base}/store", "--graph", graph)
+    return ("publish", "--update", f"{base}/update", "--query", f"{base}/query", "--graph", graph)
+
+
+def holding(base: str, graph: str, versions: dict[str, set]) -> str:
+    """Which version the store holds in `graph`, settled (a request the store had whole may still be loading);
+    every read along the way must be one of the versions, triple for triple."""
+    seen = []
+    for _ in range(50):
+        back = set(by_value(stored(base, graph)))
+        state = next((s for s, triples in versions.items() if back == triples), None)
+        assert state is not None, f"the store holds a mix: {len(back)} triples"
+        if seen and seen[-1] == state:
+            return state
+        seen.append(state)
+        time.sleep(0.2)
+    raise AssertionError(f"the store did not settle: {seen}")
+
+
+def start_publish(root: Path, args: tuple[str, ...]) -> subprocess.Popen:
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root)}
+    return subprocess.Popen([kb_executable(), *args], cwd=root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_until_sending(process: subprocess.Popen) -> None:
+    """Read stderr up to `publishing N triples …`, printed once the graph is loaded, right before the upload."""
+    for line in process.stderr:
+        if line.startswith("publishing "):
+            return
+    raise AssertionError(f"kb publish ended before sending: {process.wait()}")
+
+
+@pytest.mark.parametrize("mode", ["store", "update"])
+def test_publish_killed_mid_transfer_leaves_the_old_graph(oxigraph, versions, mode):
+    roots, triples = versions
+    graph = f"urn:x-test:cut-{mode}"
+    args = publish_args(oxigraph, mode, graph)
+    assert run_kb(*args, cwd=roots["old"]).code == 0
+    killed = run_kb(*args, cwd=roots["new"], env={"MILKB_FAULT_AT": "publish-mid-transfer"})
+    assert killed.code == -signal.SIGKILL, killed.stderr
+    assert holding(oxigraph, graph, triples) == "old"
+
+
+def test_publish_killed_at_random_moments(oxigraph, versions):
+    roots, triples = versions
+    graph = "urn:x-test:killed"
+    started = time.monotonic()
+    process = start_publish(roots["old"], publish_args(oxigraph, "store", graph))
+    wait_until_sending(process)
+    sending = time.monotonic()
+    assert process.wait() == 0, process.stderr.read()
+    window = 1.5 * (time.monotonic() - sending)  # serialising, sending, the store loading, the count check
+    assert holding(oxigraph, graph, triples) == "old"
+    state, rng, outcomes = "old", random.Random(9), []
+    for attempt in range(KILLS):
+        target = "new" if state == "old" else "old"
+        process = start_publish(roots[target], publish_args(oxigraph, ("store", "update")[attempt % 2], graph))
+        wait_until_sending(process)
+        time.sleep(rng.uniform(0, window))
+        process.kill()
+        process.communicate()
+        state = holding(oxigraph, graph, triples)
+        outcomes.append("new" if state == target else "old")
+    print(f"\n{KILLS} publishes killed within {window:.2f} s of starting to send "
+          f"({time.monotonic() - started:.0f} s in all): the store kept the old graph "
+          f"{outcomes.count('old')} times and had the whole new one {outcomes.count('new')} times")

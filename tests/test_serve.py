@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import httpx
@@ -261,6 +262,42 @@ def test_a_slow_query_is_stopped_by_the_timeout_and_the_server_goes_on(served, l
     for _ in range(3):  # the killed worker is replaced; queries go on being answered
         data = sparql(base, TANKS, JSON).convert()
         assert len(data["results"]["bindings"]) == len(expected_tanks(local))
+
+    started = time.monotonic()  # asked again, it is refused at once instead of taking a worker for nothing
+    again = httpx.get(f"{base}/sparql", params={"query": SLOW}, timeout=60)
+    assert again.status_code == 503
+    assert "is not run again so soon" in again.text
+    assert time.monotonic() - started < 1
+
+
+def test_a_burst_of_queries_on_a_fresh_server_is_all_answered(served, tmp_path):
+    # rdflib's parser (pyparsing) sets itself up on first use and is not thread-safe: parsed in parallel threads,
+    # a burst of first queries failed at random, and could leave the parser broken until a restart
+    root, _, _ = served
+    process, base = start_kb_serve(root, log=tmp_path / "serve.log")
+    try:
+        forms = ["SELECT ?p ?o WHERE { id:t-80 ?p ?o } LIMIT N", "ASK { id:t-80 kb:crew N }", "DESCRIBE id:t-80 LIMIT N",
+                 "CONSTRUCT { ?s kb:crew ?c } WHERE { ?s kb:crew ?c } LIMIT N", TANKS + " LIMIT N"]
+        queries = [form.replace(" N", f" {n}") for n in range(1, 21) for form in forms]
+        with ThreadPoolExecutor(len(queries)) as pool:
+            answers = list(pool.map(lambda q: httpx.post(f"{base}/sparql", data={"query": q}, timeout=60), queries))
+    finally:
+        stop(process)
+    assert [a.status_code for a in answers] == [200] * len(queries), {a.text for a in answers if a.status_code != 200}
+
+
+def test_clients_asking_one_slow_query_at_once_take_one_worker(served, local):
+    _, base, _ = served
+    slow = SLOW + " # asked by two clients at once"
+    with ThreadPoolExecutor(2) as pool:
+        asked = [pool.submit(httpx.get, f"{base}/sparql", params={"query": slow}, timeout=60) for _ in range(2)]
+        time.sleep(0.5)
+        started = time.monotonic()  # the other worker is free for everyone else
+        data = sparql(base, TANKS, JSON).convert()
+        took = time.monotonic() - started
+        assert [a.result().status_code for a in asked] == [503, 503]
+    assert len(data["results"]["bindings"]) == len(expected_tanks(local))
+    assert took < TIMEOUT / 2
 
 
 # --- the query editor ---------------------------------------------------------------------------------

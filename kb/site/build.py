@@ -28,6 +28,7 @@ from ..oxstore import load_store, query as ox_query
 from ..query import saved_queries
 from ..schema import concept_ancestors
 from .model import SiteModel, TreeNodeBuilder, concept_id, plain_number, safe_url
+from ..faults import fault_point
 from .output import atomic_folder
 from .svg import family_tree_svg, timeline_svg
 
@@ -139,6 +140,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
         t = time.perf_counter()
         shutil.copytree(kb.config.root / "site_build" / "static", work / "static")
         _entity_pages(w, step)
+        fault_point("entity-pages-written")
         report.timings["entity pages"] = time.perf_counter() - t
         t = time.perf_counter()
         _index_pages(w, search)
@@ -151,6 +153,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
         _downloads(w)
         _publishing_files(w)
         report.timings["dumps"] = time.perf_counter() - t
+        fault_point("pages-written")
         if search:
             step("search index")
             t = time.perf_counter()
@@ -186,12 +189,15 @@ def _entity_pages(w: SiteWriter, step) -> None:
         return
     import gc
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     _forked = (w, trees)
     gc.freeze()  # the workers share the model copy-on-write; a collection in them would touch (copy) it all
     try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            for hi, pages, files, size in pool.imap(_forked_chunk, chunks):
+        # A worker that dies (killed, out of memory) fails the build with BrokenProcessPool, never hangs it.
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_die_with_parent) as pool:
+            for hi, pages, files, size in pool.map(_forked_chunk, chunks):
                 w.pages.extend(pages)
                 w.files += files
                 w.bytes += size
@@ -199,6 +205,20 @@ def _entity_pages(w: SiteWriter, step) -> None:
     finally:
         _forked = None
         gc.unfreeze()
+
+
+def _die_with_parent() -> None:
+    """In a worker: be killed when the build process dies (kill -9 included), so that no worker goes on
+    writing into a build folder nobody will swap in (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:  # the parent died before the call above
+        os._exit(1)
 
 
 ENTITY_CHUNK = 250
