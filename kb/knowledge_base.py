@@ -47,6 +47,7 @@ class KnowledgeBase:
 
     _ids: set[str] | None = None
     _names: list[tuple] | None = None
+    _saved_names: list | None = None  # (iri, kind, text) as saved with the store, made into terms when needed
 
     @property
     def entity_ids(self) -> set[str]:
@@ -62,6 +63,8 @@ class KnowledgeBase:
     @property
     def names(self) -> list[tuple]:
         """(iri, "name" or "alias", text) of every entity name and alias: what `kb show` and `kb search` match."""
+        if self._names is None and self._saved_names is not None:
+            self._names = [(URIRef(iri), kind, text) for iri, kind, text in self._saved_names]
         if self._names is None:
             g = self.index
             self._names = [(s, "name", str(label)) for s, label in g.subject_objects(SKOS.prefLabel) if self.id_of(s)]
@@ -129,5 +132,5 @@ def saved_kb(root: Path | None = None) -> KnowledgeBase:
 
     store, _, lookups = cached
     schema = read_schema(load_ontology(config.ontology_dir))
-    names = [(URIRef(iri), kind, text) for iri, kind, text in lookups["names"]]
-    return KnowledgeBase(config, schema, [], None, StoreView(store), [], _ids=set(lookups["ids"]), _names=names)
+    return KnowledgeBase(config, schema, [], None, StoreView(store), [], _ids=set(lookups["ids"]),
+                         _saved_names=lookups["names"])

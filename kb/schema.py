@@ -60,9 +60,16 @@ class Schema:
 
 
 def load_ontology(ontology_dir: Path) -> Graph:
+    """The vocabulary and category scheme as one rdflib Graph, parsed by Oxigraph (ten times faster than
+    rdflib's Turtle parser, which a command reading the saved store would otherwise load just for this)."""
+    import pyoxigraph as ox
+
+    from .oxstore import rdf_term
+
     graph = Graph()
     for name in ONTOLOGY_FILES:
-        graph.parse(ontology_dir / name, format="turtle")
+        triples = ox.parse(path=str(ontology_dir / name), format=ox.RdfFormat.TURTLE)
+        graph.addN((rdf_term(t.subject), rdf_term(t.predicate), rdf_term(t.object), graph) for t in triples)
     return graph
 
 

@@ -23,8 +23,7 @@ def fingerprint(config: Config) -> str:
     """A hash of (path, size, mtime) of everything the graph is built from."""
     h = hashlib.sha256(f"milkb-store {FORMAT}\n".encode())
     for folder in (config.entries_dir, config.ontology_dir):
-        for path, st in sorted(_files(folder)):
-            h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update("".join(sorted(_files(folder))).encode("utf-8", "surrogateescape"))
     try:
         st = (config.root / "kb.toml").stat()
         h.update(f"kb.toml\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -34,15 +33,17 @@ def fingerprint(config: Config) -> str:
 
 
 def _files(folder: Path):
-    stack = [folder]
+    """`path\0size\0mtime\n` of every entry or ontology file under `folder`."""
+    stack = [str(folder)]
     while stack:
         try:
             with os.scandir(stack.pop()) as it:
                 for e in it:
                     if e.is_dir(follow_symlinks=False):
-                        stack.append(Path(e.path))
+                        stack.append(e.path)
                     elif e.name.endswith((".yaml", ".yml", ".ttl")):
-                        yield e.path, e.stat()
+                        st = e.stat()
+                        yield f"{e.path}\0{st.st_size}\0{st.st_mtime_ns}\n"
         except OSError:
             continue
 
