@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -19,10 +20,15 @@ class Problem:
     severity: str = "error"  # or "warning"
 
     def format(self) -> str:
+        """One line, `path:line: message — hint`; line breaks and invisible controls quoted from entries are
+        shown escaped (`\\n`, `\\u202e`), so a message can neither split nor reorder the line."""
         text = f"{self.path}:{self.line}: {self.message}" if self.path else self.message
         if self.hint:
             text += f" — {self.hint}"
-        return text
+        return _CONTROLS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 class KBError(Exception):

@@ -24,7 +24,8 @@ def _split(text: str) -> tuple[str, str | None] | None:
     return parts.groups() if parts else None
 
 
-_CACHE_VERSION = "2"  # bump when conversion rules change (2: XSD 1.1 canonical decimals, `46`)
+_CACHE_VERSION = "3"  # bump when conversion rules change (2: XSD 1.1 canonical decimals, `46`;
+#                       3: a number and a unit only, no arithmetic, below 10^15)
 
 
 class QuantityError(ValueError):

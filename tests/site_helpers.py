@@ -19,9 +19,12 @@ class PageParser(HTMLParser):
         self._script = None
         self.jsonld: list[str] = []
         self.text: list[str] = []
+        self.tags: list[tuple[str, dict]] = []  # every start tag with its attributes, in order
+        self.inline_scripts: list[tuple[dict, str]] = []  # (attributes, text) of each <script> with content
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        self.tags.append((tag, a))
         if "id" in a:
             self.ids.add(a["id"])
         if tag == "html":
@@ -47,6 +50,8 @@ class PageParser(HTMLParser):
     def handle_data(self, data):
         if self._script is not None and self._script.get("type") == "application/ld+json":
             self.jsonld.append(data)
+        if self._script is not None and data.strip():
+            self.inline_scripts.append((self._script, data))
         self.text.append(data)
 
 

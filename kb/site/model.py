@@ -12,6 +12,7 @@ from ..lookup import incoming_facts, label_of, literal_key, statement_qualifiers
 from ..namespaces import GEO, KB, KBC, SCHEMA
 from ..schema import concept_ancestors
 from ..stats import is_weapon_system
+from .markdown import render_markdown
 
 SAFE_SCHEMES = ("http://", "https://")
 
@@ -56,6 +57,7 @@ class EntityPage:
     cls: str
     cls_key: str  # system, organization, …
     description_md: str
+    description_html: str  # rendered by kb/site/markdown.py: no markup, only http(s) and relative links
     aliases: list[Link]
     category_path: list[Link]
     rows: list[Row]
@@ -189,7 +191,8 @@ class SiteModel:
         replaced = g.value(iri, DCTERMS.isReplacedBy)
         return EntityPage(
             id=self.id_of(iri), iri=str(iri), name=self.labels[iri], cls=self.kb.schema.class_label(cls),
-            cls_key=self.cls_key.get(cls, "entity"), description_md=description, aliases=aliases,
+            cls_key=self.cls_key.get(cls, "entity"), description_md=description,
+            description_html=render_markdown(description), aliases=aliases,
             category_path=self.category_path(category) if category is not None else [],
             rows=rows, incoming=incoming, sources=sources, family=None,
             events=self.events_of(iri), jsonld=jsonld, summary=summary,
@@ -318,12 +321,21 @@ class TreeNodeBuilder:
         self.children = children
 
     def tree(self, root, current):
+        """The family below `root`, built with a stack rather than recursion: a chain of variants may be as long
+        as the entries make it (`variant_of` has no cycles, validation sees to that)."""
         from .svg import TreeNode
 
-        def node(s, seen):
-            kids = [node(c, seen | {c}) for c in sorted(self.children.get(s, []), key=lambda c: self.model.labels[c])
-                    if c not in seen]
+        def box(s):
             based_on = sorted(self.model.label(b) for b in self.model.g.objects(s, KB.basedOn))
-            return TreeNode(self.model.labels[s], self.model.href(s), kids, current=s == current, based_on=based_on)
+            return TreeNode(self.model.labels[s], self.model.href(s), [], current=s == current, based_on=based_on)
 
-        return node(root, {root})
+        top = box(root)
+        seen, stack = {root}, [(root, top)]
+        while stack:
+            s, node = stack.pop()
+            for c in sorted(self.children.get(s, []), key=lambda c: self.model.labels[c]):
+                if c not in seen:
+                    seen.add(c)
+                    node.children.append(box(c))
+                    stack.append((c, node.children[-1]))
+        return top

@@ -17,15 +17,19 @@ class TreeNode:
 
 
 def _layout(node: TreeNode, depth: int, x: float, out: list) -> float:
-    """Place leaves left to right, parents centred over their children; returns the next free x."""
-    if not node.children:
-        out.append((node, depth, x))
-        return x + BOX_W + GAP_X
-    start = x
-    for child in node.children:
-        x = _layout(child, depth + 1, x, out)
-    centre = (start + x - GAP_X - BOX_W) / 2
-    out.append((node, depth, centre))
+    """Place leaves left to right, parents centred over their children; returns the next free x. With a stack,
+    not recursion: a chain of variants may be as long as the entries make it."""
+    stack = [(node, depth, None)]  # None: its children are still to place; else the x where they start
+    while stack:
+        node, depth, start = stack.pop()
+        if not node.children:
+            out.append((node, depth, x))
+            x += BOX_W + GAP_X
+        elif start is None:
+            stack.append((node, depth, x))
+            stack.extend((child, depth + 1, None) for child in reversed(node.children))
+        else:
+            out.append((node, depth, (start + x - GAP_X - BOX_W) / 2))
     return x
 
 
