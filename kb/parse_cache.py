@@ -3,11 +3,13 @@
 An entry is reused when its file has the same path, size, modification time and content hash (BLAKE2b of
 its bytes) as when it was parsed; everything else goes through `loader.load_entry` as usual. The cache
 holds entries as parsed, before the checks across files (duplicate ids), which are made afresh each run.
+It is signed with a key kept outside the knowledge base (see `_key`), so a planted cache file is ignored.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
+import hmac
 import os
 import pickle
 from pathlib import Path
@@ -23,10 +25,9 @@ def load_entries_cached(root: Path, schema: Schema, cache_dir: Path) -> tuple[li
     """As `loader.load_entries`, reusing the entries of unchanged files from the previous run."""
     path = cache_dir / "parsed.pickle"
     try:
-        with open(path, "rb") as f:
-            saved = pickle.load(f)
+        saved = pickle.loads(_verified(path.read_bytes()))
         cached = saved["entries"] if saved.get("format") == (FORMAT, _code_stamp()) else {}
-    except (OSError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError):
+    except (OSError, ValueError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError):
         cached = {}
     files, problems = discover(root / "entries", root, schema)
     entries: list[Entry] = []
@@ -57,10 +58,40 @@ def _save(path: Path, entries: dict) -> None:
     from .files import write_atomically
 
     try:
-        write_atomically(path, pickle.dumps({"format": (FORMAT, _code_stamp()), "entries": entries},
-                                            protocol=pickle.HIGHEST_PROTOCOL))
+        data = pickle.dumps({"format": (FORMAT, _code_stamp()), "entries": entries}, protocol=pickle.HIGHEST_PROTOCOL)
+        write_atomically(path, _signature(data) + data)
     except (OSError, pickle.PickleError):
         pass  # a read-only root still works, only slower
+
+
+# Unpickling runs code, and `.kb-cache/` sits inside the knowledge base, which may come from anyone (a clone,
+# an archive). So the file is signed with a key of this user's, kept outside every knowledge base: a cache
+# this user's milkb did not write is ignored, never unpickled.
+
+def _key() -> bytes:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "milkb"
+    path = base / "cache-key"
+    if not path.exists():
+        base.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(os.urandom(32))
+        except FileExistsError:  # another milkb made it meanwhile
+            pass
+    return path.read_bytes()
+
+
+def _signature(data: bytes) -> bytes:
+    return hmac.new(_key(), data, hashlib.sha256).digest()
+
+
+def _verified(blob: bytes) -> bytes:
+    """The pickle in `blob` if its signature is this user's; ValueError otherwise."""
+    signature, data = blob[:32], blob[32:]
+    if len(signature) != 32 or not hmac.compare_digest(signature, _signature(data)):
+        raise ValueError("not written by this user's milkb")
+    return data
 
 
 def _code_stamp() -> str:

@@ -15,7 +15,6 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 from rdflib import Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
@@ -29,6 +28,7 @@ from ..query import saved_queries
 from ..schema import concept_ancestors
 from .model import SiteModel, TreeNodeBuilder, concept_id, plain_number, safe_url
 from ..faults import fault_point
+from .markdown import render_markdown
 from .output import atomic_folder
 from .svg import family_tree_svg, timeline_svg
 
@@ -57,13 +57,6 @@ def build_date() -> dt.date:
     return dt.date.today()
 
 
-def _markdown() -> MarkdownIt:
-    # Raw HTML off: an entry cannot inject markup; markdown-it also refuses javascript:/data: links.
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-    md.disable("image")
-    return md
-
-
 def link_html(l, root: str) -> Markup:
     """A link to a page of the site (or the plain name when it has none), its text escaped.
 
@@ -85,12 +78,11 @@ class SiteWriter:
         self.date = build_date()
         self.pages: list[str] = []
         self.files = self.bytes = 0  # written so far (the report counts without walking the folder)
-        md = _markdown()
         templates = kb.config.root / "site_build" / "templates"
         self.env = Environment(loader=FileSystemLoader(templates), autoescape=select_autoescape(default=True),
                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                                keep_trailing_newline=True)
-        self.env.filters["markdown"] = lambda text: Markup(md.render(text or ""))
+        self.env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))
         self.env.filters["number"] = plain_number
         self.env.globals["link"] = link_html
         self.env.globals["system_row"] = self.system_row
@@ -457,8 +449,8 @@ def _downloads(w: SiteWriter) -> None:
     keys = [str(m.ontology.value(p, KB.yamlKey)) for p in COMPARE_PROPERTIES]
     writer.writerow(["id", "name", "category", "origin"] + keys + ["iri"])
     for s, r in zip(m.systems, rows):
-        writer.writerow([m.id_of(s), r["link"].text, r["category"].text if r["category"] else "",
-                         r["origin"].text if r["origin"] else ""]
+        writer.writerow([m.id_of(s), _cell(r["link"].text), _cell(r["category"].text) if r["category"] else "",
+                         _cell(r["origin"].text) if r["origin"] else ""]
                         + ["" if r["values"][k] is None else plain_number(r["values"][k]) if not isinstance(r["values"][k], URIRef) else str(r["values"][k]) for k in keys]
                         + [str(s)])
     w.write("systems.csv", buffer.getvalue())
@@ -467,6 +459,12 @@ def _downloads(w: SiteWriter) -> None:
     w.write("void.ttl", void)
     files.append({"name": "void.ttl", "label": "VoID description", "size": len(void.encode())})
     w.page("downloads.html", "downloads.html", files=files, triples=len(kb.index), entities=len(m.entities))
+
+
+def _cell(text: str) -> str:
+    """A name as a CSV cell that a spreadsheet shows as text: one starting with = + - @ (or a tab or CR) would
+    be read as a formula, so it gets a leading apostrophe (the OWASP advice for CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _void(w: SiteWriter, files) -> str:
