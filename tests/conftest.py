@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+TEST_CACHE_HOME = Path(tempfile.gettempdir()) / "milkb-tests-cache"
 
 
 def kb_executable() -> str:
@@ -35,7 +37,9 @@ class Run:
 
 def run_kb(*args: str, cwd: Path | None = None, input: str | None = None, env: dict | None = None) -> Run:
     environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "COLUMNS": "200",
-                   "HOME": str(cwd or REPO), **(env or {})}
+                   "HOME": str(cwd or REPO),
+                   "XDG_CACHE_HOME": str(TEST_CACHE_HOME),  # the parse-cache key: outside every knowledge base
+                   **(env or {})}
     proc = subprocess.run([kb_executable(), *args], cwd=cwd, capture_output=True, text=True, input=input,
                           timeout=300, env=environment)
     return Run(proc.returncode, proc.stdout, proc.stderr)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import kb_executable
+from .conftest import TEST_CACHE_HOME, kb_executable
 
 
 def free_port() -> int:
@@ -79,7 +79,7 @@ def start_oxigraph(folder: Path) -> tuple[subprocess.Popen, str]:
 def start_kb_serve(root: Path, *args: str, log: Path) -> tuple[subprocess.Popen, str]:
     """The real `kb serve` command in `root`, on a free port; (process, base URL)."""
     port = free_port()
-    environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root)}
+    environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root), "XDG_CACHE_HOME": str(TEST_CACHE_HOME)}
     with open(log, "w") as out:
         process = subprocess.Popen([kb_executable(), "serve", "--port", str(port), *args], cwd=root,
                                    stdout=out, stderr=subprocess.STDOUT, env=environment)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, add_synthetic_systems, kb_executable, make_root, run_kb
+from .conftest import TEST_CACHE_HOME, REPO, add_synthetic_systems, kb_executable, make_root, run_kb
 
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}  # the same entries give the same bytes
 SYNTHETIC_SYSTEMS = 100  # enough that writing the site takes a good part of a second, little enough for 20 runs
@@ -106,7 +106,7 @@ def build(root: Path, site: Path, fault: str | None = None):
 
 
 def start_build(root: Path, site: Path, fault: str | None = None) -> subprocess.Popen:
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root), **EPOCH,
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root), "XDG_CACHE_HOME": str(TEST_CACHE_HOME), **EPOCH,
            **({"MILKB_FAULT_AT": fault} if fault else {})}
     return subprocess.Popen([kb_executable(), "build", "--no-search", "-o", str(site)], cwd=root, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

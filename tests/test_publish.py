@@ -23,7 +23,7 @@ from rdflib.compare import isomorphic
 
 from kb.knowledge_base import load_valid_kb
 
-from .conftest import add_synthetic_systems, kb_executable, make_root, run_kb
+from .conftest import TEST_CACHE_HOME, add_synthetic_systems, kb_executable, make_root, run_kb
 from .server_helpers import free_port, start_oxigraph, stop
 
 DATASET = "https://w3id.org/milkb/dataset"  # dataset_iri in tests/data/kb/kb.toml
@@ -297,7 +297,7 @@ def holding(base: str, graph: str, versions: dict[str, set]) -> str:
 
 
 def start_publish(root: Path, args: tuple[str, ...]) -> subprocess.Popen:
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root)}
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root), "XDG_CACHE_HOME": str(TEST_CACHE_HOME)}
     return subprocess.Popen([kb_executable(), *args], cwd=root, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
