@@ -138,8 +138,10 @@ def _empty_in_background(trash: Path) -> None:
     try:
         leftovers = [str(p) for p in trash.iterdir()]
         if leftovers:
-            subprocess.Popen(["rm", "-rf", "--", *leftovers], start_new_session=True, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # then the emptied trash folder itself, unless another build put something in it meanwhile
+            subprocess.Popen(["sh", "-c", 'rm -rf -- "$@"; rmdir -- "$0" 2>/dev/null', str(trash), *leftovers],
+                             start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
     except OSError:
         for path in leftovers:
             shutil.rmtree(path, ignore_errors=True)
