@@ -21,7 +21,7 @@ from kb.cli import app
 
 from .conftest import REPO, make_root, run_kb
 from .site_helpers import parse
-from .test_site_browser import ARGS, CHROMIUM, _QuietHandler, require_chromium
+from .test_site_browser import _QuietHandler, browser, require_chromium  # noqa: F401 - `browser`: the shared Chromium fixture
 
 PWN = "window.__pwned"  # what every script an entry tries to run would set
 HOSTILE = {  # all valid entries: the site is built from them
@@ -201,21 +201,10 @@ def served(built):
     server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def watched(chromium):
+def watched(browser):
     """A page that records dialogs (alert, confirm, prompt), page errors and requests to other hosts."""
-    context = chromium.new_context()
+    context = browser.new_context()
     page = context.new_page()
     page.seen = {"dialogs": [], "errors": [], "foreign": []}
     page.on("dialog", lambda d: (page.seen["dialogs"].append(d.message), d.dismiss()))

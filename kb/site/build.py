@@ -296,7 +296,7 @@ def _compute_row(m: SiteModel, s) -> dict:
 
 def _compare_keys(m: SiteModel) -> list[tuple[str, URIRef]]:
     """(YAML key, property) of the compared quantities, read from the ontology once per build."""
-    if not hasattr(m, "compare_keys"):
+    if m.compare_keys is None:
         m.compare_keys = [(str(m.ontology.value(p, KB.yamlKey)), p) for p in COMPARE_PROPERTIES]
     return m.compare_keys
 

@@ -79,7 +79,8 @@ class SiteModel:
         self.kb = kb
         self.g = kb.index
         self.row_cache: dict = {}
-        self._systems_in: dict = {}  # system → its table row (kb/site/build.py), computed once per build
+        self._systems_in: dict = {}
+        self.compare_keys: list | None = None  # (YAML key, property) of the compared quantities (build.py)  # system → its table row (kb/site/build.py), computed once per build
         self.ontology = kb.schema.ontology
         self.entities = sorted((URIRef(kb.config.base_iri + e.id) for e in kb.entries if e.data is not None), key=str)
         self.cls_key = {v: k.rstrip("s").replace("countrie", "country") for k, v in kb.schema.classes.items()}
