@@ -39,24 +39,33 @@ def sorted_triples(triples: Iterable[tuple]) -> list[tuple]:
 
 
 def ox_triples(ordered: list[tuple]) -> list:
-    """`ordered` as pyoxigraph triples (each IRI converted once), for `oxigraph_serialize`."""
+    """`ordered` as pyoxigraph triples (each term converted once), for `oxigraph_serialize`."""
     import pyoxigraph as ox
 
-    from .oxstore import ox_term
-
+    named, literal = ox.NamedNode, ox.Literal
     terms: dict = {}
-
-    def term(x):
-        if isinstance(x, Literal):
-            return ox_term(x)
-        if isinstance(x, BNode):
+    out = []
+    for s, p, o in ordered:
+        if isinstance(s, BNode) or isinstance(o, BNode):
             raise ValueError("blank nodes make the export nondeterministic")  # our mapping never makes them
-        found = terms.get(x)
-        if found is None:
-            found = terms[x] = ox.NamedNode(str(x))
-        return found
-
-    return [ox.Triple(term(s), term(p), term(o)) for s, p, o in ordered]
+        x = terms.get(s)
+        if x is None:
+            x = terms[s] = named(s)
+        y = terms.get(p)
+        if y is None:
+            y = terms[p] = named(p)
+        key = (str(o), o.language, o.datatype) if isinstance(o, Literal) else o
+        z = terms.get(key)
+        if z is None:
+            if key is o:
+                z = named(o)
+            elif o.language:
+                z = literal(str(o), language=o.language)
+            else:
+                z = literal(str(o), datatype=named(o.datatype)) if o.datatype else literal(str(o))
+            terms[key] = z
+        out.append(ox.Triple(x, y, z))
+    return out
 
 
 def oxigraph_serialize(ordered: list, fmt: str) -> str:

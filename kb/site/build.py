@@ -11,20 +11,21 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urljoin
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
-from rdflib import Graph, Literal, URIRef
+from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
 
 from ..entity import entity_triples
 from ..export import export_graph, jsonld as jsonld_text, ox_triples, oxigraph_serialize, sorted_triples, turtle as turtle_text
 from ..knowledge_base import KnowledgeBase
-from ..namespaces import KB, KBC, SCHEMA
-from ..oxstore import load_store, query as ox_query
+from ..namespaces import KB, KBC, PREFIXES, SCHEMA
 from ..query import saved_queries
+from ..store_cache import raw_query
 from ..schema import concept_ancestors
 from .model import SiteModel, TreeNodeBuilder, concept_id, plain_number, safe_url
 from ..faults import fault_point
@@ -87,6 +88,7 @@ class SiteWriter:
         self.env.globals["link"] = link_html
         self.env.globals["system_row"] = self.system_row
         self._rows: dict = {}
+        self._sorted = self._ox = None
         config = kb.config
         self.env.globals.update(site={
             "title": config.title, "license": config.license, "license_name": config.license_name or config.license,
@@ -102,6 +104,18 @@ class SiteWriter:
             macro = self.env.get_template("macros.html").module.system_row_html
             html = self._rows[key] = Markup(macro(row, columns, root, show_category))
         return html
+
+    def sorted_graph(self) -> list[tuple]:
+        """The graph's triples in N-Triples order, sorted once per build."""
+        if self._sorted is None:
+            self._sorted = sorted_triples(self.kb.index)
+        return self._sorted
+
+    def ox_graph(self) -> list:
+        """`sorted_graph` as Oxigraph triples, converted once for the dumps and the query page."""
+        if self._ox is None:
+            self._ox = ox_triples(self.sorted_graph())
+        return self._ox
 
     def absolute(self, path: str) -> str:
         return urljoin(self.kb.config.base_url, path) if self.kb.config.base_url else path
@@ -395,33 +409,53 @@ def _compare_pages(w: SiteWriter) -> None:
 
 
 def _query_page(w: SiteWriter) -> None:
-    m = w.model
+    """Every saved query with its answer on this graph, run by Oxigraph; the answers are read as Oxigraph
+    terms (turning 25,000 rows into rdflib terms took longer than the queries)."""
+    import pyoxigraph as ox
+
     queries = []
-    store = load_store(w.kb.index)
+    store = ox.Store()
+    store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object) for t in w.ox_graph())
+    prefixes = dict({k: str(v) for k, v in PREFIXES.items()}, id=w.kb.config.base_iri)
+    cell = _QueryCell(w.model)
     for name, q in saved_queries(w.kb.config.queries_dir).items():
-        result = ox_query(store, q.text, name, base_iri=w.kb.config.base_iri)
-        rows = []
-        for row in result:
-            cells = []
-            for value in row:
-                if value is None:
-                    cells.append({"text": "", "href": None})
-                elif isinstance(value, Literal):
-                    cells.append({"text": plain_number(value.toPython()) if value.datatype == XSD.decimal else str(value),
-                                  "href": None})
-                else:
-                    link = m.link(value) if m.href(value) else None
-                    cells.append({"text": link.text if link else m.g.namespace_manager.normalizeUri(value),
-                                  "href": link.href if link else None})
-            rows.append(cells)
-        queries.append({"name": name, "description": q.description, "text": q.text,
-                        "vars": [str(v) for v in result.vars or []], "rows": rows})
+        answer = raw_query(store, q.text, name, prefixes)
+        names = [v.value for v in answer.variables] if isinstance(answer, ox.QuerySolutions) else []
+        rows = [[cell(row[n]) for n in names] for row in answer] if names else []
+        queries.append({"name": name, "description": q.description, "text": q.text, "vars": names, "rows": rows})
     endpoint = w.kb.config.sparql_endpoint
     if endpoint:  # the same editor as `kb serve`, pointed at the configured endpoint
         shutil.copytree(Path(__file__).parent.parent / "editor" / "static" / "yasgui", w.work / "static" / "yasgui")
     examples = json.dumps([{"name": q["name"], "text": q["text"]} for q in queries], ensure_ascii=False)
     w.page("queries.html", "queries.html", queries=queries, endpoint=endpoint,
            examples_json=Markup(examples.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")))
+
+
+class _QueryCell:
+    """A query answer's term as a table cell: numbers as the pages write them, entities as links."""
+
+    def __init__(self, m: SiteModel):
+        self.m = m
+        self.cells: dict = {}
+
+    def __call__(self, term) -> dict:
+        import pyoxigraph as ox
+
+        if term is None:
+            return {"text": "", "href": None}
+        found = self.cells.get(term)
+        if found is None:
+            if isinstance(term, ox.Literal):
+                text = (plain_number(Decimal(term.value)) if term.datatype.value == str(XSD.decimal)
+                        else term.value)
+                found = {"text": text, "href": None}
+            else:
+                node = URIRef(term.value) if isinstance(term, ox.NamedNode) else BNode(term.value)
+                link = self.m.link(node) if self.m.href(node) else None
+                found = {"text": link.text if link else self.m.g.namespace_manager.normalizeUri(node),
+                         "href": link.href if link else None}
+            self.cells[term] = found
+        return found
 
 
 def _vocabulary_page(w: SiteWriter) -> None:
@@ -437,10 +471,8 @@ def _vocabulary_page(w: SiteWriter) -> None:
 def _downloads(w: SiteWriter) -> None:
     kb, m = w.kb, w.model
     files = []
-    ordered = sorted_triples(kb.index)
-    converted = ox_triples(ordered)  # once for the three formats Oxigraph writes
     for name, fmt, label in DUMPS:
-        data = jsonld_text(ordered) if fmt == "jsonld" else oxigraph_serialize(converted, fmt)
+        data = jsonld_text(w.sorted_graph()) if fmt == "jsonld" else oxigraph_serialize(w.ox_graph(), fmt)
         w.write(name, data)
         files.append({"name": name, "label": label, "size": len(data.encode("utf-8"))})
     rows = [_system_row(m, s) for s in m.systems]
