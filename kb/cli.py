@@ -402,7 +402,9 @@ def build(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Si
     size = report.bytes / 1_000_000
     out.print(Text(f"built {report.pages} pages ({report.files} files, {size:.1f} MB) into {target} "
                    f"in {report.seconds:.2f} s"
-                   + (f", search index {report.search_seconds:.2f} s" if report.search_seconds is not None else "")))
+                   + (f", search index {report.search_seconds:.2f} s" if report.search_seconds is not None else "")
+                   + (f"; {report.reused} of {report.units} parts unchanged since the last build, reused"
+                      if report.reused else "")))
 
 
 def _progress():

@@ -371,9 +371,15 @@ def test_a_chain_of_variants_longer_than_pythons_recursion_limit_is_drawn(kb):
     from kb.site.model import SiteModel, TreeNodeBuilder
     from kb.site.svg import family_tree_svg
 
-    model = SiteModel(kb)
+    from kb.namespaces import KB
+
     chain = [kb.iri(f"chain-{n}") for n in range(3_000)]
+    for a, b in zip(chain, chain[1:]):
+        kb.index.add((b, KB.variantOf, a))
+    model = SiteModel(kb)
     model.labels.update({iri: f"Chain {n}" for n, iri in enumerate(chain)})
-    tree = TreeNodeBuilder(model, {a: [b] for a, b in zip(chain, chain[1:])}).tree(chain[0], chain[1_500])
+    model.system_concepts.update({iri: (None, set()) for iri in chain})
+    root, tree = TreeNodeBuilder(model).family(chain[1_500])
+    assert root == chain[0]
     drawing = family_tree_svg(tree, "Variant family of Chain 0", "../")
     assert drawing.count("<rect") == 3_000 and drawing.count('class="node current"') == 1

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -21,12 +22,14 @@ from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
 
 from ..entity import entity_triples
-from ..export import export_graph, jsonld as jsonld_text, ox_triples, oxigraph_serialize, sorted_triples, turtle as turtle_text
+from ..export import (export_graph, jsonld as jsonld_text, ox_triples, oxigraph_serialize, sorted_triples, triple_key,
+                      turtle as turtle_text)
 from ..knowledge_base import KnowledgeBase
 from ..namespaces import KB, KBC, PREFIXES, SCHEMA
 from ..query import saved_queries
 from ..store_cache import raw_query
 from ..schema import concept_ancestors
+from .incremental import State, Tracker, Unit
 from .model import SiteModel, TreeNodeBuilder, concept_id, plain_number, safe_url
 from ..faults import fault_point
 from .markdown import render_markdown
@@ -47,6 +50,8 @@ class BuildReport:
     bytes: int = 0
     seconds: float = 0.0
     search_seconds: float | None = None
+    units: int = 0  # parts of the site (kb/site/incremental.py)
+    reused: int = 0  # of which linked unchanged from the previous build
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -72,10 +77,13 @@ def link_html(l, root: str) -> Markup:
 class SiteWriter:
     """Renders templates into the build folder; every link in a page is relative to the page."""
 
-    def __init__(self, kb: KnowledgeBase, work: Path):
+    def __init__(self, kb: KnowledgeBase, work: Path, tracker: Tracker | None = None):
         self.kb = kb
         self.work = work
-        self.model = SiteModel(kb)
+        self.model = SiteModel(kb, tracker)
+        self.state: State | None = None  # the previous build's units, and this one's
+        self._unit: tuple[list, list] | None = None  # (files, pages) of the unit being rendered
+        self._folders: set = set()
         self.date = build_date()
         self.pages: list[str] = []
         self.files = self.bytes = 0  # written so far (the report counts without walking the folder)
@@ -105,11 +113,20 @@ class SiteWriter:
             html = self._rows[key] = Markup(macro(row, columns, root, show_category))
         return html
 
-    def sorted_graph(self) -> list[tuple]:
-        """The graph's triples in N-Triples order, sorted once per build."""
+    def _keyed(self) -> list[tuple]:
+        """(triple_key, triple) for the graph's triples, in N-Triples order: computed once per build."""
         if self._sorted is None:
-            self._sorted = sorted_triples(self.kb.index)
+            index = self.model.tracker._index
+            self._sorted = sorted(zip(map(triple_key, index), index))
         return self._sorted
+
+    def sorted_graph(self) -> list[tuple]:
+        """The graph's triples in N-Triples order."""
+        return [t for _, t in self._keyed()]
+
+    def triple_keys(self) -> frozenset:
+        """The graph's triples as N-Triples terms: what the next build compares its own with."""
+        return frozenset(k for k, _ in self._keyed())
 
     def ox_graph(self) -> list:
         """`sorted_graph` as Oxigraph triples, converted once for the dumps and the query page."""
@@ -120,58 +137,114 @@ class SiteWriter:
     def absolute(self, path: str) -> str:
         return urljoin(self.kb.config.base_url, path) if self.kb.config.base_url else path
 
+    def _folder(self, target: Path) -> None:
+        if target.parent not in self._folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(target.parent)
+
     def write(self, path: str, data: str | bytes) -> None:
         target = self.work / path
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._folder(target)
         if isinstance(data, str):
             data = data.encode("utf-8")
         target.write_bytes(data)
         self.files += 1
         self.bytes += len(data)
+        if self._unit is not None:
+            self._unit[0].append(path)
 
     def page(self, template: str, path: str, **context) -> None:
         root = "../" * path.count("/")
         html = self.env.get_template(template).render(root=root, path=path, canonical=self.absolute(path), **context)
         self.write(path, html)
         self.pages.append(path)
+        if self._unit is not None:
+            self._unit[1].append(path)
+
+    # --- units of an incremental build (kb/site/incremental.py) ------------------------------
+
+    def reused(self, key: str) -> bool:
+        """Whether unit `key` is the same as in the previous build: then its files are linked from there."""
+        unit = self.state.reusable(key) if self.state is not None else None
+        if unit is None:
+            return False
+        for path, size, _ in unit.files:
+            target = self.work / path
+            self._folder(target)
+            try:
+                os.link(self.state.out / path, target)
+            except OSError:  # a filesystem without hard links
+                shutil.copy2(self.state.out / path, target)
+            self.files += 1
+            self.bytes += size
+        self.pages.extend(unit.pages)
+        self.state.units[key] = unit
+        self.state.reused += 1
+        return True
+
+    @contextmanager
+    def unit(self, key: str):
+        """Render unit `key`, recording what it reads and writes for the next build."""
+        self._unit = files, pages = [], []
+        try:
+            with self.model.tracker.capture() as reads:
+                yield
+        finally:
+            self._unit = None
+        if self.state is not None:
+            self.state.units[key] = Unit(reads.keys(self.state.key), [(f, 0, 0) for f in files], pages)
 
 
 def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=None) -> BuildReport:
-    """Write the whole site into a new folder and swap it in place of `out` only when complete."""
+    """Write the whole site into a new folder and swap it in place of `out` only when complete.
+
+    Units of the site that no change since the previous build touches are hard-linked from it rather than
+    rendered again (kb/site/incremental.py); the result is the same bytes as a build from scratch."""
     started = time.perf_counter()
     report = BuildReport(out=out)
     step = progress or (lambda name, done=0, total=0: None)
-    with atomic_folder(out) as work:
-        w = SiteWriter(kb, work)
-        t = time.perf_counter()
-        shutil.copytree(kb.config.root / "site_build" / "static", work / "static")
-        _entity_pages(w, step)
-        fault_point("entity-pages-written")
-        report.timings["entity pages"] = time.perf_counter() - t
-        t = time.perf_counter()
-        _index_pages(w, search)
-        _category_pages(w)
-        _compare_pages(w)
-        _query_page(w)
-        _vocabulary_page(w)
-        report.timings["index pages"] = time.perf_counter() - t
-        t = time.perf_counter()
-        _downloads(w)
-        _publishing_files(w)
-        report.timings["dumps"] = time.perf_counter() - t
-        fault_point("pages-written")
-        if search:
-            step("search index")
+    out = out.resolve()
+    index = kb.index
+    kb.index = tracker = Tracker(index)  # every lookup of the graph while the site renders, recorded per unit
+    try:
+        with atomic_folder(out) as work:
+            w = SiteWriter(kb, work, tracker)
             t = time.perf_counter()
-            _pagefind(work)
-            report.search_seconds = time.perf_counter() - t
-        report.pages = len(w.pages)
-        report.files, report.bytes = w.files, w.bytes
-        for folder in ("static", "pagefind"):  # copied or written by others
-            for path in (work / folder).rglob("*"):
-                if path.is_file():
-                    report.files += 1
-                    report.bytes += path.stat().st_size
+            w.state = State(kb, out, f"{w.date.isoformat()} search={search}", w.triple_keys())
+            report.timings["changes"] = time.perf_counter() - t
+            t = time.perf_counter()
+            shutil.copytree(kb.config.root / "site_build" / "static", work / "static")
+            _entity_pages(w, step)
+            fault_point("entity-pages-written")
+            report.timings["entity pages"] = time.perf_counter() - t
+            t = time.perf_counter()
+            _index_pages(w, search)
+            _category_pages(w)
+            _compare_pages(w)
+            _query_page(w)
+            _vocabulary_page(w)
+            report.timings["index pages"] = time.perf_counter() - t
+            t = time.perf_counter()
+            _downloads(w)
+            _publishing_files(w)
+            report.timings["dumps"] = time.perf_counter() - t
+            fault_point("pages-written")
+            if search:
+                step("search index")
+                t = time.perf_counter()
+                _pagefind(work)
+                report.search_seconds = time.perf_counter() - t
+            report.pages = len(w.pages)
+            report.files, report.bytes = w.files, w.bytes
+            report.units, report.reused = len(w.state.units), w.state.reused
+            for folder in ("static", "pagefind"):  # copied or written by others
+                for path in (work / folder).rglob("*"):
+                    if path.is_file():
+                        report.files += 1
+                        report.bytes += path.stat().st_size
+        w.state.save(out)
+    finally:
+        kb.index = index
     report.seconds = time.perf_counter() - started
     return report
 
@@ -184,29 +257,30 @@ def _entity_pages(w: SiteWriter, step) -> None:
     each inherits the model as it stands, writes its own pages and reports what it wrote."""
     global _forked
     m = w.model
-    trees = _family_trees(m)
-    total = len(m.entities)
+    todo = [iri for iri in m.entities if not w.reused(_entity_unit(m, iri))]
+    total = len(todo)
     jobs = _jobs(total)
     chunks = [(lo, min(lo + ENTITY_CHUNK, total)) for lo in range(0, total, ENTITY_CHUNK)]
     if jobs == 1:
         for lo, hi in chunks:
-            _entity_chunk(w, trees, lo, hi)
+            _entity_chunk(w, todo[lo:hi])
             step("entity pages", hi, total)
         return
     import gc
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    _forked = (w, trees)
+    _forked = (w, todo)
     gc.freeze()  # the workers share the model copy-on-write; a collection in them would touch (copy) it all
     try:
         # A worker that dies (killed, out of memory) fails the build with BrokenProcessPool, never hangs it.
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_die_with_parent) as pool:
-            for hi, pages, files, size in pool.map(_forked_chunk, chunks):
+            for hi, pages, files, size, units in pool.map(_forked_chunk, chunks):
                 w.pages.extend(pages)
                 w.files += files
                 w.bytes += size
+                w.state.units.update(units)
                 step("entity pages", hi, total)
     finally:
         _forked = None
@@ -228,7 +302,7 @@ def _die_with_parent() -> None:
 
 
 ENTITY_CHUNK = 250
-_forked = None  # (writer, trees) for the forked workers of _entity_pages
+_forked = None  # (writer, entities to render) for the forked workers of _entity_pages
 
 
 def _jobs(pages: int) -> int:
@@ -242,60 +316,53 @@ def _jobs(pages: int) -> int:
 
 
 def _forked_chunk(bounds: tuple[int, int]) -> tuple:
-    w, trees = _forked
+    w, todo = _forked
     before = (len(w.pages), w.files, w.bytes)
-    _entity_chunk(w, trees, *bounds)
-    return bounds[1], w.pages[before[0]:], w.files - before[1], w.bytes - before[2]
+    rendered = todo[bounds[0]:bounds[1]]
+    _entity_chunk(w, rendered)
+    units = {key: w.state.units[key] for key in (_entity_unit(w.model, iri) for iri in rendered)}
+    return bounds[1], w.pages[before[0]:], w.files - before[1], w.bytes - before[2], units
 
 
-def _entity_chunk(w: SiteWriter, trees: dict, lo: int, hi: int) -> None:
+def _entity_unit(m: SiteModel, iri) -> str:
+    return f"id/{m.id_of(iri)}"
+
+
+def _entity_chunk(w: SiteWriter, entities: list) -> None:
     m = w.model
-    for iri in m.entities[lo:hi]:
+    families = TreeNodeBuilder(m)
+    for iri in entities:
         entity_id = m.id_of(iri)
-        triples = sorted_triples(entity_triples(w.kb.index, iri))
-        jsonld = jsonld_text(triples)
-        page = m.entity_page(iri, jsonld)
-        if iri in trees:
-            root_iri, tree = trees[iri]
-            page.family = {"root": m.link(root_iri),
-                           "svg": family_tree_svg(tree(iri), f"Variant family of {m.labels[root_iri]}", "../")}
-        w.write(f"id/{entity_id}.ttl", turtle_text(triples))
-        w.write(f"id/{entity_id}.jsonld", jsonld)
-        template = "redirect.html" if page.replaced_by else "entity.html"
-        w.page(template, f"id/{entity_id}.html", e=page,
-               jsonld_script=Markup(jsonld.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")))
-
-
-def _family_trees(m: SiteModel) -> dict:
-    """For each system in a family of variants: (family root, a function drawing the tree for it)."""
-    g = m.g
-    children: dict = {}
-    for s in m.systems:
-        parent = g.value(s, KB.variantOf)
-        if parent is not None:
-            children.setdefault(parent, []).append(s)
-    builder = TreeNodeBuilder(m, children)
-    out = {}
-    for s in m.systems:
-        root = s
-        seen = {s}
-        while (up := g.value(root, KB.variantOf)) is not None and up not in seen:
-            seen.add(up)
-            root = up
-        if root in children:
-            out[s] = (root, lambda current, root=root: builder.tree(root, current))
-    return out
+        with w.unit(_entity_unit(m, iri)):
+            triples = sorted_triples(entity_triples(w.kb.index, iri))
+            jsonld = jsonld_text(triples)
+            page = m.entity_page(iri, jsonld)
+            family = families.family(iri) if iri in m.system_concepts else None
+            if family is not None:
+                root_iri, tree = family
+                page.family = {"root": m.link(root_iri),
+                               "svg": family_tree_svg(tree, f"Variant family of {m.labels[root_iri]}", "../")}
+            w.write(f"id/{entity_id}.ttl", turtle_text(triples))
+            w.write(f"id/{entity_id}.jsonld", jsonld)
+            template = "redirect.html" if page.replaced_by else "entity.html"
+            w.page(template, f"id/{entity_id}.html", e=page,
+                   jsonld_script=Markup(jsonld.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")))
 
 
 # --- index pages -------------------------------------------------------------------------------
 
 
 def _system_row(m: SiteModel, s) -> dict:
-    """The system's row in tables, comparisons and the CSV: computed once per build."""
-    row = m.row_cache.get(s)
-    if row is None:
-        row = m.row_cache[s] = _compute_row(m, s)
-    return row
+    """The system's row in tables, comparisons and the CSV: computed once per build (and what it read
+    counted for every unit that shows it)."""
+    found = m.row_cache.get(s)
+    if found is None:
+        with m.tracker.capture() as reads:
+            row = _compute_row(m, s)
+        found = m.row_cache[s] = (row, reads)
+    else:
+        m.tracker.replay(found[1])
+    return found[0]
 
 
 def _compute_row(m: SiteModel, s) -> dict:
@@ -319,44 +386,58 @@ def _index_pages(w: SiteWriter, search: bool) -> None:
     m = w.model
     g = m.g
     kb = w.kb
-    weapon_systems = [s for s in m.systems if m.is_weapon_system(s)]
-    counts = {kb.schema.class_label(c): sum(1 for e in m.entities if (e, RDF.type, c) in g)
-              for c in kb.schema.classes.values()}
-    top = [c for c in m.concepts if g.value(c, SKOS.broader) is None]
-    w.page("index.html", "index.html", counts=counts, weapon_systems=len(weapon_systems), triples=len(g),
-           categories=_concept_tree(m, sorted(top, key=str)),
-           recent=sorted((m.event(e) for e in g.subjects(RDF.type, KB.Event)), key=lambda e: e["date"])[-5:][::-1])
-    rows = [_system_row(m, s) for s in m.systems]
-    w.page("systems.html", "systems.html", rows=rows, columns=_columns(w, rows))
+    if not w.reused("index.html"):
+        with w.unit("index.html"):
+            weapon_systems = [s for s in m.systems if m.is_weapon_system(s)]
+            counts = {kb.schema.class_label(c): sum(1 for e in m.entities if (e, RDF.type, c) in g)
+                      for c in kb.schema.classes.values()}
+            top = [c for c in m.concepts if g.value(c, SKOS.broader) is None]
+            w.page("index.html", "index.html", counts=counts, weapon_systems=len(weapon_systems), triples=len(g),
+                   categories=_concept_tree(m, sorted(top, key=str)),
+                   recent=sorted((m.event(e) for e in g.subjects(RDF.type, KB.Event)), key=lambda e: e["date"])[-5:][::-1])
+    if not w.reused("systems.html"):
+        with w.unit("systems.html"):
+            rows = [_system_row(m, s) for s in m.systems]
+            w.page("systems.html", "systems.html", rows=rows, columns=_columns(w, rows))
 
-    countries = []
-    for c in sorted(g.subjects(RDF.type, KB.Country), key=lambda c: m.labels.get(c, "").casefold()):
-        countries.append({"link": m.link(c), "designed": len(set(g.subjects(KB.origin, c))),
-                          "operates": len(set(g.subjects(KB.operator, c))),
-                          "organizations": len(set(g.subjects(KB.country, c)))})
-    w.page("countries.html", "countries.html", countries=countries)
+    if not w.reused("countries.html"):
+        with w.unit("countries.html"):
+            countries = []
+            for c in sorted(g.subjects(RDF.type, KB.Country), key=lambda c: m.labels.get(c, "").casefold()):
+                countries.append({"link": m.link(c), "designed": len(set(g.subjects(KB.origin, c))),
+                                  "operates": len(set(g.subjects(KB.operator, c))),
+                                  "organizations": len(set(g.subjects(KB.country, c)))})
+            w.page("countries.html", "countries.html", countries=countries)
 
-    organizations = []
-    for o in sorted(g.subjects(RDF.type, KB.Organization), key=lambda o: m.labels.get(o, "").casefold()):
-        country = g.value(o, KB.country)
-        organizations.append({"link": m.link(o), "country": m.link(country) if country is not None else None,
-                              "designed": len(set(g.subjects(KB.designer, o))),
-                              "manufactured": len(set(g.subjects(KB.manufacturer, o)))})
-    w.page("organizations.html", "organizations.html", organizations=organizations)
+    if not w.reused("organizations.html"):
+        with w.unit("organizations.html"):
+            organizations = []
+            for o in sorted(g.subjects(RDF.type, KB.Organization), key=lambda o: m.labels.get(o, "").casefold()):
+                country = g.value(o, KB.country)
+                organizations.append({"link": m.link(o), "country": m.link(country) if country is not None else None,
+                                      "designed": len(set(g.subjects(KB.designer, o))),
+                                      "manufactured": len(set(g.subjects(KB.manufacturer, o)))})
+            w.page("organizations.html", "organizations.html", organizations=organizations)
 
-    events = sorted((m.event(e) for e in g.subjects(RDF.type, KB.Event)), key=lambda e: (e["date"], e["name"]))
-    w.page("events.html", "events.html", events=events)
+    if not w.reused("events.html"):
+        with w.unit("events.html"):
+            events = sorted((m.event(e) for e in g.subjects(RDF.type, KB.Event)), key=lambda e: (e["date"], e["name"]))
+            w.page("events.html", "events.html", events=events)
 
-    sources = []
-    for s in sorted(g.subjects(RDF.type, KB.Source), key=lambda s: m.labels.get(s, "").casefold()):
-        citing = {e for e in g.subjects(DCTERMS.source, s) if m.id_of(e)}
-        citing |= {URIRef(str(st).split("#")[0]) for st in g.subjects(DCTERMS.source, s) if "#" in str(st)}
-        sources.append({"link": m.link(s), "publisher": str(g.value(s, DCTERMS.publisher) or ""),
-                        "url": safe_url(g.value(s, SCHEMA.url)), "published": str(g.value(s, DCTERMS.issued) or ""),
-                        "cited_by": sorted((m.link(e) for e in citing if e in m.labels), key=lambda l: l.text.casefold())})
-    w.page("sources.html", "sources.html", sources=sources)
-    w.page("search.html", "search.html", search_index=search)
-    w.page("404.html", "404.html")
+    if not w.reused("sources.html"):
+        with w.unit("sources.html"):
+            sources = []
+            for s in sorted(g.subjects(RDF.type, KB.Source), key=lambda s: m.labels.get(s, "").casefold()):
+                citing = {e for e in g.subjects(DCTERMS.source, s) if m.id_of(e)}
+                citing |= {URIRef(str(st).split("#")[0]) for st in g.subjects(DCTERMS.source, s) if "#" in str(st)}
+                sources.append({"link": m.link(s), "publisher": str(g.value(s, DCTERMS.publisher) or ""),
+                                "url": safe_url(g.value(s, SCHEMA.url)), "published": str(g.value(s, DCTERMS.issued) or ""),
+                                "cited_by": sorted((m.link(e) for e in citing if e in m.labels), key=lambda l: l.text.casefold())})
+            w.page("sources.html", "sources.html", sources=sources)
+    for name in ("search.html", "404.html"):
+        if not w.reused(name):
+            with w.unit(name):
+                w.page(name, name, search_index=search)
 
 
 def _columns(w: SiteWriter, rows) -> list[dict]:
@@ -380,32 +461,44 @@ def _concept_tree(m: SiteModel, concepts) -> list[dict]:
 def _category_pages(w: SiteWriter) -> None:
     m = w.model
     for concept in sorted(m.concepts, key=str):
-        systems = m.systems_in(concept)
-        rows = [_system_row(m, s) for s in systems]
-        timeline_items = [(int(r["values"]["in_service"]), r["link"].text, r["link"].href) for r in rows
-                          if r["values"]["in_service"] is not None]
-        timeline = timeline_svg(timeline_items, f"Entry into service: {m.concepts[concept]}", "../")
-        w.page("category.html", f"category/{concept_id(concept)}.html", concept=m.link(concept),
-               definition=str(m.g.value(concept, SKOS.definition) or ""),
-               broader_path=m.category_path(concept)[:-1], narrower=_concept_tree(m, m.narrower(concept)),
-               rows=rows, columns=_columns(w, rows), timeline=Markup(timeline),
-               compare=len(rows) >= 2)
-    top = [c for c in m.concepts if m.g.value(c, SKOS.broader) is None]
-    w.page("categories.html", "categories.html", categories=_concept_tree(m, sorted(top, key=str)))
+        key = f"category/{concept_id(concept)}.html"
+        if w.reused(key):
+            continue
+        with w.unit(key):
+            systems = m.systems_in(concept)
+            rows = [_system_row(m, s) for s in systems]
+            timeline_items = [(int(r["values"]["in_service"]), r["link"].text, r["link"].href) for r in rows
+                              if r["values"]["in_service"] is not None]
+            timeline = timeline_svg(timeline_items, f"Entry into service: {m.concepts[concept]}", "../")
+            w.page("category.html", key, concept=m.link(concept),
+                   definition=str(m.g.value(concept, SKOS.definition) or ""),
+                   broader_path=m.category_path(concept)[:-1], narrower=_concept_tree(m, m.narrower(concept)),
+                   rows=rows, columns=_columns(w, rows), timeline=Markup(timeline),
+                   compare=len(rows) >= 2)
+    if not w.reused("categories.html"):
+        with w.unit("categories.html"):
+            top = [c for c in m.concepts if m.g.value(c, SKOS.broader) is None]
+            w.page("categories.html", "categories.html", categories=_concept_tree(m, sorted(top, key=str)))
 
 
 def _compare_pages(w: SiteWriter) -> None:
+    """A comparison table for each category with at least two systems, and the list of them."""
     m = w.model
-    listed = []
-    for concept in sorted(m.concepts, key=lambda c: m.concepts[c]):
-        systems = m.systems_in(concept)
-        if len(systems) < 2:
+    concepts = sorted(m.concepts, key=lambda c: m.concepts[c])
+    for concept in concepts:
+        key = f"compare/{concept_id(concept)}.html"
+        if w.reused(key):
             continue
-        rows = [_system_row(m, s) for s in systems]
-        w.page("compare.html", f"compare/{concept_id(concept)}.html", concept=m.link(concept), rows=rows,
-               columns=_columns(w, rows))
-        listed.append({"link": m.link(concept), "href": f"compare/{concept_id(concept)}.html", "count": len(rows)})
-    w.page("compare-index.html", "compare/index.html", comparisons=listed)
+        with w.unit(key):
+            systems = m.systems_in(concept)
+            if len(systems) >= 2:
+                rows = [_system_row(m, s) for s in systems]
+                w.page("compare.html", key, concept=m.link(concept), rows=rows, columns=_columns(w, rows))
+    if not w.reused("compare/index.html"):
+        with w.unit("compare/index.html"):
+            listed = [{"link": m.link(c), "href": f"compare/{concept_id(c)}.html", "count": len(m.systems_in(c))}
+                      for c in concepts if len(m.systems_in(c)) >= 2]
+            w.page("compare-index.html", "compare/index.html", comparisons=listed)
 
 
 def _query_page(w: SiteWriter) -> None:

@@ -12,6 +12,7 @@ from ..lookup import incoming_facts, label_of, literal_key, statement_qualifiers
 from ..namespaces import GEO, KB, KBC, SCHEMA
 from ..schema import concept_ancestors
 from ..stats import is_weapon_system
+from .incremental import TrackedDict, Tracker
 from .markdown import render_markdown
 
 SAFE_SCHEMES = ("http://", "https://")
@@ -75,23 +76,42 @@ class EntityPage:
 class SiteModel:
     """Resolves ids, labels, categories and links for every page of one knowledge base."""
 
-    def __init__(self, kb: KnowledgeBase):
+    def __init__(self, kb: KnowledgeBase, tracker: Tracker | None = None):
+        """`tracker`: the graph's lookups recorded per unit of the site (kb/site/incremental.py); every
+        lookup of the model goes through it, and so do its memos (they replay what they read)."""
         self.kb = kb
-        self.g = kb.index
-        self.row_cache: dict = {}
+        self.tracker = tracker or Tracker(kb.index)
+        self.g = self.tracker
+        self.row_cache: dict = {}  # system → (its table row, what it read) (kb/site/build.py)
         self._systems_in: dict = {}
-        self.compare_keys: list | None = None  # (YAML key, property) of the compared quantities (build.py)  # system → its table row (kb/site/build.py), computed once per build
+        self.compare_keys: list | None = None  # (YAML key, property) of the compared quantities (build.py)
         self.ontology = kb.schema.ontology
-        self.entities = sorted((URIRef(kb.config.base_iri + e.id) for e in kb.entries if e.data is not None), key=str)
+        self._entities = sorted((URIRef(kb.config.base_iri + e.id) for e in kb.entries if e.data is not None), key=str)
         self.cls_key = {v: k.rstrip("s").replace("countrie", "country") for k, v in kb.schema.classes.items()}
-        self.labels = {e: label_of(kb, e) for e in self.entities}
-        self.systems = [e for e in self.entities if (e, RDF.type, KB.System) in self.g]
+        self.labels = TrackedDict(self.tracker, ((e, label_of(kb, e)) for e in self._entities))
+        self._systems = [e for e in self._entities if (e, RDF.type, KB.System) in self.g]
         self.concepts = {c: str(self.g.value(c, SKOS.prefLabel)) for c in kb.schema.concepts.get(KBC.scheme, {}).values()}
         # each system's category and all broader ones, computed once for every category page and table
-        self.system_concepts = {}
-        for s in self.systems:
+        self.system_concepts = TrackedDict(self.tracker)
+        for s in self._systems:
             c = self.g.value(s, KB.category)
-            self.system_concepts[s] = (c, set(concept_ancestors(self.ontology, c)) if c is not None else set())
+            dict.__setitem__(self.system_concepts, s, (c, set(concept_ancestors(self.ontology, c)) if c is not None else set()))
+        self.under: dict = {}  # concept → it and the concepts below it (from the ontology)
+        for c in self.concepts:
+            for a in concept_ancestors(self.ontology, c):
+                self.under.setdefault(a, set()).add(c)
+
+    @property
+    def entities(self) -> list[URIRef]:
+        """Every entity, by IRI; a unit that lists them all depends on which there are."""
+        for cls in self.kb.schema.classes.values():
+            self.tracker.pair(RDF.type, cls)
+        return self._entities
+
+    @property
+    def systems(self) -> list[URIRef]:
+        self.tracker.pair(RDF.type, KB.System)
+        return self._systems
 
     # --- ids and links ---------------------------------------------------------------------
 
@@ -126,11 +146,16 @@ class SiteModel:
     def systems_in(self, concept, deep: bool = True) -> list[URIRef]:
         """The systems of `concept` (and, deep, of the concepts under it), by name; computed once each."""
         key = (concept, deep)
-        if key not in self._systems_in:
-            out = [s for s, (c, ancestors) in self.system_concepts.items()
-                   if c == concept or (deep and concept in ancestors)]
-            self._systems_in[key] = sorted(out, key=lambda s: self.labels[s].casefold())
-        return self._systems_in[key]
+        found = self._systems_in.get(key)
+        if found is None:
+            with self.tracker.capture() as reads:
+                out = {s for c in (self.under.get(concept, {concept}) if deep else {concept})
+                       for s in self.g.subjects(KB.category, c) if s in self.system_concepts}
+                systems = sorted(out, key=lambda s: (self.labels[s].casefold(), str(s)))
+            found = self._systems_in[key] = (systems, reads)
+        else:
+            self.tracker.replay(found[1])
+        return found[0]
 
     def narrower(self, concept) -> list[URIRef]:
         return sorted(self.g.subjects(SKOS.broader, concept), key=lambda c: self.concepts.get(c, ""))
@@ -317,9 +342,24 @@ def concept_id(node) -> str:
 class TreeNodeBuilder:
     """Builds the variant tree of a family for the SVG drawing, marking the page's own system."""
 
-    def __init__(self, model: SiteModel, children: dict):
+    def __init__(self, model: SiteModel):
         self.model = model
-        self.children = children
+
+    def children(self, s) -> list:
+        """The systems whose (first) `variant_of` is `s`."""
+        g = self.model.g
+        return [c for c in g.subjects(KB.variantOf, s) if c in self.model.system_concepts and g.value(c, KB.variantOf) == s]
+
+    def family(self, s):
+        """(the root of the family of variants `s` belongs to, its tree drawn for `s`), or None if it has none."""
+        g = self.model.g
+        root, seen = s, {s}
+        while (up := g.value(root, KB.variantOf)) is not None and up not in seen:
+            seen.add(up)
+            root = up
+        if not self.children(root):
+            return None
+        return root, self.tree(root, s)
 
     def tree(self, root, current):
         """The family below `root`, built with a stack rather than recursion: a chain of variants may be as long
@@ -334,7 +374,7 @@ class TreeNodeBuilder:
         seen, stack = {root}, [(root, top)]
         while stack:
             s, node = stack.pop()
-            for c in sorted(self.children.get(s, []), key=lambda c: self.model.labels[c]):
+            for c in sorted(self.children(s), key=lambda c: (self.model.labels[c], str(c))):
                 if c not in seen:
                     seen.add(c)
                     node.children.append(box(c))

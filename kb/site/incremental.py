@@ -1,0 +1,295 @@
+"""Incremental builds: re-render only the parts of the site that a change touches.
+
+The site is made of *units*: an entity's page with its .ttl and .jsonld, a category page, a comparison, a
+list page. While a unit renders, every lookup it makes in the graph is recorded (`Tracker`): the subjects
+it read, the (predicate, object) pairs it asked for subjects of, the predicates it scanned, and whether it
+looked at the whole graph. After the build, `.kb-cache/site-HASH.pickle` (one per output folder) keeps each unit's reads, the
+files it wrote (path, size, modification time) and the triples of the graph.
+
+The next build compares the new graph with the kept triples. A unit whose reads meet none of the changed
+triples would render the same bytes, so its files are hard-linked from the previous site into the new
+version instead of being rendered again; everything else is rendered as in a full build. The dumps, the
+saved-query answers and the sitemap read the whole graph and are always written afresh. Nothing is reused
+when anything but the entries changed (ontology, templates, static files, kb.toml, milkb's own code, the
+build date, the output folder): the kept state names all of these (`inputs_stamp`). A kept file whose size or
+modification time changed since (edited by hand, removed) makes its unit render again.
+
+A reused file is the file a full build would write, so an incremental build is byte-identical to a full one;
+`tests/test_incremental.py` checks that after added, deleted, renamed and changed entries.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rdflib import Literal
+
+FORMAT = 1
+
+
+def term_key(t) -> str:
+    """A term as it appears in `export.triple_key` (and so in an N-Triples line)."""
+    return t.n3() if isinstance(t, Literal) else "<" + str(t) + ">"
+
+
+@dataclass
+class Reads:
+    """What one unit read of the graph, as rdflib terms while it renders."""
+
+    subjects: set = field(default_factory=set)
+    pairs: set = field(default_factory=set)  # (predicate, object)
+    predicates: set = field(default_factory=set)
+    objects: set = field(default_factory=set)
+    everything: bool = False
+
+    def merge(self, other: "Reads") -> None:
+        self.subjects |= other.subjects
+        self.pairs |= other.pairs
+        self.predicates |= other.predicates
+        self.objects |= other.objects
+        self.everything = self.everything or other.everything
+
+    def keys(self, key) -> tuple:
+        """The reads as strings (`term_key`), for the kept state; `key` memoises the conversion."""
+        return (frozenset(map(key, self.subjects)), frozenset((key(p), key(o)) for p, o in self.pairs),
+                frozenset(map(key, self.predicates)), frozenset(map(key, self.objects)), self.everything)
+
+
+class Tracker:
+    """The graph's lookups (those of `kb.index.Index`), each one recorded in the unit rendering now."""
+
+    def __init__(self, index):
+        self._index = index
+        self.reads: Reads | None = None
+
+    @contextmanager
+    def capture(self):
+        """Record the lookups made inside into a fresh `Reads` (yielded), then add them to the enclosing one."""
+        outer, self.reads = self.reads, Reads()
+        try:
+            yield self.reads
+        finally:
+            inner, self.reads = self.reads, outer
+            if outer is not None:
+                outer.merge(inner)
+
+    def replay(self, reads: Reads) -> None:
+        """A memoised result was used: its reads count as the current unit's."""
+        if self.reads is not None:
+            self.reads.merge(reads)
+
+    def _pattern(self, s, p, o) -> None:
+        r = self.reads
+        if r is None:
+            return
+        if s is not None:
+            r.subjects.add(s)
+        elif p is not None and o is not None:
+            r.pairs.add((p, o))
+        elif p is not None:
+            r.predicates.add(p)
+        elif o is not None:
+            r.objects.add(o)
+        else:
+            r.everything = True
+
+    def subject(self, s) -> None:
+        if self.reads is not None:
+            self.reads.subjects.add(s)
+
+    def pair(self, p, o) -> None:
+        if self.reads is not None:
+            self.reads.pairs.add((p, o))
+
+    # --- the Index lookups -----------------------------------------------------------------
+
+    def __len__(self) -> int:
+        self._pattern(None, None, None)
+        return len(self._index)
+
+    def __iter__(self):
+        self._pattern(None, None, None)
+        return iter(self._index)
+
+    def __contains__(self, triple) -> bool:
+        self._pattern(*triple)
+        return triple in self._index
+
+    def value(self, subject=None, predicate=None, object=None, default=None):
+        self._pattern(subject, predicate, object)
+        return self._index.value(subject, predicate, object, default)
+
+    def objects(self, subject=None, predicate=None):
+        self._pattern(subject, predicate, None)
+        return self._index.objects(subject, predicate)
+
+    def subjects(self, predicate=None, object=None):
+        self._pattern(None, predicate, object)
+        return self._index.subjects(predicate, object)
+
+    def predicates(self, subject=None, object=None):
+        self._pattern(subject, None, object)
+        return self._index.predicates(subject, object)
+
+    def subject_objects(self, predicate):
+        self._pattern(None, predicate, None)
+        return self._index.subject_objects(predicate)
+
+    def predicate_objects(self, subject):
+        self._pattern(subject, None, None)
+        return self._index.predicate_objects(subject)
+
+    def triples(self, pattern):
+        self._pattern(*pattern)
+        return self._index.triples(pattern)
+
+    @property
+    def namespace_manager(self):
+        return self._index.namespace_manager
+
+
+class TrackedDict(dict):
+    """A dict keyed by graph nodes whose every lookup counts as reading that node (e.g. the labels)."""
+
+    def __init__(self, tracker: Tracker, data=()):
+        super().__init__(data)
+        self.tracker = tracker
+
+    def __getitem__(self, key):
+        self.tracker.subject(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self.tracker.subject(key)
+        return super().get(key, default)
+
+    def __contains__(self, key) -> bool:
+        self.tracker.subject(key)
+        return super().__contains__(key)
+
+
+@dataclass
+class Unit:
+    """A unit as kept: its reads (as strings), its files (path, size, mtime_ns) and the pages among them."""
+
+    reads: tuple
+    files: list = field(default_factory=list)
+    pages: list = field(default_factory=list)
+
+
+@dataclass
+class Change:
+    """What changed in the graph since the kept build, as the sets a unit's reads are checked against."""
+
+    subjects: set
+    pairs: set
+    predicates: set
+    objects: set
+
+    @classmethod
+    def between(cls, old: frozenset, new: frozenset) -> "Change":
+        changed = old ^ new
+        return cls({s for s, _, _ in changed}, {(p, o) for _, p, o in changed}, {p for _, p, _ in changed},
+                   {o for _, _, o in changed})
+
+    def touches(self, reads: tuple) -> bool:
+        subjects, pairs, predicates, objects, everything = reads
+        return (everything or not subjects.isdisjoint(self.subjects) or not pairs.isdisjoint(self.pairs)
+                or not predicates.isdisjoint(self.predicates) or not objects.isdisjoint(self.objects))
+
+
+def inputs_stamp(kb, out: Path, date: str) -> str:
+    """Everything but the entries that the site's bytes depend on: if any of it changed, nothing is reused."""
+    h = hashlib.blake2b(digest_size=16)
+    root = kb.config.root.resolve()
+    code = Path(__file__).resolve().parent.parent
+    h.update(f"{FORMAT}\0{out.resolve()}\0{date}\0".encode())
+    paths = [root / "kb.toml"]
+    for folder in (kb.config.ontology_dir.resolve(), root / "site_build", code):
+        paths += sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in paths:
+        try:
+            st = path.stat()
+            h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        except OSError:
+            h.update(f"{path}\0-\0".encode())
+    return h.hexdigest()
+
+
+class State:
+    """The kept state of the previous build (empty when there is none usable) and the one being made."""
+
+    def __init__(self, kb, out: Path, date: str, triple_keys: frozenset):
+        # one kept state per output folder, so that building elsewhere (-o) keeps this one's
+        self.path = kb.config.cache_dir / f"site-{hashlib.blake2b(str(out).encode(), digest_size=6).hexdigest()}.pickle"
+        self.out = out
+        self.stamp = inputs_stamp(kb, out, date)
+        self.triples = triple_keys
+        self.previous: dict[str, Unit] = {}
+        self.units: dict[str, Unit] = {}
+        self.change: Change | None = None
+        self.reused = 0
+        self._keys: dict = {}
+        old = self._load()
+        if old is not None and old["stamp"] == self.stamp:
+            self.previous = old["units"]
+            self.change = Change.between(old["triples"], triple_keys)
+
+    def _load(self):
+        from ..parse_cache import _verified
+
+        try:
+            old = pickle.loads(_verified(self.path.read_bytes()))
+            return old if old.get("format") == FORMAT else None
+        except (OSError, ValueError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError):
+            return None
+
+    def reusable(self, key: str) -> Unit | None:
+        """The kept unit `key` if the change does not touch it and its files are still as they were written."""
+        unit = self.previous.get(key)
+        if unit is None or self.change is None or self.change.touches(unit.reads):
+            return None
+        for path, size, mtime in unit.files:
+            try:
+                st = os.stat(self.out / path)
+            except OSError:
+                return None
+            if st.st_size != size or st.st_mtime_ns != mtime:
+                return None
+        return unit
+
+    def key(self, term) -> str:
+        found = self._keys.get(term)
+        if found is None:
+            found = self._keys[term] = term_key(term)
+        return found
+
+    def save(self, out: Path) -> None:
+        """Keep the units with the files as they now are in `out` (the swapped-in site)."""
+        from ..files import write_atomically
+        from ..parse_cache import _signature
+
+        for unit in self.units.values():
+            fresh = []
+            for path, _, _ in unit.files:
+                st = os.stat(out / path)
+                fresh.append((path, st.st_size, st.st_mtime_ns))
+            unit.files = fresh
+        try:
+            data = pickle.dumps({"format": FORMAT, "stamp": self.stamp, "triples": self.triples, "units": self.units},
+                                protocol=pickle.HIGHEST_PROTOCOL)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(self.path, _signature(data) + data)
+        except (OSError, pickle.PickleError):
+            pass  # a read-only root still builds, only never incrementally
+
+    def forget(self) -> None:
+        """Before a build swaps in a new site: the kept state no longer describes the site in place."""
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
