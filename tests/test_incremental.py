@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, run_kb
+from .conftest import REPO, make_root, run_kb
 
 ENV = {"SOURCE_DATE_EPOCH": "1700000000", "MILKB_JOBS": "1"}
 REUSED = re.compile(r"; (\d+) of (\d+) parts unchanged since the last build, reused")
@@ -121,3 +121,94 @@ def test_a_file_edited_in_the_site_is_rendered_again(corpus):
     page.write_text("edited by hand", encoding="utf-8")
     _same_as_full(corpus, "hand-edit")
     assert "edited by hand" not in page.read_text(encoding="utf-8")
+
+
+# --- random edits on a small knowledge base, built in this process -------------------------------------
+
+CATEGORIES = ["main-battle-tank", "heavy-flamethrower-system", "tank-gun", "self-propelled-howitzer",
+              "multiple-rocket-launcher"]
+COUNTRIES = ["russia", "soviet-union", "ukraine"]
+NAMES = ["Alpha", "Bravo", "Charlie", "alpha", "T-80 Mod", "Zulu"]  # repeats and case: ties in the sorting
+
+
+def _system_yaml(s: dict) -> str:
+    lines = [f"name: {s['name']}", f"category: {s['category']}"]
+    for key in ("origin", "variant_of", "based_on", "crew", "in_service"):
+        if s.get(key) is not None:
+            lines.append(f"{key}: {s[key]}")
+    if s.get("operators"):
+        lines.append(f"operators: [{', '.join(s['operators'])}]")
+    if s.get("gun"):
+        lines.append("armament:\n  - {system: gun-125, role: main}")
+    lines.append(f"sources: [{s['source']}]")
+    return "\n".join(lines) + "\n"
+
+
+def _random_system(rng, systems: dict, n: int) -> dict:
+    earlier = [k for k, v in systems.items() if v["n"] < n] + ["t-80", "t-72"]  # links point back: no cycles
+    return {"n": n, "name": rng.choice(NAMES), "category": rng.choice(CATEGORIES),
+            "origin": rng.choice(COUNTRIES + [None]), "variant_of": rng.choice(earlier + [None, None]),
+            "based_on": rng.choice(earlier + [None, None, None]), "crew": rng.choice([None, 2, 3, 4]),
+            "in_service": rng.choice([None, 1970, 1985, 2001]), "operators": rng.sample(COUNTRIES, rng.randint(0, 2)),
+            "gun": rng.random() < 0.3, "source": rng.choice(["src-a", "src-b"])}
+
+
+def _random_edit(rng, root: Path, systems: dict, step: int) -> str:
+    """One random change to the entries: add, delete, rename or change a generated system, or rename a
+    country or source that many pages show."""
+    kind = rng.choice(["add", "add", "change", "change", "delete", "rename", "base-name"] if systems else ["add"])
+    folder = root / "entries" / "systems"
+    if kind == "add":
+        systems[f"x-{step}"] = _random_system(rng, systems, step)
+    elif kind == "change":
+        key = rng.choice(sorted(systems))
+        fresh = _random_system(rng, systems, systems[key]["n"])
+        field_ = rng.choice(["name", "category", "origin", "variant_of", "based_on", "crew", "operators", "gun"])
+        systems[key][field_] = fresh[field_]
+    elif kind in ("delete", "rename"):
+        key = rng.choice(sorted(systems))
+        (folder / f"{key}.yaml").unlink()
+        new = f"y-{step}" if kind == "rename" else None
+        if new:
+            systems[new] = systems[key]
+        del systems[key]
+        for other in systems.values():
+            for link in ("variant_of", "based_on"):
+                if other.get(link) == key:
+                    other[link] = new
+    else:
+        path = rng.choice([root / "entries" / "countries" / "ukraine.yaml", root / "entries" / "sources" / "src-b.yaml",
+                           root / "entries" / "systems" / "t-72.yaml"])
+        _edit(path, r"^name: .*$", f"name: {rng.choice(NAMES)} {step}")
+    for key, s in systems.items():
+        (folder / f"{key}.yaml").write_text(_system_yaml(s), encoding="utf-8")
+    return kind
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_edits_keep_incremental_builds_identical_to_full_ones(tmp_path, monkeypatch, seed):
+    import random
+
+    from kb.knowledge_base import open_kb
+    from kb.site import build_site
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-home"))
+    root = make_root(tmp_path)
+    shutil.copytree(REPO / "site_build", root / "site_build")
+    rng = random.Random(seed)
+    systems: dict = {}
+    reused_any = False
+    for step in range(14):
+        kind = _random_edit(rng, root, systems, step)
+        kb = open_kb(root)
+        assert not kb.errors, [str(p) for p in kb.errors]
+        report = build_site(kb, root / "_site", search=False)
+        build_site(kb, root / f"full-{step}", search=False)
+        incremental, full = _tree(root / "_site"), _tree(root / f"full-{step}")
+        assert sorted(incremental) == sorted(full), f"step {step} ({kind}): files differ"
+        differing = [p for p in full if incremental[p] != full[p]]
+        assert not differing, f"step {step} ({kind}): incremental build differs from a full one in {differing[:5]}"
+        shutil.rmtree(root / f"full-{step}")
+        reused_any = reused_any or report.reused > 0
+    assert reused_any

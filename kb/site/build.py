@@ -501,6 +501,9 @@ def _compare_pages(w: SiteWriter) -> None:
             w.page("compare-index.html", "compare/index.html", comparisons=listed)
 
 
+QUERY_ROWS_SHOWN = 50  # of each saved query's answer on the queries page
+
+
 def _query_page(w: SiteWriter) -> None:
     """Every saved query with its answer on this graph, run by Oxigraph; the answers are read as Oxigraph
     terms (turning 25,000 rows into rdflib terms took longer than the queries)."""
@@ -514,8 +517,13 @@ def _query_page(w: SiteWriter) -> None:
     for name, q in saved_queries(w.kb.config.queries_dir).items():
         answer = raw_query(store, q.text, name, prefixes)
         names = [v.value for v in answer.variables] if isinstance(answer, ox.QuerySolutions) else []
-        rows = [[cell(row[n]) for n in names] for row in answer] if names else []
-        queries.append({"name": name, "description": q.description, "text": q.text, "vars": names, "rows": rows})
+        rows, count = [], 0
+        for row in (answer if names else ()):
+            count += 1
+            if count <= QUERY_ROWS_SHOWN:  # the rest are counted, not shown
+                rows.append([cell(row[n]) for n in names])
+        queries.append({"name": name, "description": q.description, "text": q.text, "vars": names, "rows": rows,
+                        "count": count})
     endpoint = w.kb.config.sparql_endpoint
     if endpoint:  # the same editor as `kb serve`, pointed at the configured endpoint
         shutil.copytree(Path(__file__).parent.parent / "editor" / "static" / "yasgui", w.work / "static" / "yasgui")
