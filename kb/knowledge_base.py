@@ -10,7 +10,7 @@ from rdflib.namespace import RDF, SKOS
 from .index import Index, prefixed_graph
 from .config import Config, find_root, load_config
 from .loader import Entry
-from .parse_cache import load_entries_cached
+from .parse_cache import EntryCache
 from .mapping import MappedGraph, map_entries
 from .quantities import quantity_cache
 from .problems import KBError, Problem, problem_order
@@ -86,11 +86,13 @@ def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "dire
     config = load_config(root)
     ontology = load_ontology(config.ontology_dir)
     schema = read_schema(ontology)
-    entries, problems = load_entries_cached(root, schema, config.cache_dir)
+    cache = EntryCache(root, schema, config.cache_dir, config.base_iri, config.ontology_dir)
+    entries, problems = cache.load()
     for entry in entries:
         problems.extend(entry.problems)
     with quantity_cache(config.cache_dir):
-        mapped = map_entries(entries, schema, config.base_iri)
+        mapped = map_entries(entries, schema, config.base_iri, cache.kept)
+    cache.save(mapped)
     problems.extend(mapped.problems)
     index = mapped.graph  # the entries' triples, joined by the vocabulary: one graph for every stage
     for triple in ontology:

@@ -48,6 +48,40 @@ class MappedGraph:
     failed: set[tuple[URIRef, URIRef]] = field(default_factory=set)  # (subject, property) with a bad value
     unchecked: set[URIRef] = field(default_factory=set)  # entries too broken to check against the shapes
     index: dict[str, Entry] = field(default_factory=dict)
+    clean: dict[str, Premapped] = field(default_factory=dict)  # entry id → its mapping, if it had no problem
+
+    def add(self, mapping: Premapped, entry: Entry, clean: bool) -> None:
+        """One entry's triples and key lines into the whole."""
+        for triple in mapping.triples:
+            self.graph.add(triple)
+        self.key_lines.update(mapping.key_lines)
+        if clean:
+            self.clean[entry.id] = mapping
+
+
+class _Triples(list):
+    """One entry's triples as they are mapped (an Index's `add`, kept in order)."""
+
+    add = list.append
+
+
+@dataclass
+class Premapped:
+    """One entry's mapping, kept in `.kb-cache/` (kb/parse_cache.py) when it mapped without a problem: valid
+    while the entry's file is unchanged and every entry it links to still exists with the class it had."""
+
+    triples: list
+    key_lines: list  # [((subject, property), (path, line))]
+    links: tuple  # ((linked entry id, its class), ...)
+
+
+@dataclass
+class Kept:
+    """A kept mapping offered to `map_entries`, with the way to parse the entry if it no longer holds."""
+
+    premapped: Premapped
+    parse: object  # () -> Entry
+    entry: Entry | None = None  # parsed, when the kept mapping was not used
 
 
 class Mapper:
@@ -60,6 +94,7 @@ class Mapper:
         self.index = index
         self._kinds: dict[int, str] = {}
         self._decimals: dict = {}  # Decimal -> its Literal: the same figures recur thousands of times
+        self._links: list = []  # (id, class) of the entries the entry being mapped links to
 
     def iri(self, entry_id: str) -> URIRef:
         return URIRef(self.base_iri + entry_id)
@@ -69,24 +104,26 @@ class Mapper:
     def map_entry(self, entry: Entry, out: MappedGraph) -> None:
         subject = self.iri(entry.id)
         out.entry_files[subject] = entry.path
-        g = out.graph
+        g = _Triples()
         g.add((subject, RDF.type, entry.cls))
-        if entry.data is None:
-            return
-        specs = self.schema.keys.get(entry.cls, {})
-        for key, node in entry.data.value.items():
-            spec = specs.get(key)
+        key_lines: dict = {}
+        problems = len(out.problems)
+        self._links = []
+        for key, node in entry.data.value.items() if entry.data is not None else ():
+            spec = self.schema.keys.get(entry.cls, {}).get(key)
             if spec is None:
-                out.problems.append(self._unknown_key(entry, key, node, specs))
+                out.problems.append(self._unknown_key(entry, key, node, self.schema.keys.get(entry.cls, {})))
                 continue
-            out.key_lines[(subject, spec.prop)] = (entry.path, node.key_line)
+            key_lines[(subject, spec.prop)] = (entry.path, node.key_line)
             for also in spec.also:
-                out.key_lines[(subject, also)] = (entry.path, node.key_line)
+                key_lines[(subject, also)] = (entry.path, node.key_line)
             try:
                 self._map_key(subject, spec, node, g)
             except ValueProblem as p:
                 out.failed.add((subject, spec.prop))
                 out.problems.append(Problem(entry.path, p.line or node.key_line, p.message, p.code, p.hint))
+        out.add(Premapped(list(g), list(key_lines.items()), tuple(self._links)), entry,
+                clean=entry.data is not None and len(out.problems) == problems and not entry.problems)
 
     def _unknown_key(self, entry: Entry, key: str, node: Node, specs: dict[str, KeySpec]) -> Problem:
         what = self.schema.class_label(entry.cls)
@@ -97,7 +134,7 @@ class Mapper:
                     else f"keys of {a(what)}: " + ", ".join(sorted(specs)))
         return Problem(entry.path, node.key_line, f"unknown key `{key}` for {a(what)}", "unknown-key", hint)
 
-    def _map_key(self, subject: URIRef, spec: KeySpec, node: Node, g: Index) -> None:
+    def _map_key(self, subject: URIRef, spec: KeySpec, node: Node, g: _Triples) -> None:
         is_list = node.kind == "seq" and self.kind(spec) != "coordinates"
         items = node.value if is_list else [node]
         if is_list and not items:
@@ -346,6 +383,7 @@ class Mapper:
                                hint, "wrong-type", node.line)
         target = self.index.get(node.value)
         if node.value in self.duplicated:
+            self._links.append((node.value, None))
             return self.iri(node.value)  # the duplicate itself is reported; its class is uncertain
         if target is None:
             same_kind = [i for i, e in self.index.items() if self.schema.is_a(e.cls, expected)]
@@ -354,6 +392,7 @@ class Mapper:
         if not self.schema.is_a(target.cls, expected):
             raise ValueProblem(f"`{key}` must link to {a(self.schema.class_label(expected))}, but `{node.value}` is "
                                f"{a(self.schema.class_label(target.cls))} ({target.path})", None, "wrong-link", node.line)
+        self._links.append((node.value, target.cls))
         return self.iri(node.value)
 
 
@@ -366,8 +405,12 @@ def _num(x):
     return int(x) if float(x).is_integer() else x
 
 
-def map_entries(entries: list[Entry], schema: Schema, base_iri: str) -> MappedGraph:
-    """Map every entry; an entry with a broken file still gets its rdf:type so links to it resolve."""
+def map_entries(entries: list[Entry], schema: Schema, base_iri: str, kept_mappings: dict[str, Kept] | None = None
+                ) -> MappedGraph:
+    """Map every entry; an entry with a broken file still gets its rdf:type so links to it resolve.
+
+    `kept_mappings`: entry id → the mapping kept from an earlier run of the same file (kb/parse_cache.py),
+    used when everything it links to is as it was."""
     index: dict[str, Entry] = {}
     duplicated = set()
     for e in entries:
@@ -379,8 +422,18 @@ def map_entries(entries: list[Entry], schema: Schema, base_iri: str) -> MappedGr
     for entry in entries:
         if entry.id in duplicated or entry.data is None:
             out.unchecked.add(mapper.iri(entry.id))  # already reported; SHACL would only add noise
-        if entry.id not in duplicated:
+        if entry.id in duplicated:
+            continue
+        kept = (kept_mappings or {}).get(entry.id)
+        if kept is None:
             mapper.map_entry(entry, out)
+        elif all(i not in duplicated and (e := index.get(i)) is not None and e.cls == cls
+                 for i, cls in kept.premapped.links):
+            out.entry_files[mapper.iri(entry.id)] = entry.path
+            out.add(kept.premapped, entry, clean=True)
+        else:  # an entry it links to is gone or changed class: map it again, to report that
+            kept.entry = kept.parse()
+            mapper.map_entry(kept.entry, out)
     return out
 
 

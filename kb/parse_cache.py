@@ -1,9 +1,14 @@
-"""Parsed entries kept in `.kb-cache/parsed.pickle`, so that a run re-parses only the files that changed.
+"""Parsed and mapped entries kept in `.kb-cache/parsed.pickle`, so that a run parses and maps only the files
+that changed.
 
-An entry is reused when its file has the same path, size, modification time and content hash (BLAKE2b of
-its bytes) as when it was parsed; everything else goes through `loader.load_entry` as usual. The cache
-holds entries as parsed, before the checks across files (duplicate ids), which are made afresh each run.
-It is signed with a key kept outside the knowledge base (see `_key`), so a planted cache file is ignored.
+A file is recognised by its path, id, class, size and content hash (BLAKE2b of its bytes). For a file whose
+entry mapped without a problem the cache keeps its mapping (triples, key lines, and the id and class of each
+entry it links to), not its parse tree: the next run adds those triples as they are, unless an entry it
+links to is gone or changed class, in which case the file is parsed and mapped again (so that the broken
+link is reported). For any other file it keeps the parsed entry. Mappings are only reused while the code
+that makes them, the ontology and the base IRI are the same (`_mapping_stamp`). The cache holds entries
+before the checks across files (duplicate ids), which are made afresh each run. It is signed with a key kept
+outside the knowledge base (see `_key`), so a planted cache file is ignored.
 """
 from __future__ import annotations
 
@@ -14,54 +19,95 @@ import os
 import pickle
 from pathlib import Path
 
-from .loader import Entry, discover, load_entry, mark_duplicate_ids, read_entry_file
+from .loader import Entry, Node, discover, load_entry, mark_duplicate_ids, read_entry_file
+from .mapping import Kept, MappedGraph
 from .problems import Problem
 from .schema import Schema
 
-FORMAT = 1  # bump when the parser's output changes shape
+FORMAT = 2  # bump when what is kept changes shape
+UNPARSED = Node({}, 0, "map")  # the data of an entry whose kept mapping stands in for its parse
 
 
-def load_entries_cached(root: Path, schema: Schema, cache_dir: Path) -> tuple[list[Entry], list[Problem]]:
-    """As `loader.load_entries`, reusing the entries of unchanged files from the previous run."""
-    path = cache_dir / "parsed.pickle"
-    try:
-        saved = pickle.loads(_verified(path.read_bytes()))
-        cached = saved["entries"] if saved.get("format") == (FORMAT, _code_stamp()) else {}
-    except (OSError, ValueError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError):
-        cached = {}
-    files, problems = discover(root / "entries", root, schema)
-    entries: list[Entry] = []
-    fresh: dict = {}
-    changed = len(cached) != len(files)
-    for file, entry_id, cls in files:
-        rel = file.relative_to(root).as_posix()
-        data, problem = read_entry_file(file, rel)
-        if problem:  # still an entry, so that links to it are not reported as well
-            entries.append(Entry(entry_id, cls, rel, problems=[problem]))
-            changed = True
-            continue
-        key = (rel, entry_id, str(cls), len(data), hashlib.blake2b(data, digest_size=16).digest())
-        entry = cached.get(key)
-        if entry is None:
-            entry = load_entry(rel, entry_id, cls, data)
-            changed = True
-        fresh[key] = entry
-        entries.append(copy.copy(entry))  # the same parse, a problem list of its own
-        entries[-1].problems = list(entry.problems)
-    if changed:
-        _save(path, fresh)
-    mark_duplicate_ids(entries)
-    return entries, problems
+class EntryCache:
+    """The kept entries of one knowledge base: `load` the entries, map them, then `save` the mapping."""
+
+    def __init__(self, root: Path, schema: Schema, cache_dir: Path, base_iri: str, ontology_dir: Path):
+        self.root = root
+        self.schema = schema
+        self.path = cache_dir / "parsed.pickle"
+        self.stamp = (FORMAT, _code_stamp(), _mapping_stamp(ontology_dir, base_iri))
+        self.kept: dict[str, Kept] = {}  # entry id → its kept mapping, for map_entries
+        self._keys: dict[str, tuple] = {}  # entry id → the key of its file (when it read cleanly)
+        self._parsed: dict[tuple, Entry] = {}
+        self._changed = False
+
+    def load(self) -> tuple[list[Entry], list[Problem]]:
+        """As `loader.load_entries`, reusing what was kept for unchanged files."""
+        parsed, mapped = self._read()
+        files, problems = discover(self.root / "entries", self.root, self.schema)
+        entries: list[Entry] = []
+        self._changed = len(parsed) + len(mapped) != len(files)
+        for file, entry_id, cls in files:
+            rel = file.relative_to(self.root).as_posix()
+            data, problem = read_entry_file(file, rel)
+            if problem:  # still an entry, so that links to it are not reported as well
+                entries.append(Entry(entry_id, cls, rel, problems=[problem]))
+                self._changed = True
+                continue
+            key = (rel, entry_id, str(cls), len(data), hashlib.blake2b(data, digest_size=16).digest())
+            self._keys[entry_id] = key
+            premapped = mapped.get(key)
+            if premapped is not None:
+                self.kept[entry_id] = Kept(premapped, _parser(rel, entry_id, cls, data))
+                entries.append(Entry(entry_id, cls, rel, UNPARSED))
+                continue
+            entry = parsed.get(key)
+            if entry is None:
+                entry = load_entry(rel, entry_id, cls, data)
+                self._changed = True
+            self._parsed[key] = entry
+            entries.append(copy.copy(entry))  # the same parse, a problem list of its own
+            entries[-1].problems = list(entry.problems)
+        mark_duplicate_ids(entries)
+        return entries, problems
+
+    def save(self, mapped: MappedGraph) -> None:
+        """Keep the mapping of each entry that mapped cleanly, and the parse of every other one."""
+        keep_parsed, keep_mapped = {}, {}
+        for entry_id, key in self._keys.items():
+            clean = mapped.clean.get(entry_id)
+            kept = self.kept.get(entry_id)
+            if clean is not None and mapped.index.get(entry_id) is not None:
+                keep_mapped[key] = clean
+                self._changed = self._changed or kept is None or kept.premapped is not clean
+            elif key in self._parsed:
+                keep_parsed[key] = self._parsed[key]
+            elif kept is not None and kept.entry is not None:
+                keep_parsed[key] = kept.entry
+                self._changed = True
+        if not self._changed:
+            return
+        from .files import write_atomically
+
+        try:
+            data = pickle.dumps({"format": self.stamp, "entries": keep_parsed, "mapped": keep_mapped},
+                                protocol=pickle.HIGHEST_PROTOCOL)
+            write_atomically(self.path, _signature(data) + data)
+        except (OSError, pickle.PickleError):
+            pass  # a read-only root still works, only slower
+
+    def _read(self) -> tuple[dict, dict]:
+        try:
+            saved = pickle.loads(_verified(self.path.read_bytes()))
+            if saved.get("format") == self.stamp:
+                return saved["entries"], saved["mapped"]
+        except (OSError, ValueError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError):
+            pass
+        return {}, {}
 
 
-def _save(path: Path, entries: dict) -> None:
-    from .files import write_atomically
-
-    try:
-        data = pickle.dumps({"format": (FORMAT, _code_stamp()), "entries": entries}, protocol=pickle.HIGHEST_PROTOCOL)
-        write_atomically(path, _signature(data) + data)
-    except (OSError, pickle.PickleError):
-        pass  # a read-only root still works, only slower
+def _parser(rel: str, entry_id: str, cls, data: bytes):
+    return lambda: load_entry(rel, entry_id, cls, data)
 
 
 # Unpickling runs code, and `.kb-cache/` sits inside the knowledge base, which may come from anyone (a clone,
@@ -94,9 +140,20 @@ def _verified(blob: bytes) -> bytes:
     return data
 
 
-def _code_stamp() -> str:
-    """The loader's own file: a new parser version never reads an old cache."""
-    from . import loader
-
-    st = os.stat(loader.__file__)
+def _stat(path) -> str:
+    st = os.stat(path)
     return f"{st.st_size}-{st.st_mtime_ns}"
+
+
+def _code_stamp() -> str:
+    """The code that parses and maps: a new version never reads an old cache."""
+    from . import loader, mapping, namespaces, quantities, schema
+
+    return "/".join(_stat(m.__file__) for m in (loader, mapping, namespaces, quantities, schema))
+
+
+def _mapping_stamp(ontology_dir: Path, base_iri: str) -> str:
+    """What mappings depend on besides the entry and the code: the ontology (its keys, units, classes) and
+    the base IRI."""
+    files = sorted(p for p in ontology_dir.rglob("*") if p.is_file()) if ontology_dir.is_dir() else []
+    return base_iri + "|" + "/".join(f"{p.name}:{_stat(p)}" for p in files)

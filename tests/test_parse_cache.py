@@ -1,4 +1,5 @@
-"""The parse cache is reused, and a cache file this user's milkb did not write is never unpickled."""
+"""The parse cache (parses and mappings of unchanged files) is reused, never stands in for a check across
+files, and a cache file this user's milkb did not write is never unpickled."""
 import pickle
 
 from .conftest import run_kb
@@ -28,3 +29,47 @@ def test_a_planted_cache_is_ignored(kb_root, tmp_path):
         result = run_kb("validate", cwd=kb_root, env={"MARK": str(mark)})
         assert result.code == 0, result.stderr
         assert not mark.exists()
+
+
+def _triples_and_lines(root):
+    from kb.knowledge_base import open_kb
+
+    kb = open_kb(root)
+    return set(kb.index), dict(kb.mapped.key_lines), sorted(map(str, kb.problems))
+
+
+def test_kept_mappings_give_the_graph_a_fresh_mapping_gives(kb_root, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-home"))
+    cold = _triples_and_lines(kb_root)
+    assert (kb_root / ".kb-cache" / "parsed.pickle").is_file()
+    warm = _triples_and_lines(kb_root)
+    assert warm == cold and len(cold[0]) > 50
+
+
+def test_an_unchanged_entry_linking_to_a_deleted_one_is_reported(kb_root):
+    assert run_kb("validate", cwd=kb_root).code == 0  # t-80's mapping is kept
+    (kb_root / "entries" / "systems" / "gun-125.yaml").unlink()
+    result = run_kb("validate", cwd=kb_root)
+    assert result.code == 1
+    assert any(line.startswith("entries/systems/t-80.yaml:") and "`gun-125` is not an entry" in line
+               for line in result.problem_lines), result.stderr
+
+
+def test_an_unchanged_entry_linking_to_one_of_another_class_now_is_reported(kb_root):
+    assert run_kb("validate", cwd=kb_root).code == 0
+    (kb_root / "entries" / "organizations" / "uralvagonzavod.yaml").rename(
+        kb_root / "entries" / "countries" / "uralvagonzavod.yaml")
+    result = run_kb("validate", cwd=kb_root)
+    assert result.code == 1
+    assert any(line.startswith("entries/systems/t-72.yaml:") and "must link to an organization" in line
+               for line in result.problem_lines), result.stderr
+
+
+def test_a_changed_ontology_maps_every_entry_again(kb_root):
+    assert run_kb("validate", cwd=kb_root).code == 0
+    cache = kb_root / ".kb-cache" / "parsed.pickle"
+    before = cache.stat().st_mtime_ns
+    with (kb_root / "ontology" / "milkb.ttl").open("a", encoding="utf-8") as f:
+        f.write("\n# a comment\n")
+    assert run_kb("validate", cwd=kb_root).code == 0
+    assert cache.stat().st_mtime_ns != before
