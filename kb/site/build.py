@@ -214,6 +214,8 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             report.timings["changes"] = time.perf_counter() - t
             t = time.perf_counter()
             shutil.copytree(kb.config.root / "site_build" / "static", work / "static")
+            if kb.config.sparql_endpoint:  # the same editor as `kb serve`, for the queries page
+                shutil.copytree(Path(__file__).parent.parent / "editor" / "static" / "yasgui", work / "static" / "yasgui")
             _entity_pages(w, step)
             fault_point("entity-pages-written")
             report.timings["entity pages"] = time.perf_counter() - t
@@ -221,12 +223,12 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             _index_pages(w, search)
             _category_pages(w)
             _compare_pages(w)
-            _query_page(w)
+            _whole_graph_part(w, "queries.html", _query_page)
             _vocabulary_page(w)
             report.timings["index pages"] = time.perf_counter() - t
             t = time.perf_counter()
-            _downloads(w)
-            _publishing_files(w)
+            _whole_graph_part(w, "downloads", _downloads)
+            _whole_graph_part(w, "publishing files", _publishing_files)
             report.timings["dumps"] = time.perf_counter() - t
             fault_point("pages-written")
             if search:
@@ -525,8 +527,6 @@ def _query_page(w: SiteWriter) -> None:
         queries.append({"name": name, "description": q.description, "text": q.text, "vars": names, "rows": rows,
                         "count": count})
     endpoint = w.kb.config.sparql_endpoint
-    if endpoint:  # the same editor as `kb serve`, pointed at the configured endpoint
-        shutil.copytree(Path(__file__).parent.parent / "editor" / "static" / "yasgui", w.work / "static" / "yasgui")
     examples = json.dumps([{"name": q["name"], "text": q["text"]} for q in queries], ensure_ascii=False)
     w.page("queries.html", "queries.html", queries=queries, endpoint=endpoint,
            examples_json=Markup(examples.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")))
@@ -557,6 +557,14 @@ class _QueryCell:
                          "href": link.href if link else None}
             self.cells[term] = found
         return found
+
+
+def _whole_graph_part(w: SiteWriter, key: str, write) -> None:
+    """A part of the site that reads the whole graph (or lists every page): rendered again on any change."""
+    if not w.reused(key):
+        with w.unit(key):
+            w.model.tracker.reads.everything = True
+            write(w)
 
 
 def _vocabulary_page(w: SiteWriter) -> None:

@@ -1,18 +1,18 @@
 """Incremental builds: re-render only the parts of the site that a change touches.
 
 The site is made of *units*: an entity's page with its .ttl and .jsonld, a category page, a comparison, a
-list page. While a unit renders, every lookup it makes in the graph is recorded (`Tracker`): the subjects
-it read, the (predicate, object) pairs it asked for subjects of, the predicates it scanned, and whether it
-looked at the whole graph. After the build, `.kb-cache/site-HASH.pickle` (one per output folder) keeps each unit's reads, the
-files it wrote (path, size, modification time) and the triples of the graph.
+list page, the dumps. While a unit renders, every lookup it makes in the graph is recorded (`Tracker`): the
+subjects it read, the (predicate, object) pairs it asked for subjects of, the predicates it scanned, and
+whether it looked at the whole graph. After the build, `.kb-cache/site-HASH.pickle` (one per output folder)
+keeps each unit's reads, the files it wrote (path, size, modification time) and the triples of the graph.
 
 The next build compares the new graph with the kept triples. A unit whose reads meet none of the changed
 triples would render the same bytes, so its files are hard-linked from the previous site into the new
 version instead of being rendered again; everything else is rendered as in a full build. The dumps, the
-saved-query answers and the sitemap read the whole graph and are always written afresh. Nothing is reused
-when anything but the entries changed (ontology, templates, static files, kb.toml, milkb's own code, the
-build date, the output folder): the kept state names all of these (`inputs_stamp`). A kept file whose size or
-modification time changed since (edited by hand, removed) makes its unit render again.
+saved-query answers and the sitemap read the whole graph: any change renders them again. Nothing is reused
+when anything but the entries changed (ontology, templates, static files, saved queries, kb.toml, milkb's
+own code, the build date, the output folder): the kept state names all of these (`inputs_stamp`). A kept
+file whose size or modification time changed since (edited by hand, removed) makes its unit render again.
 
 A reused file is the file a full build would write, so an incremental build is byte-identical to a full one;
 `tests/test_incremental.py` checks that after added, deleted, renamed and changed entries.
@@ -107,7 +107,7 @@ class Tracker:
 
     # --- the Index lookups -----------------------------------------------------------------
 
-    def __len__(self) -> int:
+    def __len__(self) -> int:  # the number of triples changes with any change
         self._pattern(None, None, None)
         return len(self._index)
 
@@ -197,6 +197,8 @@ class Change:
                    {o for _, _, o in changed})
 
     def touches(self, reads: tuple) -> bool:
+        if not self.subjects:  # nothing changed
+            return False
         subjects, pairs, predicates, objects, everything = reads
         return (everything or not subjects.isdisjoint(self.subjects) or not pairs.isdisjoint(self.pairs)
                 or not predicates.isdisjoint(self.predicates) or not objects.isdisjoint(self.objects))
@@ -209,7 +211,7 @@ def inputs_stamp(kb, out: Path, date: str) -> str:
     code = Path(__file__).resolve().parent.parent
     h.update(f"{FORMAT}\0{out.resolve()}\0{date}\0".encode())
     paths = [root / "kb.toml"]
-    for folder in (kb.config.ontology_dir.resolve(), root / "site_build", code):
+    for folder in (kb.config.ontology_dir.resolve(), root / "site_build", kb.config.queries_dir.resolve(), code):
         paths += sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     for path in paths:
         try:
