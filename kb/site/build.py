@@ -74,6 +74,9 @@ def link_html(l, root: str) -> Markup:
     return Markup(f"<span{lang}>{escape(l.text)}</span>")
 
 
+_ROOT = "\x00root\x00"  # stands for the path to the site root in a row rendered once for every page
+
+
 class SiteWriter:
     """Renders templates into the build folder; every link in a page is relative to the page."""
 
@@ -105,13 +108,14 @@ class SiteWriter:
         })
 
     def system_row(self, row: dict, columns: list[dict], root: str, show_category: bool) -> Markup:
-        """A system's table row: the same system appears in several tables, so each variant is rendered once."""
-        key = (id(row), root, show_category, tuple((c["key"], c["decimals"]) for c in columns))
+        """A system's table row: the same system appears in many tables (at several depths of the site), so
+        each variant is rendered once, with a stand-in for the path to the site root put in afterwards."""
+        key = (id(row), show_category, tuple((c["key"], c["decimals"]) for c in columns))
         html = self._rows.get(key)
         if html is None:
             macro = self.env.get_template("macros.html").module.system_row_html
-            html = self._rows[key] = Markup(macro(row, columns, root, show_category))
-        return html
+            html = self._rows[key] = str(macro(row, columns, _ROOT, show_category))
+        return Markup(html.replace(_ROOT, root)) if _ROOT in html else Markup(html)
 
     def _keyed(self) -> list[tuple]:
         """(triple_key, triple) for the graph's triples, in N-Triples order: computed once per build."""
