@@ -64,28 +64,15 @@ def test_an_unchanged_knowledge_base_reuses_every_part(corpus):
     assert units > 900 and reused == units
 
 
-def test_changed_value(corpus):
-    systems = corpus / "entries" / "systems"
-    _edit(systems / "t-80bv.yaml", r"^crew: .*$", "crew: {value: 4, source: armyrecognition-t-80bv-2019}")
-    reused, units = _same_as_full(corpus, "value")
-    assert 0 < reused < units
-
-
-def test_changed_link(corpus):
-    _edit(corpus / "entries" / "systems" / "t-80bv.yaml", r"^variant_of: t-80$", "variant_of: t-80b")
-    reused, units = _same_as_full(corpus, "link")
-    assert 0 < reused < units
-
-
-def test_changed_category(corpus):
-    _edit(corpus / "entries" / "systems" / "bm-21.yaml", r"^category: .*$", "category: self-propelled-howitzer")
-    reused, units = _same_as_full(corpus, "category")
-    assert 0 < reused < units
-
-
-def test_changed_name_of_a_much_linked_entity(corpus):
-    _edit(corpus / "entries" / "countries" / "ukraine.yaml", r"^name: .*$", "name: Ukraine (renamed)")
-    reused, units = _same_as_full(corpus, "name")
+@pytest.mark.parametrize("step, file, old, new", [
+    ("value", "systems/t-80bv.yaml", r"^crew: .*$", "crew: {value: 4, source: armyrecognition-t-80bv-2019}"),
+    ("link", "systems/t-80bv.yaml", r"^variant_of: t-80$", "variant_of: t-80b"),
+    ("category", "systems/bm-21.yaml", r"^category: .*$", "category: self-propelled-howitzer"),
+    ("much-shown name", "countries/ukraine.yaml", r"^name: .*$", "name: Ukraine (renamed)"),
+])
+def test_changed_entry(corpus, step, file, old, new):
+    _edit(corpus / "entries" / file, old, new)
+    reused, units = _same_as_full(corpus, step.replace(" ", "-"))
     assert 0 < reused < units
 
 

@@ -2,8 +2,8 @@
 
 The site is made of *units*: an entity's page with its .ttl and .jsonld, a category page, a comparison, a
 list page, the dumps. While a unit renders, every lookup it makes in the graph is recorded (`Tracker`): the
-subjects it read, the (predicate, object) pairs it asked for subjects of, the predicates it scanned, and
-whether it looked at the whole graph. After the build, `.kb-cache/site-HASH.pickle` (one per output folder)
+(subject, predicate) pairs it read values of, the subjects it read everything of, the (predicate, object)
+pairs it asked for subjects of, the predicates it scanned, and whether it looked at the whole graph. After the build, `.kb-cache/site-HASH.pickle` (one per output folder)
 keeps each unit's reads, the files it wrote (path, size, modification time) and the triples of the graph.
 
 The next build compares the new graph with the kept triples. A unit whose reads meet none of the changed
@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rdflib import Literal
+from rdflib.namespace import RDF
 
-FORMAT = 1
+FORMAT = 2
 
 
 def term_key(t) -> str:
@@ -40,6 +41,7 @@ def term_key(t) -> str:
 class Reads:
     """What one unit read of the graph, as rdflib terms while it renders."""
 
+    facts: set = field(default_factory=set)  # (subject, predicate)
     subjects: set = field(default_factory=set)
     pairs: set = field(default_factory=set)  # (predicate, object)
     predicates: set = field(default_factory=set)
@@ -47,6 +49,7 @@ class Reads:
     everything: bool = False
 
     def merge(self, other: "Reads") -> None:
+        self.facts |= other.facts
         self.subjects |= other.subjects
         self.pairs |= other.pairs
         self.predicates |= other.predicates
@@ -55,7 +58,8 @@ class Reads:
 
     def keys(self, key) -> tuple:
         """The reads as strings (`term_key`), for the kept state; `key` memoises the conversion."""
-        return (frozenset(map(key, self.subjects)), frozenset((key(p), key(o)) for p, o in self.pairs),
+        return (frozenset((key(s), key(p)) for s, p in self.facts), frozenset(map(key, self.subjects)),
+                frozenset((key(p), key(o)) for p, o in self.pairs),
                 frozenset(map(key, self.predicates)), frozenset(map(key, self.objects)), self.everything)
 
 
@@ -86,7 +90,9 @@ class Tracker:
         r = self.reads
         if r is None:
             return
-        if s is not None:
+        if s is not None and p is not None:
+            r.facts.add((s, p))
+        elif s is not None:
             r.subjects.add(s)
         elif p is not None and o is not None:
             r.pairs.add((p, o))
@@ -97,9 +103,9 @@ class Tracker:
         else:
             r.everything = True
 
-    def subject(self, s) -> None:
+    def facts(self, s, predicates: tuple) -> None:
         if self.reads is not None:
-            self.reads.subjects.add(s)
+            self.reads.facts.update((s, p) for p in predicates)
 
     def pair(self, p, o) -> None:
         if self.reads is not None:
@@ -153,22 +159,24 @@ class Tracker:
 
 
 class TrackedDict(dict):
-    """A dict keyed by graph nodes whose every lookup counts as reading that node (e.g. the labels)."""
+    """A dict keyed by graph nodes, made from `predicates` of each (and from which nodes have an rdf:type):
+    every lookup counts as reading those of the node (e.g. the labels)."""
 
-    def __init__(self, tracker: Tracker, data=()):
+    def __init__(self, tracker: Tracker, predicates: tuple, data=()):
         super().__init__(data)
         self.tracker = tracker
+        self.predicates = (RDF.type, *predicates)
 
     def __getitem__(self, key):
-        self.tracker.subject(key)
+        self.tracker.facts(key, self.predicates)
         return super().__getitem__(key)
 
     def get(self, key, default=None):
-        self.tracker.subject(key)
+        self.tracker.facts(key, self.predicates)
         return super().get(key, default)
 
     def __contains__(self, key) -> bool:
-        self.tracker.subject(key)
+        self.tracker.facts(key, self.predicates)
         return super().__contains__(key)
 
 
@@ -185,6 +193,7 @@ class Unit:
 class Change:
     """What changed in the graph since the kept build, as the sets a unit's reads are checked against."""
 
+    facts: set
     subjects: set
     pairs: set
     predicates: set
@@ -193,14 +202,15 @@ class Change:
     @classmethod
     def between(cls, old: frozenset, new: frozenset) -> "Change":
         changed = old ^ new
-        return cls({s for s, _, _ in changed}, {(p, o) for _, p, o in changed}, {p for _, p, _ in changed},
-                   {o for _, _, o in changed})
+        return cls({(s, p) for s, p, _ in changed}, {s for s, _, _ in changed}, {(p, o) for _, p, o in changed},
+                   {p for _, p, _ in changed}, {o for _, _, o in changed})
 
     def touches(self, reads: tuple) -> bool:
         if not self.subjects:  # nothing changed
             return False
-        subjects, pairs, predicates, objects, everything = reads
-        return (everything or not subjects.isdisjoint(self.subjects) or not pairs.isdisjoint(self.pairs)
+        facts, subjects, pairs, predicates, objects, everything = reads
+        return (everything or not facts.isdisjoint(self.facts) or not subjects.isdisjoint(self.subjects)
+                or not pairs.isdisjoint(self.pairs)
                 or not predicates.isdisjoint(self.predicates) or not objects.isdisjoint(self.objects))
 
 

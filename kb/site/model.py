@@ -88,11 +88,12 @@ class SiteModel:
         self.ontology = kb.schema.ontology
         self._entities = sorted((URIRef(kb.config.base_iri + e.id) for e in kb.entries if e.data is not None), key=str)
         self.cls_key = {v: k.rstrip("s").replace("countrie", "country") for k, v in kb.schema.classes.items()}
-        self.labels = TrackedDict(self.tracker, ((e, label_of(kb, e)) for e in self._entities))
+        self.labels = TrackedDict(self.tracker, (SKOS.prefLabel, RDFS.label),
+                                  ((e, label_of(kb, e)) for e in self._entities))
         self._systems = [e for e in self._entities if (e, RDF.type, KB.System) in self.g]
         self.concepts = {c: str(self.g.value(c, SKOS.prefLabel)) for c in kb.schema.concepts.get(KBC.scheme, {}).values()}
         # each system's category and all broader ones, computed once for every category page and table
-        self.system_concepts = TrackedDict(self.tracker)
+        self.system_concepts = TrackedDict(self.tracker, (KB.category,))
         for s in self._systems:
             c = self.g.value(s, KB.category)
             dict.__setitem__(self.system_concepts, s, (c, set(concept_ancestors(self.ontology, c)) if c is not None else set()))
