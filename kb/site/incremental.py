@@ -29,7 +29,7 @@ from pathlib import Path
 from rdflib import Literal
 from rdflib.namespace import RDF
 
-FORMAT = 2
+FORMAT = 3
 
 
 def term_key(t) -> str:
@@ -41,7 +41,7 @@ def term_key(t) -> str:
 class Reads:
     """What one unit read of the graph, as rdflib terms while it renders."""
 
-    facts: set = field(default_factory=set)  # (subject, predicate)
+    facts: dict = field(default_factory=dict)  # predicate → the subjects it was read of
     subjects: set = field(default_factory=set)
     pairs: set = field(default_factory=set)  # (predicate, object)
     predicates: set = field(default_factory=set)
@@ -49,7 +49,8 @@ class Reads:
     everything: bool = False
 
     def merge(self, other: "Reads") -> None:
-        self.facts |= other.facts
+        for p, subjects in other.facts.items():
+            self.facts.setdefault(p, set()).update(subjects)
         self.subjects |= other.subjects
         self.pairs |= other.pairs
         self.predicates |= other.predicates
@@ -58,7 +59,8 @@ class Reads:
 
     def keys(self, key) -> tuple:
         """The reads as strings (`term_key`), for the kept state; `key` memoises the conversion."""
-        return (frozenset((key(s), key(p)) for s, p in self.facts), frozenset(map(key, self.subjects)),
+        return ({key(p): frozenset(map(key, subjects)) for p, subjects in self.facts.items()},
+                frozenset(map(key, self.subjects)),
                 frozenset((key(p), key(o)) for p, o in self.pairs),
                 frozenset(map(key, self.predicates)), frozenset(map(key, self.objects)), self.everything)
 
@@ -91,7 +93,10 @@ class Tracker:
         if r is None:
             return
         if s is not None and p is not None:
-            r.facts.add((s, p))
+            found = r.facts.get(p)
+            if found is None:
+                found = r.facts[p] = set()
+            found.add(s)
         elif s is not None:
             r.subjects.add(s)
         elif p is not None and o is not None:
@@ -105,7 +110,8 @@ class Tracker:
 
     def facts(self, s, predicates: tuple) -> None:
         if self.reads is not None:
-            self.reads.facts.update((s, p) for p in predicates)
+            for p in predicates:
+                self.reads.facts.setdefault(p, set()).add(s)
 
     def pair(self, p, o) -> None:
         if self.reads is not None:
@@ -193,7 +199,7 @@ class Unit:
 class Change:
     """What changed in the graph since the kept build, as the sets a unit's reads are checked against."""
 
-    facts: set
+    facts: dict  # predicate → subjects
     subjects: set
     pairs: set
     predicates: set
@@ -202,14 +208,18 @@ class Change:
     @classmethod
     def between(cls, old: frozenset, new: frozenset) -> "Change":
         changed = old ^ new
-        return cls({(s, p) for s, p, _ in changed}, {s for s, _, _ in changed}, {(p, o) for _, p, o in changed},
+        facts: dict = {}
+        for s, p, _ in changed:
+            facts.setdefault(p, set()).add(s)
+        return cls(facts, {s for s, _, _ in changed}, {(p, o) for _, p, o in changed},
                    {p for _, p, _ in changed}, {o for _, _, o in changed})
 
     def touches(self, reads: tuple) -> bool:
         if not self.subjects:  # nothing changed
             return False
         facts, subjects, pairs, predicates, objects, everything = reads
-        return (everything or not facts.isdisjoint(self.facts) or not subjects.isdisjoint(self.subjects)
+        return (everything or any(not read.isdisjoint(self.facts.get(p, ())) for p, read in facts.items())
+                or not subjects.isdisjoint(self.subjects)
                 or not pairs.isdisjoint(self.pairs)
                 or not predicates.isdisjoint(self.predicates) or not objects.isdisjoint(self.objects))
 
