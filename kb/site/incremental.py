@@ -295,23 +295,16 @@ class State:
         from ..files import write_atomically
         from ..parse_cache import _signature
 
-        for unit in self.units.values():
-            fresh = []
-            for path, _, _ in unit.files:
-                st = os.stat(out / path)
-                fresh.append((path, st.st_size, st.st_mtime_ns))
-            unit.files = fresh
         try:
+            for unit in self.units.values():
+                fresh = []
+                for path, _, _ in unit.files:
+                    st = os.stat(out / path)
+                    fresh.append((path, st.st_size, st.st_mtime_ns))
+                unit.files = fresh
             data = pickle.dumps({"format": FORMAT, "stamp": self.stamp, "triples": self.triples, "units": self.units},
                                 protocol=pickle.HIGHEST_PROTOCOL)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(self.path, _signature(data) + data)
         except (OSError, pickle.PickleError):
             pass  # a read-only root still builds, only never incrementally
-
-    def forget(self) -> None:
-        """Before a build swaps in a new site: the kept state no longer describes the site in place."""
-        try:
-            self.path.unlink()
-        except OSError:
-            pass
