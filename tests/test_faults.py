@@ -177,16 +177,33 @@ def test_a_first_build_killed_leaves_no_site_or_the_complete_new_one(small, tmp_
 # --- kill -9 at random moments while the site is being written ------------------------------------------
 
 
-def test_kill_9_at_random_moments_mid_write(large, tmp_path):
+def forget_builds(root: Path) -> None:
+    """Drop what incremental builds keep (kb/site/incremental.py): the next build renders everything."""
+    for kept in (root / ".kb-cache").glob("site-*.pickle"):
+        kept.unlink()
+
+
+@pytest.mark.parametrize("kind", ["full", "incremental"])
+def test_kill_9_at_random_moments_mid_write(large, tmp_path, kind):
+    """Full builds, and incremental ones (which hard-link unchanged parts from the site in place)."""
     site = tmp_path / "site"
     large.place("old", site)
     state = "old"
     window = 1.2 * max(large.write_seconds.values())  # the delays span the whole write, swap and clean-up
+    if kind == "incremental":
+        forget_builds(large.root)
+        large.use("old")
+        assert build(large.root, site).code == 0  # the kept state of this site
+        large.use("new")
+        window = 1.2 * timed_build(large.root, site)  # an incremental build's write, swap and clean-up
+        state = "new"
     rng = random.Random(8)
     previous = cut_short = 0
     for attempt in range(KILLS):
         target = "new" if state == "old" else "old"  # each build changes the site
         large.use(target)
+        if kind == "full":
+            forget_builds(large.root)
         process = start_build(large.root, site)
         assert wait_for_work_folder(process, site), process.communicate()
         time.sleep(rng.uniform(0, window))
