@@ -187,11 +187,13 @@ class SiteWriter:
         return True
 
     @contextmanager
-    def unit(self, key: str):
-        """Render unit `key`, recording what it reads and writes for the next build."""
+    def unit(self, key: str, whole_graph: bool = False):
+        """Render unit `key`, recording what it reads and writes for the next build; `whole_graph`: it depends
+        on all of the graph (or on every page), so any change renders it again."""
         self._unit = files, pages = [], []
         try:
             with self.model.tracker.capture() as reads:
+                reads.everything = whole_graph
                 yield
         finally:
             self._unit = None
@@ -361,14 +363,7 @@ def _entity_chunk(w: SiteWriter, entities: list) -> None:
 def _system_row(m: SiteModel, s) -> dict:
     """The system's row in tables, comparisons and the CSV: computed once per build (and what it read
     counted for every unit that shows it)."""
-    found = m.row_cache.get(s)
-    if found is None:
-        with m.tracker.capture() as reads:
-            row = _compute_row(m, s)
-        found = m.row_cache[s] = (row, reads)
-    else:
-        m.tracker.replay(found[1])
-    return found[0]
+    return m.tracker.memoised(m.row_cache, s, lambda: _compute_row(m, s))
 
 
 def _compute_row(m: SiteModel, s) -> dict:
@@ -566,8 +561,7 @@ class _QueryCell:
 def _whole_graph_part(w: SiteWriter, key: str, write) -> None:
     """A part of the site that reads the whole graph (or lists every page): rendered again on any change."""
     if not w.reused(key):
-        with w.unit(key):
-            w.model.tracker.reads.everything = True
+        with w.unit(key, whole_graph=True):
             write(w)
 
 

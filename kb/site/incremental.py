@@ -83,10 +83,16 @@ class Tracker:
             if outer is not None:
                 outer.merge(inner)
 
-    def replay(self, reads: Reads) -> None:
-        """A memoised result was used: its reads count as the current unit's."""
-        if self.reads is not None:
-            self.reads.merge(reads)
+    def memoised(self, cache: dict, key, compute):
+        """`compute()`, once per `key` in `cache`; what it read counts for every unit that uses the result."""
+        found = cache.get(key)
+        if found is None:
+            with self.capture() as reads:
+                value = compute()
+            found = cache[key] = (value, reads)
+        elif self.reads is not None:
+            self.reads.merge(found[1])
+        return found[0]
 
     def _pattern(self, s, p, o) -> None:
         r = self.reads

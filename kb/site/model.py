@@ -93,10 +93,9 @@ class SiteModel:
         self._systems = [e for e in self._entities if (e, RDF.type, KB.System) in self.g]
         self.concepts = {c: str(self.g.value(c, SKOS.prefLabel)) for c in kb.schema.concepts.get(KBC.scheme, {}).values()}
         # each system's category and all broader ones, computed once for every category page and table
-        self.system_concepts = TrackedDict(self.tracker, (KB.category,))
-        for s in self._systems:
-            c = self.g.value(s, KB.category)
-            dict.__setitem__(self.system_concepts, s, (c, set(concept_ancestors(self.ontology, c)) if c is not None else set()))
+        categories = {s: self.g.value(s, KB.category) for s in self._systems}
+        self.system_concepts = TrackedDict(self.tracker, (KB.category,), (
+            (s, (c, set(concept_ancestors(self.ontology, c)) if c is not None else set())) for s, c in categories.items()))
         self.under: dict = {}  # concept → it and the concepts below it (from the ontology)
         for c in self.concepts:
             for a in concept_ancestors(self.ontology, c):
@@ -147,16 +146,13 @@ class SiteModel:
     def systems_in(self, concept, deep: bool = True) -> list[URIRef]:
         """The systems of `concept` (and, deep, of the concepts under it), by name; computed once each."""
         key = (concept, deep)
-        found = self._systems_in.get(key)
-        if found is None:
-            with self.tracker.capture() as reads:
-                out = {s for c in (self.under.get(concept, {concept}) if deep else {concept})
-                       for s in self.g.subjects(KB.category, c) if s in self.system_concepts}
-                systems = sorted(out, key=lambda s: (self.labels[s].casefold(), str(s)))
-            found = self._systems_in[key] = (systems, reads)
-        else:
-            self.tracker.replay(found[1])
-        return found[0]
+
+        def compute():
+            out = {s for c in (self.under.get(concept, {concept}) if deep else {concept})
+                   for s in self.g.subjects(KB.category, c) if s in self.system_concepts}
+            return sorted(out, key=lambda s: (self.labels[s].casefold(), str(s)))
+
+        return self.tracker.memoised(self._systems_in, key, compute)
 
     def narrower(self, concept) -> list[URIRef]:
         return sorted(self.g.subjects(SKOS.broader, concept), key=lambda c: self.concepts.get(c, ""))
