@@ -87,6 +87,7 @@ class SiteWriter:
         self.state: State | None = None  # the previous build's units, and this one's
         self._unit: tuple[list, list] | None = None  # (files, pages) of the unit being rendered
         self._folders: set = set()
+        self._linked_folders: set = set()  # the same, as paths relative to `work`
         self.date = build_date()
         self.pages: list[str] = []
         self.files = self.bytes = 0  # written so far (the report counts without walking the folder)
@@ -98,7 +99,6 @@ class SiteWriter:
         self.env.filters["number"] = plain_number
         self.env.globals["link"] = link_html
         self.env.globals["system_row"] = self.system_row
-        self._rows: dict = {}
         self._sorted = self._ox = None
         config = kb.config
         self.env.globals.update(site={
@@ -109,13 +109,23 @@ class SiteWriter:
 
     def system_row(self, row: dict, columns: list[dict], root: str, show_category: bool) -> Markup:
         """A system's table row: the same system appears in many tables (at several depths of the site), so
-        each variant is rendered once, with a stand-in for the path to the site root put in afterwards."""
-        key = (id(row), show_category, tuple((c["key"], c["decimals"]) for c in columns))
-        html = self._rows.get(key)
+        each variant is rendered once, with a stand-in for the path to the site root put in afterwards. The
+        variants are kept in the row, and so for the next build with it (`keep_memos`)."""
+        key = (show_category, tuple((c["key"], c["decimals"]) for c in columns))
+        variants = row.setdefault("html", {})
+        html = variants.get(key)
         if html is None:
             macro = self.env.get_template("macros.html").module.system_row_html
-            html = self._rows[key] = str(macro(row, columns, _ROOT, show_category))
+            html = variants[key] = str(macro(row, columns, _ROOT, show_category))
         return Markup(html.replace(_ROOT, root)) if _ROOT in html else Markup(html)
+
+    def keep_memos(self) -> None:
+        """Start the model's memos (table rows, each category's systems) from those of the previous build
+        that the change does not touch, and keep this build's for the next one."""
+        m = self.model
+        m.row_cache.update(self.state.kept_memo("rows"))
+        m.systems_in_cache.update(self.state.kept_memo("systems in"))
+        self.state.memos = {"rows": m.row_cache, "systems in": m.systems_in_cache}
 
     def _keyed(self) -> list[tuple]:
         """(triple_key, triple) for the graph's triples, in N-Triples order: computed once per build."""
@@ -172,13 +182,16 @@ class SiteWriter:
         unit = self.state.reusable(key) if self.state is not None else None
         if unit is None:
             return False
+        work, previous = str(self.work), str(self.state.out)  # plain strings: 30,000 links at 10k systems
         for path, size, _ in unit.files:
-            target = self.work / path
-            self._folder(target)
+            folder = os.path.dirname(path)
+            if folder not in self._linked_folders:
+                os.makedirs(os.path.join(work, folder), exist_ok=True)
+                self._linked_folders.add(folder)
             try:
-                os.link(self.state.out / path, target)
+                os.link(os.path.join(previous, path), os.path.join(work, path))
             except OSError:  # a filesystem without hard links
-                shutil.copy2(self.state.out / path, target)
+                shutil.copy2(os.path.join(previous, path), os.path.join(work, path))
             self.files += 1
             self.bytes += size
         self.pages.extend(unit.pages)
@@ -217,6 +230,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             w = SiteWriter(kb, work, tracker)
             t = time.perf_counter()
             w.state = State(kb, out, f"{w.date.isoformat()} search={search}", w.triple_keys())
+            w.keep_memos()
             report.timings["changes"] = time.perf_counter() - t
             t = time.perf_counter()
             shutil.copytree(kb.config.root / "site_build" / "static", work / "static")

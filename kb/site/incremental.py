@@ -29,7 +29,7 @@ from pathlib import Path
 from rdflib import Literal
 from rdflib.namespace import RDF
 
-FORMAT = 3
+FORMAT = 4
 
 
 def term_key(t) -> str:
@@ -47,6 +47,7 @@ class Reads:
     predicates: set = field(default_factory=set)
     objects: set = field(default_factory=set)
     everything: bool = False
+    kept: list = field(default_factory=list)  # reads kept from the previous build, already as strings
 
     def merge(self, other: "Reads") -> None:
         for p, subjects in other.facts.items():
@@ -56,13 +57,23 @@ class Reads:
         self.predicates |= other.predicates
         self.objects |= other.objects
         self.everything = self.everything or other.everything
+        self.kept += other.kept
 
     def keys(self, key) -> tuple:
         """The reads as strings (`term_key`), for the kept state; `key` memoises the conversion."""
-        return ({key(p): frozenset(map(key, subjects)) for p, subjects in self.facts.items()},
-                frozenset(map(key, self.subjects)),
-                frozenset((key(p), key(o)) for p, o in self.pairs),
-                frozenset(map(key, self.predicates)), frozenset(map(key, self.objects)), self.everything)
+        facts = {key(p): set(map(key, subjects)) for p, subjects in self.facts.items()}
+        subjects, pairs = set(map(key, self.subjects)), {(key(p), key(o)) for p, o in self.pairs}
+        predicates, objects, everything = set(map(key, self.predicates)), set(map(key, self.objects)), self.everything
+        for kept_facts, *rest in self.kept:
+            for p, read in kept_facts.items():
+                facts.setdefault(p, set()).update(read)
+            subjects.update(rest[0])
+            pairs.update(rest[1])
+            predicates.update(rest[2])
+            objects.update(rest[3])
+            everything = everything or rest[4]
+        return ({p: frozenset(read) for p, read in facts.items()}, frozenset(subjects), frozenset(pairs),
+                frozenset(predicates), frozenset(objects), everything)
 
 
 class Tracker:
@@ -84,14 +95,18 @@ class Tracker:
                 outer.merge(inner)
 
     def memoised(self, cache: dict, key, compute):
-        """`compute()`, once per `key` in `cache`; what it read counts for every unit that uses the result."""
+        """`compute()`, once per `key` in `cache`; what it read counts for every unit that uses the result.
+        `cache` may hold values kept from the previous build (`State.kept_memo`), their reads as strings."""
         found = cache.get(key)
         if found is None:
             with self.capture() as reads:
                 value = compute()
             found = cache[key] = (value, reads)
         elif self.reads is not None:
-            self.reads.merge(found[1])
+            if isinstance(found[1], Reads):
+                self.reads.merge(found[1])
+            else:
+                self.reads.kept.append(found[1])
         return found[0]
 
     def _pattern(self, s, p, o) -> None:
@@ -262,10 +277,19 @@ class State:
         self.change: Change | None = None
         self.reused = 0
         self._keys: dict = {}
+        self.memos: dict[str, dict] = {}  # name → a `Tracker.memoised` cache, to keep for the next build
+        self._kept_memos: dict[str, dict] = {}
         old = self._load()
         if old is not None and old["stamp"] == self.stamp:
             self.previous = old["units"]
             self.change = Change.between(old["triples"], triple_keys)
+            self._kept_memos = old["memos"]
+
+    def kept_memo(self, name: str) -> dict:
+        """The entries of memo `name` kept from the previous build that the change does not touch: a table
+        row, a category's systems, with what they read (as strings), ready to put in the memo's cache."""
+        kept = self._kept_memos.pop(name, {})
+        return {key: found for key, found in kept.items() if not self.change.touches(found[1])}
 
     def _load(self):
         from ..parse_cache import _verified
@@ -281,9 +305,10 @@ class State:
         unit = self.previous.get(key)
         if unit is None or self.change is None or self.change.touches(unit.reads):
             return None
+        out = str(self.out)
         for path, size, mtime in unit.files:
             try:
-                st = os.stat(self.out / path)
+                st = os.stat(os.path.join(out, path))
             except OSError:
                 return None
             if st.st_size != size or st.st_mtime_ns != mtime:
@@ -302,14 +327,15 @@ class State:
         from ..parse_cache import _signature
 
         try:
-            for unit in self.units.values():
-                fresh = []
-                for path, _, _ in unit.files:
-                    st = os.stat(out / path)
-                    fresh.append((path, st.st_size, st.st_mtime_ns))
-                unit.files = fresh
-            data = pickle.dumps({"format": FORMAT, "stamp": self.stamp, "triples": self.triples, "units": self.units},
-                                protocol=pickle.HIGHEST_PROTOCOL)
+            site = str(out)
+            for unit in self.units.values():  # a reused unit's files are linked with their size and mtime
+                if unit.files and unit.files[0][2] == 0:  # written by this build: (path, 0, 0)
+                    unit.files = [(path, (st := os.stat(os.path.join(site, path))).st_size, st.st_mtime_ns)
+                                  for path, _, _ in unit.files]
+            memos = {name: {key: (value, reads.keys(self.key) if isinstance(reads, Reads) else reads)
+                            for key, (value, reads) in cache.items()} for name, cache in self.memos.items()}
+            data = pickle.dumps({"format": FORMAT, "stamp": self.stamp, "triples": self.triples, "units": self.units,
+                                 "memos": memos}, protocol=pickle.HIGHEST_PROTOCOL)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(self.path, _signature(data) + data)
         except (OSError, pickle.PickleError):

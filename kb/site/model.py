@@ -83,7 +83,7 @@ class SiteModel:
         self.tracker = tracker or Tracker(kb.index)
         self.g = self.tracker
         self.row_cache: dict = {}  # system → (its table row, what it read) (kb/site/build.py)
-        self._systems_in: dict = {}
+        self.systems_in_cache: dict = {}  # (concept, deep) → (its systems, what it read)
         self.compare_keys: list | None = None  # (YAML key, property) of the compared quantities (build.py)
         self.ontology = kb.schema.ontology
         self._entities = sorted((URIRef(kb.config.base_iri + e.id) for e in kb.entries if e.data is not None), key=str)
@@ -152,7 +152,7 @@ class SiteModel:
                    for s in self.g.subjects(KB.category, c) if s in self.system_concepts}
             return sorted(out, key=lambda s: (self.labels[s].casefold(), str(s)))
 
-        return self.tracker.memoised(self._systems_in, key, compute)
+        return self.tracker.memoised(self.systems_in_cache, key, compute)
 
     def narrower(self, concept) -> list[URIRef]:
         return sorted(self.g.subjects(SKOS.broader, concept), key=lambda c: self.concepts.get(c, ""))
