@@ -34,6 +34,32 @@ def triple_key(t: tuple) -> tuple:
     return ("<" + str(s) + ">", "<" + str(p) + ">", o.n3() if isinstance(o, Literal) else "<" + str(o) + ">")
 
 
+def nt_line(t: tuple, terms: dict) -> str:
+    """The triple as an N-Triples line (Turtle where a literal spans lines), its terms as in `triple_key`;
+    `terms` memoises them. Sorting lines sorts triples as `triple_key` does (an IRI holds no `>`, and every
+    character that can follow a term in a longer one sorts after the space)."""
+    keys = []
+    for x in t:
+        k = terms.get(x)
+        if k is None:
+            k = terms[x] = x.n3() if isinstance(x, Literal) else "<" + str(x) + ">"
+        keys.append(k)
+    return f"{keys[0]} {keys[1]} {keys[2]} ."
+
+
+def split_line(line: str) -> tuple[str, str, str] | None:
+    """The (subject, predicate, object) terms of an `nt_line`, or None if it is not one."""
+    s, p, o = (line[:-2].split(" ", 2) + ["", ""])[:3]
+    return (s, p, o) if s.endswith(">") and p.endswith(">") and o and line.endswith(" .") else None
+
+
+def parse_lines(lines: list[str]) -> list:
+    """Sorted `nt_line`s as pyoxigraph triples, in their order (for `oxigraph_serialize` and stores)."""
+    import pyoxigraph as ox
+
+    return [quad.triple for quad in ox.parse(input="\n".join(lines), format=ox.RdfFormat.TURTLE)]
+
+
 def sorted_triples(triples: Iterable[tuple]) -> list[tuple]:
     return sorted(triples, key=triple_key)
 
@@ -132,29 +158,50 @@ def turtle(ordered: list[tuple]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _value(o):
-    if isinstance(o, Literal):
-        if o.language:
-            return {"@language": o.language, "@value": str(o)}
-        datatype = o.datatype
-        if datatype is None or datatype == XSD.string:
-            return str(o)
-        text = str(o)
-        if datatype == XSD.integer and text.lstrip("-").isdigit() and str(int(text)) == text:
+def _value(text: str, language: str | None, datatype: str | None, literal: bool):
+    if literal:
+        if language:
+            return {"@language": language, "@value": text}
+        if datatype is None or datatype == _XSD_STRING:
+            return text
+        if datatype == _XSD_INTEGER and text.lstrip("-").isdigit() and str(int(text)) == text:
             return int(text)
-        return {"@type": compact(str(datatype)), "@value": text}
-    return {"@id": compact(str(o))}
+        return {"@type": compact(datatype), "@value": text}
+    return {"@id": compact(text)}
 
 
-def jsonld(ordered: list[tuple]) -> str:
-    """Compact JSON-LD of `ordered` (sorted triples): one node per subject, nodes by @id, one line."""
-    nodes: dict[str, dict] = {}
+def _rdflib_terms(ordered):
     for s, p, o in ordered:
-        node = nodes.setdefault(str(s), {"@id": str(s)})
-        if p == RDF_TYPE:
-            key, value = "@type", compact(str(o))
+        if isinstance(o, Literal):
+            yield str(s), str(p), (str(o), o.language, str(o.datatype) if o.datatype else None, True)
         else:
-            key, value = compact(str(p)), _value(o)
+            yield str(s), str(p), (str(o), None, None, False)
+
+
+def _oxigraph_terms(ordered):
+    import pyoxigraph as ox
+
+    for t in ordered:
+        o = t.object
+        if isinstance(o, ox.Literal):
+            yield t.subject.value, t.predicate.value, (o.value, o.language, o.datatype.value, True)
+        else:
+            yield t.subject.value, t.predicate.value, (o.value, None, None, False)
+
+
+def jsonld(ordered: list) -> str:
+    """Compact JSON-LD of `ordered` (sorted triples, rdflib's or pyoxigraph's): one node per subject, nodes by
+    @id, one line."""
+    terms = _rdflib_terms(ordered) if not ordered or isinstance(ordered[0], tuple) else _oxigraph_terms(ordered)
+    nodes: dict[str, dict] = {}
+    for s, p, o in terms:
+        node = nodes.get(s)
+        if node is None:
+            node = nodes[s] = {"@id": s}
+        if p == _RDF_TYPE:
+            key, value = "@type", compact(o[0])
+        else:
+            key, value = compact(p), _value(*o)
         if key in node:
             if not isinstance(node[key], list):
                 node[key] = [node[key]]
@@ -168,3 +215,4 @@ def jsonld(ordered: list[tuple]) -> str:
 
 
 RDF_TYPE = URIRef("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+_RDF_TYPE, _XSD_STRING, _XSD_INTEGER = str(RDF_TYPE), str(XSD.string), str(XSD.integer)

@@ -9,6 +9,7 @@ from decimal import Decimal
 from rdflib import Literal, URIRef
 from rdflib.namespace import DCTERMS, RDF, SKOS, XSD
 
+from .export import nt_line
 from .index import Index
 from .loader import Entry, Node
 from .namespaces import GEO, KB, WD
@@ -49,11 +50,13 @@ class MappedGraph:
     unchecked: set[URIRef] = field(default_factory=set)  # entries too broken to check against the shapes
     index: dict[str, Entry] = field(default_factory=dict)
     clean: dict[str, Premapped] = field(default_factory=dict)  # entry id → its mapping, if it had no problem
+    lines: list[str] = field(default_factory=list)  # every entry's triples as N-Triples lines (`export.nt_line`)
 
     def add(self, mapping: Premapped, entry: Entry, clean: bool) -> None:
         """One entry's triples and key lines into the whole."""
         for triple in mapping.triples:
             self.graph.add(triple)
+        self.lines += mapping.lines
         self.key_lines.update(mapping.key_lines)
         if clean:
             self.clean[entry.id] = mapping
@@ -73,6 +76,7 @@ class Premapped:
     triples: list
     key_lines: list  # [((subject, property), (path, line))]
     links: tuple  # ((linked entry id, its class), ...)
+    lines: list  # the triples as N-Triples lines: what the site compares and dumps (kb/site/build.py)
 
 
 @dataclass
@@ -95,6 +99,7 @@ class Mapper:
         self._kinds: dict[int, str] = {}
         self._decimals: dict = {}  # Decimal -> its Literal: the same figures recur thousands of times
         self._links: list = []  # (id, class) of the entries the entry being mapped links to
+        self._terms: dict = {}  # term → its N-Triples form
 
     def iri(self, entry_id: str) -> URIRef:
         return URIRef(self.base_iri + entry_id)
@@ -122,7 +127,8 @@ class Mapper:
             except ValueProblem as p:
                 out.failed.add((subject, spec.prop))
                 out.problems.append(Problem(entry.path, p.line or node.key_line, p.message, p.code, p.hint))
-        out.add(Premapped(list(g), list(key_lines.items()), tuple(self._links)), entry,
+        lines = [nt_line(t, self._terms) for t in g]
+        out.add(Premapped(list(g), list(key_lines.items()), tuple(self._links), lines), entry,
                 clean=entry.data is not None and len(out.problems) == problems and not entry.problems)
 
     def _unknown_key(self, entry: Entry, key: str, node: Node, specs: dict[str, KeySpec]) -> Problem:

@@ -24,7 +24,7 @@ from .mapping import Kept, MappedGraph
 from .problems import Problem
 from .schema import Schema
 
-FORMAT = 2  # bump when what is kept changes shape
+FORMAT = 3  # bump when what is kept changes shape
 UNPARSED = Node({}, 0, "map")  # the data of an entry whose kept mapping stands in for its parse
 
 
@@ -147,9 +147,9 @@ def _stat(path) -> str:
 
 def _code_stamp() -> str:
     """The code that parses and maps: a new version never reads an old cache."""
-    from . import loader, mapping, namespaces, quantities, schema
+    from . import export, loader, mapping, namespaces, quantities, schema
 
-    return "/".join(_stat(m.__file__) for m in (loader, mapping, namespaces, quantities, schema))
+    return "/".join(_stat(m.__file__) for m in (export, loader, mapping, namespaces, quantities, schema))
 
 
 def _mapping_stamp(ontology_dir: Path, base_iri: str) -> str:

@@ -22,7 +22,7 @@ from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
 
 from ..entity import entity_triples
-from ..export import (export_graph, jsonld as jsonld_text, ox_triples, oxigraph_serialize, sorted_triples, triple_key,
+from ..export import (export_graph, jsonld as jsonld_text, nt_line, oxigraph_serialize, parse_lines, sorted_triples,
                       turtle as turtle_text)
 from ..knowledge_base import KnowledgeBase
 from ..namespaces import KB, KBC, PREFIXES, SCHEMA
@@ -88,6 +88,7 @@ class SiteWriter:
         self._unit: tuple[list, list] | None = None  # (files, pages) of the unit being rendered
         self._folders: set = set()
         self._linked_folders: set = set()  # the same, as paths relative to `work`
+        self._row_variants: dict = {}
         self.date = build_date()
         self.pages: list[str] = []
         self.files = self.bytes = 0  # written so far (the report counts without walking the folder)
@@ -99,7 +100,7 @@ class SiteWriter:
         self.env.filters["number"] = plain_number
         self.env.globals["link"] = link_html
         self.env.globals["system_row"] = self.system_row
-        self._sorted = self._ox = None
+        self._lines = self._ox = None
         config = kb.config
         self.env.globals.update(site={
             "title": config.title, "license": config.license, "license_name": config.license_name or config.license,
@@ -112,6 +113,7 @@ class SiteWriter:
         each variant is rendered once, with a stand-in for the path to the site root put in afterwards. The
         variants are kept in the row, and so for the next build with it (`keep_memos`)."""
         key = (show_category, tuple((c["key"], c["decimals"]) for c in columns))
+        key = self._row_variants.setdefault(key, key)  # one object, so the kept rows share it
         variants = row.setdefault("html", {})
         html = variants.get(key)
         if html is None:
@@ -127,25 +129,23 @@ class SiteWriter:
         m.systems_in_cache.update(self.state.kept_memo("systems in"))
         self.state.memos = {"rows": m.row_cache, "systems in": m.systems_in_cache}
 
-    def _keyed(self) -> list[tuple]:
-        """(triple_key, triple) for the graph's triples, in N-Triples order: computed once per build."""
-        if self._sorted is None:
-            index = self.model.tracker._index
-            self._sorted = sorted(zip(map(triple_key, index), index))
-        return self._sorted
-
-    def sorted_graph(self) -> list[tuple]:
-        """The graph's triples in N-Triples order."""
-        return [t for _, t in self._keyed()]
-
-    def triple_keys(self) -> frozenset:
-        """The graph's triples as N-Triples terms: what the next build compares its own with."""
-        return frozenset(k for k, _ in self._keyed())
+    def graph_lines(self) -> list[str]:
+        """The graph's triples as sorted N-Triples lines, computed once per build: each entry's come with its
+        mapping (kept in `.kb-cache/` with it), so only the ontology's are made here. What the next build
+        compares its graph with, and what the dumps and the query page load."""
+        if self._lines is None:
+            index, terms = self.model.tracker._index, {}
+            lines = set(self.kb.mapped.lines) if self.kb.mapped is not None else set()
+            lines.update(nt_line(t, terms) for t in self.kb.schema.ontology)
+            if len(lines) != len(index):  # not the graph the mapping made (a library user added triples)
+                lines = {nt_line(t, terms) for t in index}
+            self._lines = sorted(lines)
+        return self._lines
 
     def ox_graph(self) -> list:
-        """`sorted_graph` as Oxigraph triples, converted once for the dumps and the query page."""
+        """The graph as Oxigraph triples in N-Triples order, parsed once for the dumps and the query page."""
         if self._ox is None:
-            self._ox = ox_triples(self.sorted_graph())
+            self._ox = parse_lines(self.graph_lines())
         return self._ox
 
     def absolute(self, path: str) -> str:
@@ -229,7 +229,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
         with atomic_folder(out) as work:
             w = SiteWriter(kb, work, tracker)
             t = time.perf_counter()
-            w.state = State(kb, out, f"{w.date.isoformat()} search={search}", w.triple_keys())
+            w.state = State(kb, out, f"{w.date.isoformat()} search={search}", w.graph_lines())
             w.keep_memos()
             report.timings["changes"] = time.perf_counter() - t
             t = time.perf_counter()
@@ -593,7 +593,7 @@ def _downloads(w: SiteWriter) -> None:
     kb, m = w.kb, w.model
     files = []
     for name, fmt, label in DUMPS:
-        data = jsonld_text(w.sorted_graph()) if fmt == "jsonld" else oxigraph_serialize(w.ox_graph(), fmt)
+        data = jsonld_text(w.ox_graph()) if fmt == "jsonld" else oxigraph_serialize(w.ox_graph(), fmt)
         w.write(name, data)
         files.append({"name": name, "label": label, "size": len(data.encode("utf-8"))})
     rows = [_system_row(m, s) for s in m.systems]

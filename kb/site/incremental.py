@@ -29,11 +29,13 @@ from pathlib import Path
 from rdflib import Literal
 from rdflib.namespace import RDF
 
-FORMAT = 4
+from ..export import split_line
+
+FORMAT = 6
 
 
 def term_key(t) -> str:
-    """A term as it appears in `export.triple_key` (and so in an N-Triples line)."""
+    """A term as it appears in an N-Triples line (`export.nt_line`)."""
     return t.n3() if isinstance(t, Literal) else "<" + str(t) + ">"
 
 
@@ -59,21 +61,19 @@ class Reads:
         self.everything = self.everything or other.everything
         self.kept += other.kept
 
-    def keys(self, key) -> tuple:
-        """The reads as strings (`term_key`), for the kept state; `key` memoises the conversion."""
-        facts = {key(p): set(map(key, subjects)) for p, subjects in self.facts.items()}
-        subjects, pairs = set(map(key, self.subjects)), {(key(p), key(o)) for p, o in self.pairs}
-        predicates, objects, everything = set(map(key, self.predicates)), set(map(key, self.objects)), self.everything
-        for kept_facts, *rest in self.kept:
-            for p, read in kept_facts.items():
-                facts.setdefault(p, set()).update(read)
-            subjects.update(rest[0])
-            pairs.update(rest[1])
-            predicates.update(rest[2])
-            objects.update(rest[3])
-            everything = everything or rest[4]
-        return ({p: frozenset(read) for p, read in facts.items()}, frozenset(subjects), frozenset(pairs),
-                frozenset(predicates), frozenset(objects), everything)
+    def keys(self, key) -> frozenset:
+        """The reads as one set of strings, each naming a lookup (`Change.tags`), for the kept state; `key`
+        memoises the strings so that units share them (`State.key`)."""
+        tags = {key("F", p, s) for p, subjects in self.facts.items() for s in subjects}
+        tags.update(key("S", s) for s in self.subjects)
+        tags.update(key("P", p, o) for p, o in self.pairs)
+        tags.update(key("Q", p) for p in self.predicates)
+        tags.update(key("O", o) for o in self.objects)
+        if self.everything:
+            tags.add("*")
+        for kept in self.kept:
+            tags |= kept
+        return frozenset(tags)
 
 
 class Tracker:
@@ -211,38 +211,40 @@ class TrackedDict(dict):
 class Unit:
     """A unit as kept: its reads (as strings), its files (path, size, mtime_ns) and the pages among them."""
 
-    reads: tuple
+    reads: frozenset  # `Reads.keys`
     files: list = field(default_factory=list)
     pages: list = field(default_factory=list)
 
 
 @dataclass
 class Change:
-    """What changed in the graph since the kept build, as the sets a unit's reads are checked against."""
+    """What changed in the graph since the kept build, as the lookups that would see it: for each added or
+    removed triple (s, p, o), reading p of s (`F`), everything of s (`S`), the subjects with p o (`P`), the
+    triples with p (`Q`) or with o (`O`). A unit is touched when its reads (`Reads.keys`) name one of them."""
 
-    facts: dict  # predicate → subjects
-    subjects: set
-    pairs: set
-    predicates: set
-    objects: set
+    tags: frozenset
+    everything: bool = False  # a changed line could not be read: every unit is touched
 
     @classmethod
-    def between(cls, old: frozenset, new: frozenset) -> "Change":
-        changed = old ^ new
-        facts: dict = {}
-        for s, p, _ in changed:
-            facts.setdefault(p, set()).add(s)
-        return cls(facts, {s for s, _, _ in changed}, {(p, o) for _, p, o in changed},
-                   {p for _, p, _ in changed}, {o for _, _, o in changed})
+    def between(cls, old: list[str], new: list[str]) -> "Change":
+        """The change from graph `old` to graph `new`, both as N-Triples lines (`export.nt_line`)."""
+        tags: set = set()
+        everything = False
+        for line in set(old).symmetric_difference(new):
+            triple = split_line(line)
+            if triple is None:
+                everything = True
+                continue
+            s, p, o = triple
+            tags.update(("F" + p + s, "S" + s, "P" + p + o, "Q" + p, "O" + o))
+        return cls(frozenset(tags), everything)
 
-    def touches(self, reads: tuple) -> bool:
-        if not self.subjects:  # nothing changed
+    def touches(self, reads: frozenset) -> bool:
+        if self.everything:
+            return True
+        if not self.tags:  # nothing changed
             return False
-        facts, subjects, pairs, predicates, objects, everything = reads
-        return (everything or any(not read.isdisjoint(self.facts.get(p, ())) for p, read in facts.items())
-                or not subjects.isdisjoint(self.subjects)
-                or not pairs.isdisjoint(self.pairs)
-                or not predicates.isdisjoint(self.predicates) or not objects.isdisjoint(self.objects))
+        return "*" in reads or not reads.isdisjoint(self.tags)
 
 
 def inputs_stamp(kb, out: Path, date: str) -> str:
@@ -266,12 +268,12 @@ def inputs_stamp(kb, out: Path, date: str) -> str:
 class State:
     """The kept state of the previous build (empty when there is none usable) and the one being made."""
 
-    def __init__(self, kb, out: Path, date: str, triple_keys: frozenset):
+    def __init__(self, kb, out: Path, date: str, lines: list[str]):
         # one kept state per output folder, so that building elsewhere (-o) keeps this one's
         self.path = kb.config.cache_dir / f"site-{hashlib.blake2b(str(out).encode(), digest_size=6).hexdigest()}.pickle"
         self.out = out
         self.stamp = inputs_stamp(kb, out, date)
-        self.triples = triple_keys
+        self.lines = lines
         self.previous: dict[str, Unit] = {}
         self.units: dict[str, Unit] = {}
         self.change: Change | None = None
@@ -282,7 +284,7 @@ class State:
         old = self._load()
         if old is not None and old["stamp"] == self.stamp:
             self.previous = old["units"]
-            self.change = Change.between(old["triples"], triple_keys)
+            self.change = Change.between(old["lines"], lines)
             self._kept_memos = old["memos"]
 
     def kept_memo(self, name: str) -> dict:
@@ -315,10 +317,11 @@ class State:
                 return None
         return unit
 
-    def key(self, term) -> str:
-        found = self._keys.get(term)
+    def key(self, kind: str, *terms) -> str:
+        """The string naming a lookup (`Reads.keys`): `kind` and the terms' N-Triples forms, made once."""
+        found = self._keys.get((kind, *terms))
         if found is None:
-            found = self._keys[term] = term_key(term)
+            found = self._keys[(kind, *terms)] = kind + "".join(map(term_key, terms))
         return found
 
     def save(self, out: Path) -> None:
@@ -334,7 +337,7 @@ class State:
                                   for path, _, _ in unit.files]
             memos = {name: {key: (value, reads.keys(self.key) if isinstance(reads, Reads) else reads)
                             for key, (value, reads) in cache.items()} for name, cache in self.memos.items()}
-            data = pickle.dumps({"format": FORMAT, "stamp": self.stamp, "triples": self.triples, "units": self.units,
+            data = pickle.dumps({"format": FORMAT, "stamp": self.stamp, "lines": self.lines, "units": self.units,
                                  "memos": memos}, protocol=pickle.HIGHEST_PROTOCOL)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(self.path, _signature(data) + data)

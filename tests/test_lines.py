@@ -1,0 +1,61 @@
+"""The graph as N-Triples lines (`export.nt_line`): what the parse cache keeps with each mapping, what an
+incremental build compares, and what the dumps and the query page are loaded from. Sorting the lines must
+order the triples exactly as `triple_key` does, and parsing them back must give the terms Oxigraph would
+get from the rdflib triples, or the dumps would change."""
+from pathlib import Path
+
+import pyoxigraph as ox
+from hypothesis import given, settings, strategies as st
+from rdflib import Literal, URIRef
+from rdflib.namespace import XSD
+
+from kb.export import jsonld, nt_line, ox_triples, parse_lines, sorted_triples, split_line, triple_key
+from kb.knowledge_base import open_kb
+from kb.site.incremental import term_key
+
+REPO = Path(__file__).resolve().parent.parent
+
+texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+literals = st.one_of(
+    texts.map(Literal),
+    st.tuples(texts, st.sampled_from(["en", "ru", "uk", "de-AT"])).map(lambda t: Literal(t[0], lang=t[1])),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3).map(lambda d: Literal(d, datatype=XSD.decimal)),
+    st.integers().map(Literal),
+    st.sampled_from(["1991", "2014-03"]).map(lambda y: Literal(y, datatype=XSD.gYear if len(y) == 4 else XSD.gYearMonth)),
+)
+iris = st.sampled_from(["https://w3id.org/milkb/id/t-80", "https://w3id.org/milkb/id/t-80#s1",
+                        "https://w3id.org/milkb/id/t-80b", "https://w3id.org/milkb/ontology#crew"]).map(URIRef)
+triples = st.tuples(iris, iris, st.one_of(iris, literals))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(triples, min_size=1, max_size=12, unique_by=triple_key))
+def test_lines_sort_parse_and_split_as_the_triples_do(ts):
+    terms: dict = {}
+    lines = [nt_line(t, terms) for t in ts]
+    by_line = [t for _, t in sorted(zip(lines, ts))]
+    assert by_line == sorted_triples(ts)  # the same order as triple_key's
+    ordered = sorted(lines)
+    assert [str(t) for t in parse_lines(ordered)] == [str(t) for t in ox_triples(by_line)]
+    for line, t in zip(lines, ts):
+        assert split_line(line) == tuple(map(term_key, t))  # what an incremental build compares
+
+
+def test_split_line_refuses_what_is_not_a_line():
+    assert split_line("<a> <b> .") is None
+    assert split_line("not a line") is None
+    assert split_line('<a> <b> "c" .') == ("<a>", "<b>", '"c"')
+
+
+def test_the_bundled_graph_as_lines_is_the_graph():
+    """Every triple of the graph has its line among the mapping's (plus the ontology's), and the dumps made
+    from the parsed lines equal those made from the rdflib triples."""
+    kb = open_kb(REPO)
+    terms: dict = {}
+    lines = set(kb.mapped.lines) | {nt_line(t, terms) for t in kb.schema.ontology}
+    assert lines == {nt_line(t, terms) for t in kb.index}
+    parsed = parse_lines(sorted(lines))
+    rdflib_sorted = sorted_triples(kb.index)
+    assert parsed == ox_triples(rdflib_sorted)
+    assert jsonld(parsed) == jsonld(rdflib_sorted)
+    assert all(isinstance(t, ox.Triple) for t in parsed)
