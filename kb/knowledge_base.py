@@ -15,7 +15,7 @@ from .mapping import MappedGraph, map_entries
 from .quantities import quantity_cache
 from .problems import KBError, Problem, problem_order
 from .schema import Schema, load_ontology, read_schema
-from .validate import check_cycles, check_shapes, load_shapes
+from .validate import check_cycles, check_shapes, focus_nodes, load_shapes
 
 
 @dataclass
@@ -92,14 +92,16 @@ def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "dire
         problems.extend(entry.problems)
     with quantity_cache(config.cache_dir):
         mapped = map_entries(entries, schema, config.base_iri, cache.kept)
-    cache.save(mapped)
     problems.extend(mapped.problems)
     index = mapped.graph  # the entries' triples, joined by the vocabulary: one graph for every stage
     for triple in ontology:
         index.add(triple)
     problems.extend(check_cycles(mapped, schema, config.base_iri))
-    if shacl:
-        problems.extend(check_shapes(mapped, schema, load_shapes(config.ontology_dir), engine))
+    if shacl:  # only the focus nodes a change since the last clean check can affect, when there was one
+        changed = cache.changed_lines(mapped)
+        problems.extend(check_shapes(mapped, schema, load_shapes(config.ontology_dir), engine,
+                                     None if changed is None else focus_nodes(changed, index)))
+    cache.save(mapped, shapes_ok=(not problems and len(mapped.clean) == len(mapped.index)) if shacl else None)
     problems = sorted(set(problems), key=problem_order)
     return KnowledgeBase(config, schema, entries, mapped, index, problems)
 

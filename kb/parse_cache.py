@@ -24,7 +24,7 @@ from .mapping import Kept, MappedGraph
 from .problems import Problem
 from .schema import Schema
 
-FORMAT = 3  # bump when what is kept changes shape
+FORMAT = 4  # bump when what is kept changes shape
 UNPARSED = Node({}, 0, "map")  # the data of an entry whose kept mapping stands in for its parse
 
 
@@ -40,10 +40,13 @@ class EntryCache:
         self._keys: dict[str, tuple] = {}  # entry id → the key of its file (when it read cleanly)
         self._parsed: dict[tuple, Entry] = {}
         self._changed = False
+        self._previous: dict = {}  # file key → the mapping kept from the last run
+        self._shapes_ok = False  # whether the graph of exactly those mappings met the shapes
 
     def load(self) -> tuple[list[Entry], list[Problem]]:
         """As `loader.load_entries`, reusing what was kept for unchanged files."""
-        parsed, mapped = self._read()
+        parsed, mapped, self._shapes_ok = self._read()
+        self._previous = mapped
         files, problems = discover(self.root / "entries", self.root, self.schema)
         entries: list[Entry] = []
         self._changed = len(parsed) + len(mapped) != len(files)
@@ -71,8 +74,20 @@ class EntryCache:
         mark_duplicate_ids(entries)
         return entries, problems
 
-    def save(self, mapped: MappedGraph) -> None:
-        """Keep the mapping of each entry that mapped cleanly, and the parse of every other one."""
+    def changed_lines(self, mapped: MappedGraph) -> set[str] | None:
+        """The triples (as N-Triples lines) by which `mapped` differs from the graph that last met the shapes,
+        or None if there is no such graph or an entry of this one did not map cleanly: then every focus node
+        must be checked (kb/validate.py). Without any change it is the empty set."""
+        if not self._shapes_ok or any(entry_id not in mapped.clean for entry_id in mapped.index):
+            return None
+        reused = {id(kept.premapped) for kept in self.kept.values() if kept.entry is None}
+        old = {line for premapped in self._previous.values() if id(premapped) not in reused for line in premapped.lines}
+        new = {line for premapped in mapped.clean.values() if id(premapped) not in reused for line in premapped.lines}
+        return old ^ new
+
+    def save(self, mapped: MappedGraph, shapes_ok: bool | None = None) -> None:
+        """Keep the mapping of each entry that mapped cleanly, and the parse of every other one. `shapes_ok`:
+        whether this graph met the shapes with every entry clean (None: not checked)."""
         keep_parsed, keep_mapped = {}, {}
         for entry_id, key in self._keys.items():
             clean = mapped.clean.get(entry_id)
@@ -85,25 +100,27 @@ class EntryCache:
             elif kept is not None and kept.entry is not None:
                 keep_parsed[key] = kept.entry
                 self._changed = True
-        if not self._changed:
+        if shapes_ok is None:  # still true of an unchanged graph
+            shapes_ok = self._shapes_ok and not self._changed
+        if not self._changed and shapes_ok == self._shapes_ok:
             return
         from .files import write_atomically
 
         try:
-            data = pickle.dumps({"format": self.stamp, "entries": keep_parsed, "mapped": keep_mapped},
-                                protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps({"format": self.stamp, "entries": keep_parsed, "mapped": keep_mapped,
+                                 "shapes_ok": shapes_ok}, protocol=pickle.HIGHEST_PROTOCOL)
             write_atomically(self.path, _signature(data) + data)
         except (OSError, pickle.PickleError):
             pass  # a read-only root still works, only slower
 
-    def _read(self) -> tuple[dict, dict]:
+    def _read(self) -> tuple[dict, dict, bool]:
         try:
             saved = pickle.loads(_verified(self.path.read_bytes()))
             if saved.get("format") == self.stamp:
-                return saved["entries"], saved["mapped"]
+                return saved["entries"], saved["mapped"], saved["shapes_ok"]
         except (OSError, ValueError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError):
             pass
-        return {}, {}
+        return {}, {}, False
 
 
 def _parser(rel: str, entry_id: str, cls, data: bytes):

@@ -57,18 +57,45 @@ def load_shapes(ontology_dir: Path) -> Graph:
     return Graph().parse(ontology_dir / "shapes.ttl", format="turtle")
 
 
-def check_shapes(mapped: MappedGraph, schema: Schema, shapes: Graph, engine: str = "direct") -> list[Problem]:
+def focus_nodes(changed_lines: set[str], g) -> set | None:
+    """The nodes whose conformance to the shapes a change of the graph (added and removed triples, as
+    N-Triples lines) can alter: the subject of each changed triple, and whatever links to a node whose
+    rdf:type changed (sh:class looks at the types of values). The shapes read nothing further (kb/shapes.py
+    evaluates values of a path, their datatypes and classes, and counts). None: check every node."""
+    from .export import split_line
+
+    nodes, retyped = set(), set()
+    for line in changed_lines:
+        triple = split_line(line)
+        if triple is None:
+            return None
+        s, p, _ = triple
+        nodes.add(URIRef(s[1:-1]))
+        if p == _RDF_TYPE:
+            retyped.add(URIRef(s[1:-1]))
+    for node in retyped:
+        for p in list(g.predicates(None, node)):
+            nodes.update(g.subjects(p, node))
+    return nodes
+
+
+_RDF_TYPE = "<" + str(RDF.type) + ">"
+
+
+def check_shapes(mapped: MappedGraph, schema: Schema, shapes: Graph, engine: str = "direct",
+                 focus: set | None = None) -> list[Problem]:
     """Check the shapes and phrase each violation for a person, at the line of the key behind it.
 
     engine "direct" evaluates the shapes over the index (kb/shapes.py) and falls back to pyshacl if
-    they use a feature it does not handle; "pyshacl" always runs pyshacl, the reference.
+    they use a feature it does not handle; "pyshacl" always runs pyshacl, the reference. `focus`: check
+    only these focus nodes (`focus_nodes`), the others being known to conform (direct engine only).
     """
     violations = None
     if engine == "direct":
         from .shapes import ShapeChecker, UnsupportedShape, compile_shapes
 
         try:
-            violations = ShapeChecker(compile_shapes(shapes), mapped.graph).violations()
+            violations = ShapeChecker(compile_shapes(shapes), mapped.graph).violations(focus)
         except UnsupportedShape:
             violations = None
     if violations is None:
