@@ -20,6 +20,7 @@ A reused file is the file a full build would write, so an incremental build is b
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 from contextlib import contextmanager
@@ -239,6 +240,10 @@ class Change:
             tags.update(("F" + p + s, "S" + s, "P" + p + o, "Q" + p, "O" + o))
         return cls(frozenset(tags), everything)
 
+    @property
+    def empty(self) -> bool:
+        return not self.tags and not self.everything
+
     def touches(self, reads: frozenset) -> bool:
         if self.everything:
             return True
@@ -282,7 +287,7 @@ class State:
         self.memos: dict[str, dict] = {}  # name → a `Tracker.memoised` cache, to keep for the next build
         self._kept_memos: dict[str, dict] = {}
         old = self._load()
-        if old is not None and old["stamp"] == self.stamp:
+        if old is not None:
             self.previous = old["units"]
             self.change = Change.between(old["lines"], lines)
             self._kept_memos = old["memos"]
@@ -294,11 +299,15 @@ class State:
         return {key: found for key, found in kept.items() if not self.change.touches(found[1])}
 
     def _load(self):
+        """The kept state, if it was kept under today's stamp (read first, so that a stale state is not
+        unpickled in full)."""
         from ..parse_cache import _verified
 
         try:
-            old = pickle.loads(_verified(self.path.read_bytes()))
-            return old if old.get("format") == FORMAT else None
+            data = io.BytesIO(_verified(self.path.read_bytes()))
+            if pickle.load(data) != (FORMAT, self.stamp):
+                return None
+            return pickle.load(data)
         except (OSError, ValueError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError):
             return None
 
@@ -329,6 +338,8 @@ class State:
         from ..files import write_atomically
         from ..parse_cache import _signature
 
+        if self.change is not None and self.change.empty and self.reused == len(self.units) == len(self.previous):
+            return  # every unit linked as it was kept: the kept state still describes the site
         try:
             site = str(out)
             for unit in self.units.values():  # a reused unit's files are linked with their size and mtime
@@ -337,8 +348,9 @@ class State:
                                   for path, _, _ in unit.files]
             memos = {name: {key: (value, reads.keys(self.key) if isinstance(reads, Reads) else reads)
                             for key, (value, reads) in cache.items()} for name, cache in self.memos.items()}
-            data = pickle.dumps({"format": FORMAT, "stamp": self.stamp, "lines": self.lines, "units": self.units,
-                                 "memos": memos}, protocol=pickle.HIGHEST_PROTOCOL)
+            data = (pickle.dumps((FORMAT, self.stamp), protocol=pickle.HIGHEST_PROTOCOL)
+                    + pickle.dumps({"lines": self.lines, "units": self.units, "memos": memos},
+                                   protocol=pickle.HIGHEST_PROTOCOL))
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(self.path, _signature(data) + data)
         except (OSError, pickle.PickleError):

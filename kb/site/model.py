@@ -94,8 +94,9 @@ class SiteModel:
         self.concepts = {c: str(self.g.value(c, SKOS.prefLabel)) for c in kb.schema.concepts.get(KBC.scheme, {}).values()}
         # each system's category and all broader ones, computed once for every category page and table
         categories = {s: self.g.value(s, KB.category) for s in self._systems}
+        ancestors = {c: set(concept_ancestors(self.ontology, c)) for c in set(categories.values()) if c is not None}
         self.system_concepts = TrackedDict(self.tracker, (KB.category,), (
-            (s, (c, set(concept_ancestors(self.ontology, c)) if c is not None else set())) for s, c in categories.items()))
+            (s, (c, ancestors.get(c, set()))) for s, c in categories.items()))
         self.under: dict = {}  # concept → it and the concepts below it (from the ontology)
         for c in self.concepts:
             for a in concept_ancestors(self.ontology, c):
