@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from rdflib import Graph, URIRef
@@ -9,13 +10,12 @@ from rdflib.namespace import RDF, SKOS
 
 from .index import Index, prefixed_graph
 from .config import Config, find_root, load_config
-from .loader import Entry
-from .parse_cache import EntryCache
-from .mapping import MappedGraph, map_entries
-from .quantities import quantity_cache
 from .problems import KBError, Problem, problem_order
 from .schema import Schema, load_ontology, read_schema
-from .validate import check_cycles, check_shapes, focus_nodes, load_shapes
+
+if TYPE_CHECKING:  # imported where entries are loaded: `kb show` and `kb query` on a saved store need none
+    from .loader import Entry
+    from .mapping import MappedGraph
 
 
 @dataclass
@@ -82,6 +82,11 @@ def new_graph() -> Graph:
 
 def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "direct") -> KnowledgeBase:
     """Load, map and check a knowledge base. Problems are collected in `.problems`, never raised."""
+    from .mapping import map_entries
+    from .parse_cache import EntryCache
+    from .quantities import quantity_cache
+    from .validate import check_cycles, check_shapes, focus_nodes, load_shapes
+
     root = find_root() if root is None else root
     config = load_config(root)
     ontology = load_ontology(config.ontology_dir)

@@ -14,6 +14,10 @@ when anything but the entries changed (ontology, templates, static files, saved 
 own code, the build date, the output folder): the kept state names all of these (`inputs_stamp`). A kept
 file whose size or modification time changed since (edited by hand, removed) makes its unit render again.
 
+The model's memos (a system's table row with its rendered HTML, a category's systems) are kept the same way
+(`State.kept_memo`): an entry whose reads meet no changed triple starts the next build's memo, and its
+reads count for every unit that uses it, as if it had been computed again.
+
 A reused file is the file a full build would write, so an incremental build is byte-identical to a full one;
 `tests/test_incremental.py` checks that after added, deleted, renamed and changed entries.
 """
