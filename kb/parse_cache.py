@@ -1,7 +1,9 @@
 """Parsed and mapped entries kept in `.kb-cache/parsed.pickle`, so that a run parses and maps only the files
 that changed.
 
-A file is recognised by its path, id, class, size and content hash (BLAKE2b of its bytes). For a file whose
+A file is recognised by its path, id, class, size and content hash (BLAKE2b of its bytes). A file whose size
+and mtime are those kept, and which had not been modified for 2 s when it was read (`RACY_NS`), is taken to
+be unchanged without being read, as git trusts its index. For a file whose
 entry mapped without a problem the cache keeps its mapping (triples, key lines, and the id and class of each
 entry it links to), not its parse tree: the next run adds those triples as they are, unless an entry it
 links to is gone or changed class, in which case the file is parsed and mapped again (so that the broken
@@ -17,6 +19,7 @@ import hashlib
 import hmac
 import os
 import pickle
+import time
 from pathlib import Path
 
 from .loader import Entry, Node, discover, load_entry, mark_duplicate_ids, read_entry_file
@@ -24,7 +27,7 @@ from .mapping import Kept, MappedGraph
 from .problems import Problem
 from .schema import Schema
 
-FORMAT = 4  # bump when what is kept changes shape
+FORMAT = 5  # bump when what is kept changes shape
 UNPARSED = Node({}, 0, "map")  # the data of an entry whose kept mapping stands in for its parse
 
 
@@ -42,31 +45,43 @@ class EntryCache:
         self._changed = False
         self._previous: dict = {}  # file key → the mapping kept from the last run
         self._shapes_ok = False  # whether the graph of exactly those mappings met the shapes
+        self._stats: dict[str, tuple] = {}  # path → (size, mtime, when read, the key of its content)
+        self._restated = False
 
     def load(self) -> tuple[list[Entry], list[Problem]]:
         """As `loader.load_entries`, reusing what was kept for unchanged files."""
-        parsed, mapped, self._shapes_ok = self._read()
+        parsed, mapped, self._shapes_ok, stats = self._read()
+        now = time.time_ns()
         self._previous = mapped
         files, problems = discover(self.root / "entries", self.root, self.schema)
         entries: list[Entry] = []
         self._changed = len(parsed) + len(mapped) != len(files)
         for file, entry_id, cls in files:
             rel = file.relative_to(self.root).as_posix()
-            data, problem = read_entry_file(file, rel)
-            if problem:  # still an entry, so that links to it are not reported as well
-                entries.append(Entry(entry_id, cls, rel, problems=[problem]))
-                self._changed = True
-                continue
-            key = (rel, entry_id, str(cls), len(data), hashlib.blake2b(data, digest_size=16).digest())
+            data = None
+            key = _unchanged(file, stats.get(rel))  # by size and mtime, if old enough to trust: not read
+            if key is not None:
+                self._stats[rel] = stats[rel]
+            else:
+                seen = _seen(file, now)  # before reading: a change after it shows in the next run's stat
+                data, problem = read_entry_file(file, rel)
+                if problem:  # still an entry, so that links to it are not reported as well
+                    entries.append(Entry(entry_id, cls, rel, problems=[problem]))
+                    self._changed = True
+                    continue
+                key = (rel, entry_id, str(cls), len(data), hashlib.blake2b(data, digest_size=16).digest())
+                if seen is not None and seen[0] == len(data):
+                    self._stats[rel] = (*seen, key)
+                    self._restated |= seen[1] < now - RACY_NS  # the next run can trust it: keep it
             self._keys[entry_id] = key
             premapped = mapped.get(key)
             if premapped is not None:
-                self.kept[entry_id] = Kept(premapped, _parser(rel, entry_id, cls, data))
+                self.kept[entry_id] = Kept(premapped, _parser(file, rel, entry_id, cls, data))
                 entries.append(Entry(entry_id, cls, rel, UNPARSED))
                 continue
             entry = parsed.get(key)
             if entry is None:
-                entry = load_entry(rel, entry_id, cls, data)
+                entry = _parser(file, rel, entry_id, cls, data)()
                 self._changed = True
             self._parsed[key] = entry
             entries.append(copy.copy(entry))  # the same parse, a problem list of its own
@@ -102,29 +117,60 @@ class EntryCache:
                 self._changed = True
         if shapes_ok is None:  # still true of an unchanged graph
             shapes_ok = self._shapes_ok and not self._changed
-        if not self._changed and shapes_ok == self._shapes_ok:
+        if not self._changed and not self._restated and shapes_ok == self._shapes_ok:
             return
         from .files import write_atomically
 
+        kept = keep_parsed.keys() | keep_mapped.keys()
+        stats = {rel: seen for rel, seen in self._stats.items() if seen[3] in kept}
         try:
             data = pickle.dumps({"format": self.stamp, "entries": keep_parsed, "mapped": keep_mapped,
-                                 "shapes_ok": shapes_ok}, protocol=pickle.HIGHEST_PROTOCOL)
+                                 "shapes_ok": shapes_ok, "stats": stats}, protocol=pickle.HIGHEST_PROTOCOL)
             write_atomically(self.path, _signature(data) + data)
         except (OSError, pickle.PickleError):
             pass  # a read-only root still works, only slower
 
-    def _read(self) -> tuple[dict, dict, bool]:
+    def _read(self) -> tuple[dict, dict, bool, dict]:
         try:
             saved = pickle.loads(_verified(self.path.read_bytes()))
             if saved.get("format") == self.stamp:
-                return saved["entries"], saved["mapped"], saved["shapes_ok"]
+                return saved["entries"], saved["mapped"], saved["shapes_ok"], saved["stats"]
         except (OSError, ValueError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError):
             pass
-        return {}, {}, False
+        return {}, {}, False, {}
 
 
-def _parser(rel: str, entry_id: str, cls, data: bytes):
-    return lambda: load_entry(rel, entry_id, cls, data)
+def _parser(file: Path, rel: str, entry_id: str, cls, data: bytes | None):
+    """Parse the entry from `data`, or from its file if it was not read."""
+    def parse() -> Entry:
+        nonlocal data
+        if data is None:
+            data, problem = read_entry_file(file, rel)
+            if problem:
+                return Entry(entry_id, cls, rel, problems=[problem])
+        return load_entry(rel, entry_id, cls, data)
+
+    return parse
+
+
+def _seen(file: Path, now: int) -> tuple | None:
+    try:
+        st = os.lstat(file)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, now
+
+
+RACY_NS = 2_000_000_000  # a file modified this close to when it was read may have changed unseen since
+
+
+def _unchanged(file: Path, kept) -> tuple | None:
+    """The kept key of `file` if its size and mtime are as kept and it was last modified well before it was
+    read (as git trusts its index), else None: then the file is read and hashed."""
+    if kept is None:
+        return None
+    size, mtime, seen_at, key = kept
+    return key if (_seen(file, 0) or ())[:2] == (size, mtime) and mtime < seen_at - RACY_NS else None
 
 
 # Unpickling runs code, and `.kb-cache/` sits inside the knowledge base, which may come from anyone (a clone,

@@ -72,3 +72,40 @@ def test_a_changed_ontology_maps_every_entry_again(kb_root):
         f.write("\n# a comment\n")
     assert run_kb("validate", cwd=kb_root).code == 0
     assert cache.stat().st_mtime_ns != before
+
+
+def _age(root, seconds: int) -> None:
+    """Every entry file last modified `seconds` ago, as in a knowledge base not edited lately."""
+    import os
+    import time
+
+    then = time.time_ns() - seconds * 1_000_000_000
+    for path in (root / "entries").rglob("*.yaml"):
+        os.utime(path, ns=(then, then))
+
+
+def test_an_unchanged_file_is_not_read_again_and_a_changed_one_is(kb_root):
+    """Files older than the racy window are recognised by size and mtime; an edit changes the mtime."""
+    _age(kb_root, 60)
+    assert run_kb("validate", cwd=kb_root).code == 0
+    t80 = kb_root / "entries" / "systems" / "t-80.yaml"
+    text = t80.read_text(encoding="utf-8")
+    t80.write_text(text.replace("crew: 3", "crew: X"), encoding="utf-8")  # the same size, a new mtime
+    result = run_kb("validate", cwd=kb_root)
+    assert result.code == 1 and any(line.startswith("entries/systems/t-80.yaml:") for line in result.problem_lines)
+
+
+def test_an_edit_within_the_racy_window_is_seen_even_with_the_same_size_and_mtime(kb_root):
+    """A file modified just before it was read may change again within the filesystem's mtime resolution:
+    its size and mtime are not trusted, so the edit below (same size, mtime put back) is still seen."""
+    import os
+
+    t80 = kb_root / "entries" / "systems" / "t-80.yaml"
+    os.utime(t80)  # modified now: racy when it is read below
+    assert run_kb("validate", cwd=kb_root).code == 0
+    st = t80.stat()
+    t80.write_text(t80.read_text(encoding="utf-8").replace("crew: 3", "crew: X"), encoding="utf-8")
+    os.utime(t80, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert t80.stat().st_size == st.st_size and t80.stat().st_mtime_ns == st.st_mtime_ns
+    result = run_kb("validate", cwd=kb_root)
+    assert result.code == 1 and any(line.startswith("entries/systems/t-80.yaml:") for line in result.problem_lines)
