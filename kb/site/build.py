@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -149,7 +150,10 @@ class SiteWriter:
         return self._ox
 
     def absolute(self, path: str) -> str:
-        return urljoin(self.kb.config.base_url, path) if self.kb.config.base_url else path
+        base = self.kb.config.base_url
+        if not base:
+            return path
+        return base + path if base.endswith("/") and _PLAIN_PATH.match(path) else urljoin(base, path)
 
     def _folder(self, target: Path) -> None:
         if target.parent not in self._folders:
@@ -404,7 +408,8 @@ def _index_pages(w: SiteWriter, search: bool) -> None:
     if not w.reused("index.html"):
         with w.unit("index.html"):
             weapon_systems = [s for s in m.systems if m.is_weapon_system(s)]
-            counts = {kb.schema.class_label(c): sum(1 for e in m.entities if (e, RDF.type, c) in g)
+            entities = set(m.entities)
+            counts = {kb.schema.class_label(c): len(entities.intersection(g.subjects(RDF.type, c)))
                       for c in kb.schema.classes.values()}
             top = [c for c in m.concepts if g.value(c, SKOS.broader) is None]
             w.page("index.html", "index.html", counts=counts, weapon_systems=len(weapon_systems), triples=len(g),
@@ -516,6 +521,7 @@ def _compare_pages(w: SiteWriter) -> None:
             w.page("compare-index.html", "compare/index.html", comparisons=listed)
 
 
+_PLAIN_PATH = re.compile(r"^(?!.*\.\.)(?!.*/\./)[\w-][\w./-]*$")  # urljoin(base + "/", path) is base + path
 QUERY_ROWS_SHOWN = 50  # of each saved query's answer on the queries page
 
 
