@@ -1,6 +1,8 @@
-"""Shared fixtures: a small valid knowledge base copied to a temporary root, and the real `kb` command."""
+"""Shared fixtures: a small valid knowledge base copied to a temporary root, the bundled corpus copied (with its
+site built once per session), one headless Chromium per session, and the real `kb` command."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -13,7 +15,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
-TEST_CACHE_HOME = Path(tempfile.gettempdir()) / "milkb-tests-cache"
+# the parse-cache key: outside every knowledge base, one folder for each pytest-xdist worker
+TEST_CACHE_HOME = Path(tempfile.gettempdir()) / f"milkb-tests-cache-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+BUNDLED = ("entries", "ontology", "site_build", "queries", "kb.toml")  # what a knowledge base is made of
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
 
 
 def kb_executable() -> str:
@@ -38,7 +45,7 @@ class Run:
 def run_kb(*args: str, cwd: Path | None = None, input: str | None = None, env: dict | None = None) -> Run:
     environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "COLUMNS": "200",
                    "HOME": str(cwd or REPO),
-                   "XDG_CACHE_HOME": str(TEST_CACHE_HOME),  # the parse-cache key: outside every knowledge base
+                   "XDG_CACHE_HOME": str(TEST_CACHE_HOME),
                    **(env or {})}
     proc = subprocess.run([kb_executable(), *args], cwd=cwd, capture_output=True, text=True, input=input,
                           timeout=300, env=environment)
@@ -59,6 +66,67 @@ def add_synthetic_systems(root: Path, count: int) -> None:
             f"name: Synthetic system {i}\ncategory: main-battle-tank\norigin: soviet-union\n"
             f"in_service: {1950 + i % 70}\ncrew: 3\ncombat_mass: {30 + i % 40} t\n"
             f"description: A system made up for the fault tests, number {i}.\nsources: [src-a]\n")
+
+
+def copy_bundled(root: Path) -> Path:
+    """The bundled corpus (entries, ontology, templates, saved queries, kb.toml) copied to `root`."""
+    root.mkdir(parents=True)
+    for name in BUNDLED:
+        (shutil.copytree if (REPO / name).is_dir() else shutil.copy)(REPO / name, root / name)
+    return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_home():
+    """In-process loads sign their caches with the key the `kb` commands use, never the user's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(TEST_CACHE_HOME))
+        yield
+
+
+@pytest.fixture(scope="session")
+def bundled_root(tmp_path_factory) -> Path:
+    """A copy of the bundled corpus, for the tests that only read it: its .kb-cache is the session's own (not the
+    work tree's, nor another pytest-xdist worker's)."""
+    return copy_bundled(tmp_path_factory.mktemp("bundled") / "kb")
+
+
+@pytest.fixture(scope="session")
+def bundled_kb(bundled_root):
+    """The bundled corpus loaded and validated in this process, for the tests that only read its graph."""
+    from kb.knowledge_base import load_valid_kb
+
+    return load_valid_kb(bundled_root)
+
+
+@pytest.fixture(scope="session")
+def bundled_site(bundled_root, tmp_path_factory) -> Path:
+    """The bundled corpus's site as `kb build` makes it by default (with the pagefind search index), built once per
+    session for the tests that read it (tests/test_site.py) and browse it (tests/test_site_browser.py)."""
+    out = tmp_path_factory.mktemp("bundled-site") / "site"
+    result = run_kb("build", "-o", str(out), cwd=bundled_root)
+    assert result.code == 0, result.stderr
+    return out
+
+
+def require_chromium():
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # under CI a missing browser is a failure, never a skip
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (Debian's, driven by playwright) for the session; each test opens its own context."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
 
 
 @pytest.fixture

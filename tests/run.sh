@@ -19,4 +19,6 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
-exec .venv/bin/python -m pytest -q "$@"
+# One pytest-xdist worker per CPU; --dist loadfile keeps each test module on one worker, in order, so its
+# module-scoped servers, sites and corpora are set up once.
+exec .venv/bin/python -m pytest -q -n auto --dist loadfile "$@"

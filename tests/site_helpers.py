@@ -1,4 +1,5 @@
-"""Building the bundled corpus's site once per test session, and reading HTML without a browser."""
+"""Reading HTML without a browser (the bundled corpus's site is built once per session: `bundled_site` in
+tests/conftest.py)."""
 from __future__ import annotations
 
 from html.parser import HTMLParser

@@ -6,7 +6,6 @@ import pytest
 from rdflib import URIRef
 from rdflib.namespace import DCTERMS, RDF
 
-from kb.knowledge_base import load_valid_kb
 from kb.namespaces import KB
 from kb.query import run_query, saved_queries
 from kb.stats import is_weapon_system
@@ -15,16 +14,16 @@ from .conftest import REPO, run_kb
 
 
 @pytest.fixture(scope="module")
-def corpus():
-    return load_valid_kb(REPO)
+def corpus(bundled_kb):
+    return bundled_kb
 
 
 def iri(entity_id: str) -> URIRef:
     return URIRef("https://w3id.org/milkb/id/" + entity_id)
 
 
-def test_bundled_entries_validate_through_the_cli():
-    result = run_kb("validate", cwd=REPO)
+def test_bundled_entries_validate_through_the_cli(bundled_root):
+    result = run_kb("validate", cwd=bundled_root)
     assert result.code == 0, result.stderr
 
 

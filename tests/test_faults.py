@@ -19,8 +19,8 @@ import pytest
 from .conftest import TEST_CACHE_HOME, REPO, add_synthetic_systems, kb_executable, make_root, run_kb
 
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}  # the same entries give the same bytes
-SYNTHETIC_SYSTEMS = 100  # enough that writing the site takes a good part of a second, little enough for 20 runs
-KILLS = 20
+SYNTHETIC_SYSTEMS = 100  # enough that writing the site takes a good part of a second, little enough for 10 runs
+KILLS = 10  # random moments over the whole write; each step of it is also killed deterministically above
 
 
 # --- knowledge bases in two states, and reference sites of each ------------------------------------------

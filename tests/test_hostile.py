@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from kb.cli import app
 
-from .conftest import REPO, make_root, run_kb
+from .conftest import REPO, make_root, require_chromium, run_kb
 from .site_helpers import parse
-from .test_site_browser import _QuietHandler, browser, require_chromium  # noqa: F401 - `browser`: the shared Chromium fixture
+from .test_site_browser import _QuietHandler
 
 PWN = "window.__pwned"  # what every script an entry tries to run would set
 HOSTILE = {  # all valid entries: the site is built from them

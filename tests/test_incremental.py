@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, make_root, run_kb
+from .conftest import REPO, copy_bundled, make_root, run_kb
 
 ENV = {"SOURCE_DATE_EPOCH": "1700000000", "MILKB_JOBS": "1"}
 REUSED = re.compile(r"; (\d+) of (\d+) parts unchanged since the last build, reused")
@@ -50,11 +50,7 @@ def _edit(path: Path, old: str, new: str) -> None:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("incremental") / "kb"
-    root.mkdir()
-    for name in ("entries", "ontology", "site_build", "queries"):
-        shutil.copytree(REPO / name, root / name)
-    shutil.copy(REPO / "kb.toml", root / "kb.toml")
+    root = copy_bundled(tmp_path_factory.mktemp("incremental") / "kb")
     assert _build(root, "_site") == (0, 0)  # the first build renders everything
     return root
 

@@ -318,28 +318,21 @@ def test_the_editor_page_offers_the_saved_queries_and_loads_only_local_files(ser
         assert httpx.get(base + asset).status_code == 200, asset
 
 
-def test_the_editor_runs_a_saved_query_in_chromium(served):
-    from .test_site_browser import ARGS, CHROMIUM, require_chromium
-
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
+def test_the_editor_runs_a_saved_query_in_chromium(served, browser):
     _, base, _ = served
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors, foreign = [], []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: urlsplit(r.url).hostname not in (None, "127.0.0.1") and foreign.append(r.url))
-        page.goto(f"{base}/sparql.html")
-        page.locator(".yasqe .CodeMirror").wait_for()
-        assert "kb:category kbc:main-battle-tank" in page.evaluate("milkbEditor.getTab().getQuery()")
-        page.locator(".yasqe_queryButton").click()
-        page.locator(".yasr table tbody tr").first.wait_for(timeout=15000)
-        text = page.locator(".yasr table").inner_text()
-        assert "t-80" in text and "t-72" in text
-        page.screenshot(path=str(_screenshot("serve-editor")))
-        browser.close()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors, foreign = [], []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: urlsplit(r.url).hostname not in (None, "127.0.0.1") and foreign.append(r.url))
+    page.goto(f"{base}/sparql.html")
+    page.locator(".yasqe .CodeMirror").wait_for()
+    assert "kb:category kbc:main-battle-tank" in page.evaluate("milkbEditor.getTab().getQuery()")
+    page.locator(".yasqe_queryButton").click()
+    page.locator(".yasr table tbody tr").first.wait_for(timeout=15000)
+    text = page.locator(".yasr table").inner_text()
+    assert "t-80" in text and "t-72" in text
+    page.screenshot(path=str(_screenshot("serve-editor")))
+    page.context.close()
     assert errors == []
     assert foreign == []
 

@@ -9,7 +9,7 @@ from kb.knowledge_base import open_kb
 from kb.shapes import ShapeChecker, UnsupportedShape, compile_shapes
 from kb.validate import load_shapes, pyshacl_violations
 
-from .conftest import REPO, make_root
+from .conftest import make_root
 from .test_invalid_corpus import CASES, read_case
 
 
@@ -21,8 +21,8 @@ def _both(root: Path):
     return kb, set(direct), set(reference)
 
 
-def test_bundled_corpus_agrees_and_conforms():
-    kb, direct, reference = _both(REPO)
+def test_bundled_corpus_agrees_and_conforms(bundled_root):
+    kb, direct, reference = _both(bundled_root)
     assert direct == reference == set()
     assert len(kb.index) > 10_000
 

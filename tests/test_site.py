@@ -15,27 +15,25 @@ from rdflib import Graph
 from rdflib.compare import isomorphic
 
 from kb.entity import entity_graph
-from kb.knowledge_base import load_valid_kb
 
 from .conftest import REPO, make_root, run_kb
-from .site_helpers import parse
+from .site_helpers import PageParser, parse
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("site") / "site"
-    result = run_kb("build", "--no-search", "-o", str(out), cwd=REPO)
-    assert result.code == 0, result.stderr
-    return out
+def site(bundled_site) -> Path:
+    return bundled_site  # read only: built once per session (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def corpus():
-    return load_valid_kb(REPO)
+def corpus(bundled_kb):
+    return bundled_kb
 
 
-def html_pages(site: Path) -> list[Path]:
-    return sorted(site.rglob("*.html"))
+@pytest.fixture(scope="module")
+def pages(site) -> dict[Path, PageParser]:
+    """Every HTML page of the site, parsed once for the tests that read them all."""
+    return {page: parse(page) for page in sorted(site.rglob("*.html"))}
 
 
 def test_every_entity_has_a_page_and_its_data_files(site, corpus):
@@ -52,31 +50,28 @@ def test_index_pages_exist(site):
         assert (site / page).is_file(), page
 
 
-def test_every_internal_link_and_anchor_resolves(site):
+def test_every_internal_link_and_anchor_resolves(site, pages):
     problems = []
-    cache = {}
-    for page in html_pages(site):
-        parsed = parse(page)
+    by_target = {page.resolve(): parsed for page, parsed in pages.items()}
+    for page, parsed in pages.items():
         for href in parsed.links:
             parts = urlsplit(href)
             if parts.scheme or href.startswith("//"):
                 continue  # external: checked for scheme elsewhere
             if page.name == "404.html":
                 continue  # uses absolute base_url links by design
-            target = (page.parent / parts.path).resolve() if parts.path else page
+            target = (page.parent / parts.path if parts.path else page).resolve()
             if not target.exists():
                 problems.append(f"{page.relative_to(site)}: {href}")
                 continue
             if parts.fragment and target.suffix == ".html":
-                ids = cache.setdefault(target, parse(target).ids)
-                if parts.fragment not in ids:
+                if parts.fragment not in (by_target.get(target) or parse(target)).ids:
                     problems.append(f"{page.relative_to(site)}: #{parts.fragment} missing in {href}")
     assert not problems, "\n".join(problems[:20])
 
 
-def test_pages_use_no_other_host(site):
-    for page in html_pages(site):
-        parsed = parse(page)
+def test_pages_use_no_other_host(pages):
+    for page, parsed in pages.items():
         for tag in parsed.scripts:
             assert not tag.get("src", "").startswith(("http:", "https:", "//")), page
         for tag in parsed.link_tags:
@@ -84,9 +79,8 @@ def test_pages_use_no_other_host(site):
                 assert not tag["href"].startswith(("http:", "https:", "//")), page
 
 
-def test_every_page_declares_its_language_and_links_only_safe_schemes(site):
-    for page in html_pages(site):
-        parsed = parse(page)
+def test_every_page_declares_its_language_and_links_only_safe_schemes(pages):
+    for page, parsed in pages.items():
         assert parsed.lang == "en", page
         for href in parsed.links:
             assert not href.strip().lower().startswith(("javascript:", "data:", "vbscript:")), (page, href)

@@ -4,42 +4,27 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
-import shutil
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import REPO, run_kb
+from .conftest import REPO, require_chromium
 
-CHROMIUM = "/usr/bin/chromium"
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 SHOTS = REPO / "test-output" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-
-
-def require_chromium():
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # under CI a missing browser is a failure, never a skip
-        pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
-def served_site(tmp_path_factory):
+def served_site(bundled_site):
+    """The session's build of the bundled corpus (with the pagefind search index), served over HTTP."""
     require_chromium()
-    out = tmp_path_factory.mktemp("browser") / "site"
-    result = run_kb("build", "-o", str(out), cwd=REPO)  # with the pagefind search index
-    assert result.code == 0, result.stderr
-    handler = functools.partial(_QuietHandler, directory=str(out))
+    handler = functools.partial(_QuietHandler, directory=str(bundled_site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield out, f"http://127.0.0.1:{server.server_address[1]}/"
+    yield bundled_site, f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
 
 
@@ -49,17 +34,6 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

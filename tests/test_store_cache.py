@@ -57,7 +57,7 @@ def test_show_and_search_from_the_store_equal_a_fresh_load(kb_root):
         assert (saved.code, saved.stdout, saved.stderr) == (loaded.code, loaded.stdout, loaded.stderr)
 
 
-def test_every_bundled_entity_reads_the_same_from_a_store():
+def test_every_bundled_entity_reads_the_same_from_a_store(bundled_root):
     """describe(), the JSON-LD and the search of every entity of the bundled corpus, from the index and
     from an Oxigraph store (what `kb show` reads when the store is saved)."""
     from dataclasses import replace
@@ -67,9 +67,7 @@ def test_every_bundled_entity_reads_the_same_from_a_store():
     from kb.lookup import describe, find_entity
     from kb.oxstore import StoreView, load_store
 
-    from .conftest import REPO
-
-    loaded = load_valid_kb(REPO, shacl=False)
+    loaded = load_valid_kb(bundled_root, shacl=False)
     stored = replace(loaded, mapped=None, entries=[], index=StoreView(load_store(loaded.index)))
     assert stored.entity_ids == loaded.entity_ids
     for entity_id in sorted(loaded.entity_ids):
