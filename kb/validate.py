@@ -80,6 +80,7 @@ def focus_nodes(changed_lines: set[str], g) -> set | None:
 
 
 _RDF_TYPE = "<" + str(RDF.type) + ">"
+_compiled: list = [None, None]  # the shapes graph checked last, and its compiled shapes
 
 
 def check_shapes(mapped: MappedGraph, schema: Schema, shapes: Graph, engine: str = "direct",
@@ -95,7 +96,9 @@ def check_shapes(mapped: MappedGraph, schema: Schema, shapes: Graph, engine: str
         from .shapes import ShapeChecker, UnsupportedShape, compile_shapes
 
         try:
-            violations = ShapeChecker(compile_shapes(shapes), mapped.graph).violations(focus)
+            if _compiled[0] is not shapes:  # a checker (kb/check.py) passes the same graph each time
+                _compiled[:] = [shapes, compile_shapes(shapes)]
+            violations = ShapeChecker(_compiled[1], mapped.graph).violations(focus)
         except UnsupportedShape:
             violations = None
     if violations is None:
