@@ -28,21 +28,25 @@ def export_graph(triples: Iterable[tuple], fmt: str = "turtle") -> str:
     return oxigraph_serialize(ordered, fmt)
 
 
+def nt_term(x) -> str:
+    """A term as N-Triples writes it (Turtle's long string where a literal spans lines)."""
+    return x.n3() if isinstance(x, Literal) else "<" + str(x) + ">"
+
+
 def triple_key(t: tuple) -> tuple:
     """A total order of triples: that of their N-Triples lines (so a dump's lines come out sorted)."""
-    s, p, o = t
-    return ("<" + str(s) + ">", "<" + str(p) + ">", o.n3() if isinstance(o, Literal) else "<" + str(o) + ">")
+    return tuple(map(nt_term, t))
 
 
 def nt_line(t: tuple, terms: dict) -> str:
-    """The triple as an N-Triples line (Turtle where a literal spans lines), its terms as in `triple_key`;
-    `terms` memoises them. Sorting lines sorts triples as `triple_key` does (an IRI holds no `>`, and every
-    character that can follow a term in a longer one sorts after the space)."""
+    """The triple as an N-Triples line; `terms` memoises `nt_term`. Sorting lines sorts triples as `triple_key`
+    does (an IRI holds no `>`, and every character that can follow a term in a longer one sorts after the
+    space)."""
     keys = []
     for x in t:
         k = terms.get(x)
         if k is None:
-            k = terms[x] = x.n3() if isinstance(x, Literal) else "<" + str(x) + ">"
+            k = terms[x] = nt_term(x)
         keys.append(k)
     return f"{keys[0]} {keys[1]} {keys[2]} ."
 

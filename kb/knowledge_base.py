@@ -106,7 +106,7 @@ def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "dire
         changed = cache.changed_lines(mapped)
         problems.extend(check_shapes(mapped, schema, load_shapes(config.ontology_dir), engine,
                                      None if changed is None else focus_nodes(changed, index)))
-    cache.save(mapped, shapes_ok=(not problems and len(mapped.clean) == len(mapped.index)) if shacl else None)
+    cache.save(mapped, shapes_ok=(not problems and mapped.all_clean) if shacl else None)
     problems = sorted(set(problems), key=problem_order)
     return KnowledgeBase(config, schema, entries, mapped, index, problems)
 

@@ -52,6 +52,11 @@ class MappedGraph:
     clean: dict[str, Premapped] = field(default_factory=dict)  # entry id → its mapping, if it had no problem
     lines: list[str] = field(default_factory=list)  # every entry's triples as N-Triples lines (`export.nt_line`)
 
+    @property
+    def all_clean(self) -> bool:
+        """Whether every entry mapped without a problem."""
+        return len(self.clean) == len(self.index)
+
     def add(self, mapping: Premapped, entry: Entry, clean: bool) -> None:
         """One entry's triples and key lines into the whole."""
         for triple in mapping.triples:

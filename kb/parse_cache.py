@@ -63,7 +63,7 @@ class EntryCache:
             if key is not None:
                 self._stats[rel] = stats[rel]
             else:
-                seen = _seen(file, now)  # before reading: a change after it shows in the next run's stat
+                seen = _size_mtime(file)  # before reading: a change after it shows in the next run's stat
                 data, problem = read_entry_file(file, rel)
                 if problem:  # still an entry, so that links to it are not reported as well
                     entries.append(Entry(entry_id, cls, rel, problems=[problem]))
@@ -71,7 +71,7 @@ class EntryCache:
                     continue
                 key = (rel, entry_id, str(cls), len(data), hashlib.blake2b(data, digest_size=16).digest())
                 if seen is not None and seen[0] == len(data):
-                    self._stats[rel] = (*seen, key)
+                    self._stats[rel] = (*seen, now, key)
                     self._restated |= seen[1] < now - RACY_NS  # the next run can trust it: keep it
             self._keys[entry_id] = key
             premapped = mapped.get(key)
@@ -93,7 +93,7 @@ class EntryCache:
         """The triples (as N-Triples lines) by which `mapped` differs from the graph that last met the shapes,
         or None if there is no such graph or an entry of this one did not map cleanly: then every focus node
         must be checked (kb/validate.py). Without any change it is the empty set."""
-        if not self._shapes_ok or any(entry_id not in mapped.clean for entry_id in mapped.index):
+        if not self._shapes_ok or not mapped.all_clean:
             return None
         reused = {id(kept.premapped) for kept in self.kept.values() if kept.entry is None}
         old = {line for premapped in self._previous.values() if id(premapped) not in reused for line in premapped.lines}
@@ -153,12 +153,12 @@ def _parser(file: Path, rel: str, entry_id: str, cls, data: bytes | None):
     return parse
 
 
-def _seen(file: Path, now: int) -> tuple | None:
+def _size_mtime(file: Path) -> tuple[int, int] | None:
     try:
         st = os.lstat(file)
     except OSError:
         return None
-    return st.st_size, st.st_mtime_ns, now
+    return st.st_size, st.st_mtime_ns
 
 
 RACY_NS = 2_000_000_000  # a file modified this close to when it was read may have changed unseen since
@@ -170,7 +170,7 @@ def _unchanged(file: Path, kept) -> tuple | None:
     if kept is None:
         return None
     size, mtime, seen_at, key = kept
-    return key if (_seen(file, 0) or ())[:2] == (size, mtime) and mtime < seen_at - RACY_NS else None
+    return key if _size_mtime(file) == (size, mtime) and mtime < seen_at - RACY_NS else None
 
 
 # Unpickling runs code, and `.kb-cache/` sits inside the knowledge base, which may come from anyone (a clone,

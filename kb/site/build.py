@@ -87,8 +87,7 @@ class SiteWriter:
         self.model = SiteModel(kb, tracker)
         self.state: State | None = None  # the previous build's units, and this one's
         self._unit: tuple[list, list] | None = None  # (files, pages) of the unit being rendered
-        self._folders: set = set()
-        self._linked_folders: set = set()  # the same, as paths relative to `work`
+        self._folders: set = set()  # made in `work` so far, relative to it
         self._row_variants: dict = {}
         self.date = build_date()
         self.pages: list[str] = []
@@ -155,14 +154,16 @@ class SiteWriter:
             return path
         return base + path if base.endswith("/") and _PLAIN_PATH.match(path) else urljoin(base, path)
 
-    def _folder(self, target: Path) -> None:
-        if target.parent not in self._folders:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._folders.add(target.parent)
+    def _folder(self, path: str) -> None:
+        """Make the folder of `path` (relative to the site) in `work` unless made already."""
+        folder = os.path.dirname(path)
+        if folder not in self._folders:
+            os.makedirs(os.path.join(self.work, folder), exist_ok=True)
+            self._folders.add(folder)
 
     def write(self, path: str, data: str | bytes) -> None:
+        self._folder(path)
         target = self.work / path
-        self._folder(target)
         if isinstance(data, str):
             data = data.encode("utf-8")
         target.write_bytes(data)
@@ -188,10 +189,7 @@ class SiteWriter:
             return False
         work, previous = str(self.work), str(self.state.out)  # plain strings: 30,000 links at 10k systems
         for path, size, _ in unit.files:
-            folder = os.path.dirname(path)
-            if folder not in self._linked_folders:
-                os.makedirs(os.path.join(work, folder), exist_ok=True)
-                self._linked_folders.add(folder)
+            self._folder(path)
             try:
                 os.link(os.path.join(previous, path), os.path.join(work, path))
             except OSError:  # a filesystem without hard links

@@ -31,17 +31,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rdflib import Literal
 from rdflib.namespace import RDF
 
-from ..export import split_line
+from ..export import nt_term, split_line
 
 FORMAT = 6
 
 
-def term_key(t) -> str:
-    """A term as it appears in an N-Triples line (`export.nt_line`)."""
-    return t.n3() if isinstance(t, Literal) else "<" + str(t) + ">"
+def tag(kind: str, *terms: str) -> str:
+    """The string naming one lookup of the graph, of `kind` (see `Change`) with terms as N-Triples writes them:
+    what a unit's reads are kept as (`Reads.keys`) and what a change is checked as (`Change.between`)."""
+    return kind + "".join(terms)
 
 
 @dataclass
@@ -241,7 +241,7 @@ class Change:
                 everything = True
                 continue
             s, p, o = triple
-            tags.update(("F" + p + s, "S" + s, "P" + p + o, "Q" + p, "O" + o))
+            tags.update((tag("F", p, s), tag("S", s), tag("P", p, o), tag("Q", p), tag("O", o)))
         return cls(frozenset(tags), everything)
 
     @property
@@ -334,7 +334,7 @@ class State:
         """The string naming a lookup (`Reads.keys`): `kind` and the terms' N-Triples forms, made once."""
         found = self._keys.get((kind, *terms))
         if found is None:
-            found = self._keys[(kind, *terms)] = kind + "".join(map(term_key, terms))
+            found = self._keys[(kind, *terms)] = tag(kind, *map(nt_term, terms))
         return found
 
     def save(self, out: Path) -> None:
