@@ -30,6 +30,23 @@ sys.path.insert(0, str(REPO / "bench"))
 import generate  # noqa: E402
 
 
+# The `kb` command ends with os._exit (no teardown), so `python -m cProfile kb …` never writes its file:
+# this runs the same Typer app under the profiler and writes the stats before leaving.
+PROFILED = """
+import cProfile, sys
+from kb.cli import app
+out, sys.argv = sys.argv[1], ["kb", *sys.argv[2:]]
+profile, code = cProfile.Profile(), 0
+try:
+    profile.runcall(app)
+except SystemExit as e:
+    code = e.code
+finally:
+    profile.dump_stats(out)
+sys.exit(code)
+"""
+
+
 def print_query_times(root: Path) -> None:
     """Each saved query on the loaded graph, in this process (the build runs them all for queries.html)."""
     sys.path.insert(0, str(REPO))
@@ -58,14 +75,13 @@ def main() -> None:
     parser.add_argument("--no-queries", dest="queries", action="store_false",
                         help="skip timing each saved query afterwards (without the profiler)")
     args = parser.parse_args()
-    kb_exe = Path(sys.executable).parent / "kb"
     tmp = None if args.keep else tempfile.TemporaryDirectory(prefix="milkb-profile-")
     work = args.keep or Path(tmp.name)
     work.mkdir(parents=True, exist_ok=True)
     try:
         root, site, prof = work / f"kb-{args.n}", work / f"site-{args.n}", work / f"build-{args.n}.prof"
         counts = generate.generate(args.n, root, args.seed, quiet=True)
-        command = [sys.executable, "-m", "cProfile", "-o", str(prof), str(kb_exe), "--root", str(root),
+        command = [sys.executable, "-c", PROFILED, str(prof), "--root", str(root),
                    "build", "--no-search", "-o", str(site)]
         started = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True)

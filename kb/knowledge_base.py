@@ -132,7 +132,7 @@ def saved_kb(root: Path | None = None) -> KnowledgeBase:
     root = find_root() if root is None else root
     config = load_config(root)
     print_ = store_cache.fingerprint(config)
-    cached = store_cache.open_cached(config, print_)
+    cached = store_cache.open_cached(config, print_, lookups=True)
     if cached is None:
         kb = load_valid_kb(root, shacl=False)
         store_cache.save(config, kb, print_)
