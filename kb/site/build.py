@@ -245,12 +245,11 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             _index_pages(w, search)
             _category_pages(w)
             _compare_pages(w)
-            _whole_graph_part(w, "queries.html", _query_page)
             _vocabulary_page(w)
             report.timings["index pages"] = time.perf_counter() - t
             t = time.perf_counter()
-            _whole_graph_part(w, "downloads", _downloads)
-            _whole_graph_part(w, "publishing files", _publishing_files)
+            _whole_graph_parts(w, [("queries.html", _query_page), ("downloads", _downloads)])
+            _whole_graph_part(w, "publishing files", _publishing_files)  # the sitemap lists every page
             report.timings["dumps"] = time.perf_counter() - t
             fault_point("pages-written")
             if search:
@@ -279,7 +278,6 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
 def _entity_pages(w: SiteWriter, step) -> None:
     """One page (with its .ttl and .jsonld) per entity, shared out over the CPUs by forked workers:
     each inherits the model as it stands, writes its own pages and reports what it wrote."""
-    global _forked
     m = w.model
     todo = [iri for iri in m.entities if not w.reused(_entity_unit(m, iri))]
     total = len(todo)
@@ -290,25 +288,56 @@ def _entity_pages(w: SiteWriter, step) -> None:
             _entity_chunk(w, todo[lo:hi])
             step("entity pages", hi, total)
         return
+    with _forked_pool(jobs, (w, todo)) as pool:
+        for hi, done in pool.map(_forked_chunk, chunks):
+            _merge(w, done)
+            step("entity pages", hi, total)
+
+
+@contextmanager
+def _forked_pool(jobs: int, work: tuple):
+    """A pool of `jobs` forked workers that inherit the writer and model as they stand (`work` is what
+    their function reads from `_forked`). A worker that dies (killed, out of memory) fails the build with
+    BrokenProcessPool, never hangs it."""
+    global _forked
     import gc
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    _forked = (w, todo)
+    _forked = work
     gc.freeze()  # the workers share the model copy-on-write; a collection in them would touch (copy) it all
     try:
-        # A worker that dies (killed, out of memory) fails the build with BrokenProcessPool, never hangs it.
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_die_with_parent) as pool:
-            for hi, pages, files, size, units in pool.map(_forked_chunk, chunks):
-                w.pages.extend(pages)
-                w.files += files
-                w.bytes += size
-                w.state.units.update(units)
-                step("entity pages", hi, total)
+            yield pool
     finally:
         _forked = None
         gc.unfreeze()
+
+
+def _done_since(w: SiteWriter, before: tuple, keys, memos: dict) -> tuple:
+    """What a worker did since `before` (its writer's counts when it started): pages, files, bytes, the
+    units `keys` and the new entries of the kept memos, for `_merge` in the building process."""
+    m = w.model
+    new_memos = {name: {k: cache[k] for k in cache.keys() - memos[name]}
+                 for name, cache in (("rows", m.row_cache), ("systems in", m.systems_in_cache))}
+    return (w.pages[before[0]:], w.files - before[1], w.bytes - before[2],
+            {key: w.state.units[key] for key in keys}, new_memos)
+
+
+def _started(w: SiteWriter) -> tuple:
+    m = w.model
+    return (len(w.pages), w.files, w.bytes), {"rows": set(m.row_cache), "systems in": set(m.systems_in_cache)}
+
+
+def _merge(w: SiteWriter, done: tuple) -> None:
+    pages, files, size, units, memos = done
+    w.pages.extend(pages)
+    w.files += files
+    w.bytes += size
+    w.state.units.update(units)
+    w.model.row_cache.update(memos["rows"])
+    w.model.systems_in_cache.update(memos["systems in"])
 
 
 def _die_with_parent() -> None:
@@ -326,7 +355,7 @@ def _die_with_parent() -> None:
 
 
 ENTITY_CHUNK = 250
-_forked = None  # (writer, entities to render) for the forked workers of _entity_pages
+_forked = None  # (writer, what to render) for the forked workers of _forked_pool
 
 
 def _jobs(pages: int) -> int:
@@ -341,11 +370,10 @@ def _jobs(pages: int) -> int:
 
 def _forked_chunk(bounds: tuple[int, int]) -> tuple:
     w, todo = _forked
-    before = (len(w.pages), w.files, w.bytes)
+    before, memos = _started(w)
     rendered = todo[bounds[0]:bounds[1]]
     _entity_chunk(w, rendered)
-    units = {key: w.state.units[key] for key in (_entity_unit(w.model, iri) for iri in rendered)}
-    return bounds[1], w.pages[before[0]:], w.files - before[1], w.bytes - before[2], units
+    return bounds[1], _done_since(w, before, [_entity_unit(w.model, iri) for iri in rendered], memos)
 
 
 def _entity_unit(m: SiteModel, iri) -> str:
@@ -529,8 +557,8 @@ def _query_page(w: SiteWriter) -> None:
     import pyoxigraph as ox
 
     queries = []
-    store = ox.Store()
-    store.bulk_extend(ox.Quad(t.subject, t.predicate, t.object) for t in w.ox_graph())
+    store = ox.Store()  # Oxigraph reads the lines as `parse_lines` does: no Python object per triple
+    store.bulk_load(input="\n".join(w.graph_lines()).encode("utf-8"), format=ox.RdfFormat.TURTLE)
     prefixes = dict({k: str(v) for k, v in PREFIXES.items()}, id=w.kb.config.base_iri)
     cell = _QueryCell(w.model)
     for name, q in saved_queries(w.kb.config.queries_dir).items():
@@ -581,6 +609,29 @@ def _whole_graph_part(w: SiteWriter, key: str, write) -> None:
     if not w.reused(key):
         with w.unit(key, whole_graph=True):
             write(w)
+
+
+def _whole_graph_parts(w: SiteWriter, parts: list) -> None:
+    """Whole-graph parts (`_whole_graph_part`) that need nothing from each other, side by side in forked
+    workers when there are CPUs for it: the query page (every saved query) and the downloads (the graph
+    written four ways) take seconds each at 10,000 systems, and any change renders both again."""
+    todo = [(key, write) for key, write in parts if not w.reused(key)]
+    jobs = min(len(todo), _jobs(len(w.model.entities)))
+    if jobs < 2:
+        for key, write in todo:
+            _whole_graph_part(w, key, write)
+        return
+    with _forked_pool(jobs, (w, todo)) as pool:
+        for done in pool.map(_forked_part, range(len(todo))):
+            _merge(w, done)
+
+
+def _forked_part(i: int) -> tuple:
+    w, todo = _forked
+    before, memos = _started(w)
+    key, write = todo[i]
+    _whole_graph_part(w, key, write)
+    return _done_since(w, before, [key], memos)
 
 
 def _vocabulary_page(w: SiteWriter) -> None:
