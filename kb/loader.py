@@ -267,18 +267,18 @@ def discover(entries_dir: Path, root: Path, schema: Schema) -> tuple[list[tuple[
     found, problems = [], []
     if not entries_dir.is_dir():
         return found, [Problem(relative(entries_dir, root), 0, "there is no entries/ folder", "no-entries")]
-    for path in sorted(entries_dir.rglob("*")):
-        parts = path.relative_to(entries_dir).parts
-        if any(part.startswith(".") for part in parts):
-            continue  # hidden: editors' lock and backup files
-        rel = path.relative_to(root).as_posix()
-        if path.is_symlink():  # never followed: it could point outside entries/
+    base, prefix = str(entries_dir), entries_dir.relative_to(root).as_posix()
+    listed = sorted(((e.path[len(base) + 1:].split(os.sep), e) for e in _listing(base)), key=lambda pe: pe[0])
+    for parts, e in listed:
+        path = Path(e.path)
+        rel = prefix + "/" + "/".join(parts)
+        if e.is_symlink():  # never followed: it could point outside entries/
             problems.append(Problem(rel, 1, "is a symbolic link; entries must be files inside entries/", "symlink",
                                     "replace the link with the file (or folder) itself"))
             continue
-        if path.is_dir() or path.suffix not in (".yaml", ".yml"):
+        if e.is_dir() or not e.name.endswith((".yaml", ".yml")):
             continue
-        if path.suffix == ".yml":
+        if e.name.endswith(".yml"):
             problems.append(Problem(rel, 1, "entry files must end in .yaml", "bad-file-name",
                                     f"rename it to {path.stem}.yaml"))
             continue
@@ -290,6 +290,23 @@ def discover(entries_dir: Path, root: Path, schema: Schema) -> tuple[list[tuple[
             continue
         found.append((path, path.stem, cls))
     return found, problems
+
+
+def _listing(folder: str) -> list:
+    """Every file, folder and link under `folder`, as os.DirEntry (whose type needs no further system call),
+    without following links and without entering hidden folders (editors' lock and backup files)."""
+    out = []
+    try:
+        with os.scandir(folder) as it:
+            for e in it:
+                if e.name.startswith("."):
+                    continue
+                out.append(e)
+                if e.is_dir(follow_symlinks=False):
+                    out += _listing(e.path)
+    except OSError:
+        pass
+    return out
 
 
 def _too_large(rel: str, size: int) -> Problem:

@@ -9,8 +9,9 @@ entry it links to), not its parse tree: the next run adds those triples as they 
 links to is gone or changed class, in which case the file is parsed and mapped again (so that the broken
 link is reported). For any other file it keeps the parsed entry. Mappings are only reused while the code
 that makes them, the ontology and the base IRI are the same (`_mapping_stamp`). The cache holds entries
-before the checks across files (duplicate ids), which are made afresh each run. It is signed with a key kept
-outside the knowledge base (see `_key`), so a planted cache file is ignored.
+before the checks across files (duplicate ids), which are made afresh each run. It is kept in shards by file
+(kb/shards.py), signed with a key kept outside the knowledge base (see `_key`), so a planted cache file is
+ignored.
 """
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ from .loader import Entry, Node, discover, load_entry, mark_duplicate_ids, read_
 from .mapping import Kept, MappedGraph
 from .problems import Problem
 from .schema import Schema
+from .shards import Shards
 
-FORMAT = 5  # bump when what is kept changes shape
+FORMAT = 6  # bump when what is kept changes shape
 UNPARSED = Node({}, 0, "map")  # the data of an entry whose kept mapping stands in for its parse
 
 
@@ -38,6 +40,7 @@ class EntryCache:
         self.root = root
         self.schema = schema
         self.path = cache_dir / "parsed.pickle"
+        self._shards = Shards(self.path)
         self.stamp = (FORMAT, _code_stamp(), _mapping_stamp(ontology_dir, base_iri))
         self.kept: dict[str, Kept] = {}  # entry id → its kept mapping, for map_entries
         self._keys: dict[str, tuple] = {}  # entry id → the key of its file (when it read cleanly)
@@ -119,25 +122,25 @@ class EntryCache:
             shapes_ok = self._shapes_ok and not self._changed
         if not self._changed and not self._restated and shapes_ok == self._shapes_ok:
             return
-        from .files import write_atomically
 
         kept = keep_parsed.keys() | keep_mapped.keys()
         stats = {rel: seen for rel, seen in self._stats.items() if seen[3] in kept}
-        try:
-            data = pickle.dumps({"format": self.stamp, "entries": keep_parsed, "mapped": keep_mapped,
-                                 "shapes_ok": shapes_ok, "stats": stats}, protocol=pickle.HIGHEST_PROTOCOL)
-            write_atomically(self.path, _signature(data) + data)
+        items = {("mapped", *key): value for key, value in keep_mapped.items()}
+        items.update((("parsed", *key), value) for key, value in keep_parsed.items())
+        try:  # sharded by file: after one edit, one shard is written again (kb/shards.py)
+            self._shards.save(self.stamp, {"shapes_ok": shapes_ok, "stats": stats}, items, lambda item: item[1])
         except (OSError, pickle.PickleError):
             pass  # a read-only root still works, only slower
 
     def _read(self) -> tuple[dict, dict, bool, dict]:
-        try:
-            saved = pickle.loads(_verified(self.path.read_bytes()))
-            if saved.get("format") == self.stamp:
-                return saved["entries"], saved["mapped"], saved["shapes_ok"], saved["stats"]
-        except (OSError, ValueError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError):
-            pass
-        return {}, {}, False, {}
+        saved = self._shards.load(self.stamp)
+        if saved is None:
+            return {}, {}, False, {}
+        head, items = saved
+        parsed, mapped = {}, {}
+        for (kind, *key), value in items.items():
+            (mapped if kind == "mapped" else parsed)[tuple(key)] = value
+        return parsed, mapped, head["shapes_ok"], head["stats"]
 
 
 def _parser(file: Path, rel: str, entry_id: str, cls, data: bytes | None):

@@ -128,6 +128,7 @@ class SiteWriter:
         m.row_cache.update(self.state.kept_memo("rows"))
         m.systems_in_cache.update(self.state.kept_memo("systems in"))
         self.state.memos = {"rows": m.row_cache, "systems in": m.systems_in_cache}
+        m.tracker.kept = {id(cache): name for name, cache in self.state.memos.items()}
 
     def graph_lines(self) -> list[str]:
         """The graph's triples as sorted N-Triples lines, computed once per build: each entry's come with its

@@ -3,8 +3,9 @@
 The site is made of *units*: an entity's page with its .ttl and .jsonld, a category page, a comparison, a
 list page, the dumps. While a unit renders, every lookup it makes in the graph is recorded (`Tracker`): the
 (subject, predicate) pairs it read values of, the subjects it read everything of, the (predicate, object)
-pairs it asked for subjects of, the predicates it scanned, and whether it looked at the whole graph. After the build, `.kb-cache/site-HASH.pickle` (one per output folder)
-keeps each unit's reads, the files it wrote (path, size, modification time) and the triples of the graph.
+pairs it asked for subjects of, the predicates it scanned, and whether it looked at the whole graph. After the build,
+`.kb-cache/site-HASH.pickle` (one per output folder; a head and shards, kb/shards.py) keeps each unit's reads,
+the files it wrote (path, size, modification time) and the triples of the graph.
 
 The next build compares the new graph with the kept triples. A unit whose reads meet none of the changed
 triples would render the same bytes, so its files are hard-linked from the previous site into the new
@@ -15,8 +16,10 @@ own code, the build date, the output folder): the kept state names all of these 
 file whose size or modification time changed since (edited by hand, removed) makes its unit render again.
 
 The model's memos (a system's table row with its rendered HTML, a category's systems) are kept the same way
-(`State.kept_memo`): an entry whose reads meet no changed triple starts the next build's memo, and its
-reads count for every unit that uses it, as if it had been computed again.
+(`State.kept_memo`): an entry whose reads meet no changed triple starts the next build's memo. A unit that
+uses a memo entry keeps a reference to it (`memo_tag`), not a copy of what the entry read: the systems list
+shows 10,000 rows, whose reads would otherwise be kept again by every page that shows them. A change names
+the memo entries it touches among its tags, so a unit is touched through any entry it uses.
 
 A reused file is the file a full build would write, so an incremental build is byte-identical to a full one;
 `tests/test_incremental.py` checks that after added, deleted, renamed and changed entries.
@@ -24,7 +27,6 @@ A reused file is the file a full build would write, so an incremental build is b
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import pickle
 from contextlib import contextmanager
@@ -34,14 +36,21 @@ from pathlib import Path
 from rdflib.namespace import RDF
 
 from ..export import nt_term, split_line
+from ..shards import Shards
 
-FORMAT = 6
+FORMAT = 8
 
 
 def tag(kind: str, *terms: str) -> str:
     """The string naming one lookup of the graph, of `kind` (see `Change`) with terms as N-Triples writes them:
     what a unit's reads are kept as (`Reads.keys`) and what a change is checked as (`Change.between`)."""
     return kind + "".join(terms)
+
+
+def memo_tag(name: str, key) -> str:
+    """The string naming entry `key` (a term, or a tuple of terms and flags) of the kept memo `name`."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return tag("M", name, "\0", *(str(k) if isinstance(k, bool) else nt_term(k) for k in parts))
 
 
 @dataclass
@@ -54,7 +63,7 @@ class Reads:
     predicates: set = field(default_factory=set)
     objects: set = field(default_factory=set)
     everything: bool = False
-    kept: list = field(default_factory=list)  # reads kept from the previous build, already as strings
+    memos: set = field(default_factory=set)  # the kept memo entries it used (`memo_tag`)
 
     def merge(self, other: "Reads") -> None:
         for p, subjects in other.facts.items():
@@ -64,7 +73,7 @@ class Reads:
         self.predicates |= other.predicates
         self.objects |= other.objects
         self.everything = self.everything or other.everything
-        self.kept += other.kept
+        self.memos |= other.memos
 
     def keys(self, key) -> frozenset:
         """The reads as one set of strings, each naming a lookup (`Change.tags`), for the kept state; `key`
@@ -76,8 +85,7 @@ class Reads:
         tags.update(key("O", o) for o in self.objects)
         if self.everything:
             tags.add("*")
-        for kept in self.kept:
-            tags |= kept
+        tags |= self.memos
         return frozenset(tags)
 
 
@@ -87,31 +95,38 @@ class Tracker:
     def __init__(self, index):
         self._index = index
         self.reads: Reads | None = None
+        self.kept: dict[int, str] = {}  # id of a memo cache kept across builds → its name (`State.memos`)
+        self._memo_tags: dict = {}
 
     @contextmanager
-    def capture(self):
-        """Record the lookups made inside into a fresh `Reads` (yielded), then add them to the enclosing one."""
+    def capture(self, merge: bool = True):
+        """Record the lookups made inside into a fresh `Reads` (yielded), then add them to the enclosing one
+        (unless not `merge`)."""
         outer, self.reads = self.reads, Reads()
         try:
             yield self.reads
         finally:
             inner, self.reads = self.reads, outer
-            if outer is not None:
+            if outer is not None and merge:
                 outer.merge(inner)
 
     def memoised(self, cache: dict, key, compute):
-        """`compute()`, once per `key` in `cache`; what it read counts for every unit that uses the result.
-        `cache` may hold values kept from the previous build (`State.kept_memo`), their reads as strings."""
+        """`compute()`, once per `key` in `cache`; what it read counts for every unit that uses the result:
+        as a reference to the entry if `cache` is kept across builds (`kept`; it may hold entries kept from
+        the previous build, their reads as strings), else as a copy of its reads."""
+        name = self.kept.get(id(cache))
         found = cache.get(key)
         if found is None:
-            with self.capture() as reads:
+            with self.capture(merge=name is None) as reads:
                 value = compute()
             found = cache[key] = (value, reads)
-        elif self.reads is not None:
-            if isinstance(found[1], Reads):
-                self.reads.merge(found[1])
-            else:
-                self.reads.kept.append(found[1])
+        elif self.reads is not None and name is None:
+            self.reads.merge(found[1])
+        if name is not None and self.reads is not None:
+            ref = self._memo_tags.get((name, key))
+            if ref is None:
+                ref = self._memo_tags[(name, key)] = memo_tag(name, key)
+            self.reads.memos.add(ref)
         return found[0]
 
     def _pattern(self, s, p, o) -> None:
@@ -280,6 +295,7 @@ class State:
     def __init__(self, kb, out: Path, date: str, lines: list[str]):
         # one kept state per output folder, so that building elsewhere (-o) keeps this one's
         self.path = kb.config.cache_dir / f"site-{hashlib.blake2b(str(out).encode(), digest_size=6).hexdigest()}.pickle"
+        self._shards = Shards(self.path)
         self.out = out
         self.stamp = inputs_stamp(kb, out, date)
         self.lines = lines
@@ -298,22 +314,31 @@ class State:
 
     def kept_memo(self, name: str) -> dict:
         """The entries of memo `name` kept from the previous build that the change does not touch: a table
-        row, a category's systems, with what they read (as strings), ready to put in the memo's cache."""
-        kept = self._kept_memos.pop(name, {})
-        return {key: found for key, found in kept.items() if not self.change.touches(found[1])}
+        row, a category's systems, with what they read (as strings), ready to put in the memo's cache. The
+        change then also names each entry it touches, so that the units that used one are touched too."""
+        kept, touched = {}, set()
+        for key, found in self._kept_memos.pop(name, {}).items():
+            if self.change.touches(found[1]):
+                touched.add(memo_tag(name, key))
+            else:
+                kept[key] = found
+        if touched:
+            self.change = Change(self.change.tags | touched, self.change.everything)
+        return kept
 
     def _load(self):
-        """The kept state, if it was kept under today's stamp (read first, so that a stale state is not
-        unpickled in full)."""
-        from ..parse_cache import _verified
-
-        try:
-            data = io.BytesIO(_verified(self.path.read_bytes()))
-            if pickle.load(data) != (FORMAT, self.stamp):
-                return None
-            return pickle.load(data)
-        except (OSError, ValueError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError):
+        """The kept state, if it was kept under today's stamp (kb/shards.py reads the stamp first, so that a
+        stale state is not unpickled in full)."""
+        saved = self._shards.load((FORMAT, self.stamp))
+        if saved is None:
             return None
+        head, items = saved
+        for (kind, *key), value in items.items():
+            if kind == "unit":
+                head["units"][key[0]] = value
+            else:
+                head["memos"][key[0]][key[1]] = value
+        return head
 
     def reusable(self, key: str) -> Unit | None:
         """The kept unit `key` if the change does not touch it and its files are still as they were written."""
@@ -339,9 +364,6 @@ class State:
 
     def save(self, out: Path) -> None:
         """Keep the units with the files as they now are in `out` (the swapped-in site)."""
-        from ..files import write_atomically
-        from ..parse_cache import _signature
-
         if self.change is not None and self.change.empty and self.reused == len(self.units) == len(self.previous):
             return  # every unit linked as it was kept: the kept state still describes the site
         try:
@@ -350,12 +372,29 @@ class State:
                 if unit.files and unit.files[0][2] == 0:  # written by this build: (path, 0, 0)
                     unit.files = [(path, (st := os.stat(os.path.join(site, path))).st_size, st.st_mtime_ns)
                                   for path, _, _ in unit.files]
-            memos = {name: {key: (value, reads.keys(self.key) if isinstance(reads, Reads) else reads)
-                            for key, (value, reads) in cache.items()} for name, cache in self.memos.items()}
-            data = (pickle.dumps((FORMAT, self.stamp), protocol=pickle.HIGHEST_PROTOCOL)
-                    + pickle.dumps({"lines": self.lines, "units": self.units, "memos": memos},
-                                   protocol=pickle.HIGHEST_PROTOCOL))
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(self.path, _signature(data) + data)
+            # An entity's page and its table row go to the shard of the entity (kb/shards.py): after one edit,
+            # the shards of the few entities it touches are written again. The rest is in the head.
+            head = {"lines": self.lines, "units": {}, "memos": {name: {} for name in self.memos}}
+            items = {}
+            for key, unit in self.units.items():
+                if key.startswith("id/"):
+                    items[("unit", key)] = unit
+                else:
+                    head["units"][key] = unit
+            for name, cache in self.memos.items():
+                for key, found in cache.items():
+                    if isinstance(found[1], Reads):
+                        found = (found[0], found[1].keys(self.key))  # a kept one stays the object loaded
+                    if name == "rows":
+                        items[("memo", name, key)] = found
+                    else:
+                        head["memos"][name][key] = found
+            self._shards.save((FORMAT, self.stamp), head, items, _entity_of)
         except (OSError, pickle.PickleError):
             pass  # a read-only root still builds, only never incrementally
+
+
+def _entity_of(item: tuple) -> str:
+    """The entity an item of the kept state belongs to: the id of `("unit", "id/ID")`, the IRI's last
+    segment of a row `("memo", "rows", IRI)`."""
+    return str(item[-1]).rsplit("/", 1)[-1]

@@ -1,0 +1,99 @@
+"""A large cache kept as one signed head file and shard files beside it, so that a run that changed a few
+of its items rewrites only the shards that hold them.
+
+The parse cache (`parsed.pickle`) and the site state (`site-HASH.pickle`) hold one item per entry or page:
+at 10,000 systems they are 40 and 120 MB, and pickling them again after one edit took longer than the
+rest of the rebuild's writing. Here each item goes to one of `SHARDS` shards by a key its owner picks (an
+entry's file, a page's entity), and a shard whose items are the very objects it was loaded with is not
+written again: the new head names it as it stands.
+
+- The head holds the cache's small or fast-changing parts, and the name and BLAKE2b digest of each shard.
+  It is signed with the user's key (`parse_cache._signature`), so a planted head is ignored; a shard is
+  read only if its digest is the one the signed head names, so a planted or damaged shard is too.
+- A shard file's name holds its digest and is never rewritten in place: the head is replaced last (by
+  rename), and a shard no head names any more is removed after that. A run cut off at any point leaves
+  either the old head with its shards or the new one with its own.
+- Any problem reading the head or one of its shards (missing, damaged, from another version) means no
+  cache: the caller starts afresh, as without one.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import zlib
+from pathlib import Path
+
+SHARDS = 256
+_CORRUPT = (OSError, ValueError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError,
+            IndexError)
+
+
+def shard_of(key: str) -> int:
+    return zlib.crc32(key.encode("utf-8", "surrogateescape")) % SHARDS
+
+
+class Shards:
+    """The items of one cache file: `load` returns them, `save` writes back those that changed."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._loaded: dict[int, tuple[str, bytes, dict]] = {}  # shard → (file name, digest, items as loaded)
+
+    def load(self, stamp) -> tuple[object, dict] | None:
+        """(head, items) if saved under `stamp` and intact, else None. The head is unpickled only if its
+        stamp matches, so a cache of another version costs one small read."""
+        from .parse_cache import _verified
+
+        self._loaded = {}
+        try:
+            data = io.BytesIO(_verified(self.path.read_bytes()))
+            if pickle.load(data) != stamp:
+                return None
+            head, names = pickle.load(data)
+            items: dict = {}
+            for shard, (name, digest) in names.items():
+                raw = (self.path.parent / name).read_bytes()
+                if hashlib.blake2b(raw, digest_size=16).digest() != digest:
+                    raise ValueError(f"shard {name} is not the one the head names")
+                part = pickle.loads(raw)
+                self._loaded[shard] = (name, digest, part)
+                items.update(part)
+            return head, items
+        except _CORRUPT:
+            self._loaded = {}
+            return None
+
+    def save(self, stamp, head, items: dict, shard_key) -> None:
+        """Keep `head` and `items`, each item in the shard `shard_key(key)` picks. Raises OSError or
+        PickleError (the caller decides whether a cache that cannot be written matters)."""
+        from .files import write_atomically
+        from .parse_cache import _signature
+
+        groups: dict[int, dict] = {}
+        for key, value in items.items():
+            groups.setdefault(shard_of(shard_key(key)), {})[key] = value
+        names = {}
+        for shard, part in groups.items():
+            loaded = self._loaded.get(shard)
+            if loaded is not None and _same(loaded[2], part):
+                names[shard] = loaded[:2]
+                continue
+            raw = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
+            digest = hashlib.blake2b(raw, digest_size=16).digest()
+            name = f"{self.path.name}.{shard:03d}.{digest.hex()}"
+            write_atomically(self.path.parent / name, raw, durable=False)
+            names[shard] = (name, digest)
+        data = (pickle.dumps(stamp, protocol=pickle.HIGHEST_PROTOCOL)
+                + pickle.dumps((head, names), protocol=pickle.HIGHEST_PROTOCOL))
+        write_atomically(self.path, _signature(data) + data)
+        self._loaded = {shard: (*names[shard], groups[shard]) for shard in groups}
+        named = {name for name, _ in names.values()}
+        for old in self.path.parent.glob(f"{self.path.name}.*"):
+            if old.name not in named:
+                old.unlink(missing_ok=True)
+
+
+def _same(loaded: dict, now: dict) -> bool:
+    """Whether a shard holds the very objects it was loaded with (kept references: no id is reused)."""
+    return len(loaded) == len(now) and all(now.get(key, _same) is value for key, value in loaded.items())

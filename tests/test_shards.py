@@ -1,0 +1,99 @@
+"""The caches kept in shards (kb/shards.py): after one edit only the shards of what changed are written
+again; a shard that is damaged, missing or planted means no cache (never a wrong one, never unpickled); a
+save cut off before its head is replaced leaves the previous cache whole."""
+import pickle
+
+import pytest
+
+import kb.files
+from kb.shards import SHARDS, Shards, shard_of
+
+from .conftest import run_kb
+
+
+def _shard_files(folder, name):
+    """Each shard file as (name, inode): a file written again is a new file (written beside, then renamed)."""
+    return {(p.name, p.stat().st_ino) for p in folder.glob(f"{name}.*")}
+
+
+def _items(n=2000):
+    return {f"entry-{i}": {"value": i, "text": "x" * (i % 50)} for i in range(n)}
+
+
+def test_only_the_shards_whose_items_changed_are_written_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    path = tmp_path / "cache.pickle"
+    shards = Shards(path)
+    items = _items()
+    shards.save("v1", {"small": 1}, items, str)
+    first = _shard_files(tmp_path, "cache.pickle")
+    assert len(first) == len({shard_of(k) for k in items}) > SHARDS // 2
+
+    again = Shards(path)
+    head, loaded = again.load("v1")
+    assert head == {"small": 1} and loaded == items
+    loaded["entry-7"] = {"value": "changed"}  # a new object for one item: its shard only
+    del loaded["entry-8"]  # and a removed one: its shard only
+    again.save("v1", {"small": 2}, loaded, str)
+    second = _shard_files(tmp_path, "cache.pickle")
+    assert len(first - second) == len({shard_of("entry-7"), shard_of("entry-8")})
+    assert len(second) == len(first)  # the replaced shards' old files are removed
+
+    head, reloaded = Shards(path).load("v1")
+    assert head == {"small": 2} and reloaded == loaded
+    assert Shards(path).load("v2") is None  # another version's cache is not read
+
+
+def test_a_damaged_missing_or_planted_shard_means_no_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    path = tmp_path / "cache.pickle"
+    Shards(path).save("v1", {}, _items(), str)
+    files = sorted(tmp_path.glob("cache.pickle.*"))
+
+    class Boom:
+        def __reduce__(self):
+            return (exec, (f"open({str(tmp_path / 'ran')!r}, 'w').write('ran')",))
+
+    files[0].write_bytes(pickle.dumps({"entry-0": Boom()}))  # planted: its digest is not the one named
+    assert Shards(path).load("v1") is None
+    assert not (tmp_path / "ran").exists()
+    files[1].unlink()
+    assert Shards(path).load("v1") is None
+
+
+def test_a_save_cut_off_before_the_head_leaves_the_previous_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    path = tmp_path / "cache.pickle"
+    shards = Shards(path)
+    items = _items()
+    shards.save("v1", "head 1", items, str)
+    changed = dict(items, **{f"entry-{i}": {"value": -i} for i in range(0, 2000, 7)})
+    monkeypatch.setattr(kb.files, "write_atomically", _failing_head(kb.files.write_atomically, path))
+    with pytest.raises(OSError):
+        shards.save("v1", "head 2", changed, str)
+    head, loaded = Shards(path).load("v1")
+    assert head == "head 1" and loaded == items
+
+
+def _failing_head(write, head):
+    """write_atomically that writes shards but fails on the head, as a run killed at that point would."""
+    def patched(path, data, **kwargs):
+        if path == head:
+            raise OSError("killed before the head was replaced")
+        return write(path, data, **kwargs)
+    return patched
+
+
+def test_a_damaged_parse_cache_shard_costs_a_parse_not_a_wrong_answer(kb_root):
+    assert run_kb("validate", cwd=kb_root).code == 0
+    cache = kb_root / ".kb-cache"
+    shards = sorted(cache.glob("parsed.pickle.*"))
+    assert len(shards) > 10
+    for shard in shards[:3]:
+        shard.write_bytes(shard.read_bytes()[:-10] + b"0123456789")
+    (kb_root / "entries" / "systems" / "t-72.yaml").write_text(
+        (kb_root / "entries" / "systems" / "t-72.yaml").read_text(encoding="utf-8").replace(
+            "origin: soviet-union", "origin: no-such-country"), encoding="utf-8")
+    result = run_kb("validate", cwd=kb_root)
+    assert result.code == 1 and "no-such-country" in result.stderr
+    assert run_kb("validate", cwd=kb_root).code == 1  # and again, from the cache written afresh
