@@ -213,9 +213,9 @@ def _stat(path) -> str:
 
 def _code_stamp() -> str:
     """The code that parses and maps: a new version never reads an old cache."""
-    from . import export, loader, mapping, namespaces, quantities, schema
+    from . import export, loader, mapping, namespaces, quantities, schema, shards
 
-    return "/".join(_stat(m.__file__) for m in (export, loader, mapping, namespaces, quantities, schema))
+    return "/".join(_stat(m.__file__) for m in (export, loader, mapping, namespaces, quantities, schema, shards))
 
 
 def _mapping_stamp(ontology_dir: Path, base_iri: str) -> str:
