@@ -92,11 +92,11 @@ def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "dire
     ontology = load_ontology(config.ontology_dir)
     schema = read_schema(ontology)
     cache = EntryCache(root, schema, config.cache_dir, config.base_iri, config.ontology_dir)
-    entries, problems = cache.load()
+    with quantity_cache(config.cache_dir):  # the workers that map fresh entries use it too
+        entries, problems = cache.load()
+        mapped = map_entries(entries, schema, config.base_iri, cache.kept)
     for entry in entries:
         problems.extend(entry.problems)
-    with quantity_cache(config.cache_dir):
-        mapped = map_entries(entries, schema, config.base_iri, cache.kept)
     problems.extend(mapped.problems)
     index = mapped.graph  # the entries' triples, joined by the vocabulary: one graph for every stage
     for triple in ontology:

@@ -91,6 +91,7 @@ class Kept:
     premapped: Premapped
     parse: object  # () -> Entry
     entry: Entry | None = None  # parsed, when the kept mapping was not used
+    fresh: bool = False  # mapped in this run (by a worker, kb/parse_cache.py), not kept from an earlier one
 
 
 class Mapper:

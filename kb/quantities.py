@@ -78,6 +78,15 @@ def quantity_cache(cache_dir: Path):
                 pass  # a read-only root still works, only slower
 
 
+def learned(since: int = 0) -> list[tuple[str, str]]:
+    """The conversions memoised after the first `since` (a forked worker hands back what it learned)."""
+    return list(_memo.items())[since:]
+
+
+def learn(conversions: list[tuple[str, str]]) -> None:
+    _memo.update(conversions)
+
+
 def convert(text: str, unit: str) -> Decimal:
     """`text` (a number with a unit) in `unit`, memoised across runs. Raises QuantityError."""
     key = f"{text}\x1f{unit}"

@@ -109,3 +109,41 @@ def test_an_edit_within_the_racy_window_is_seen_even_with_the_same_size_and_mtim
     assert t80.stat().st_size == st.st_size and t80.stat().st_mtime_ns == st.st_mtime_ns
     result = run_kb("validate", cwd=kb_root)
     assert result.code == 1 and any(line.startswith("entries/systems/t-80.yaml:") for line in result.problem_lines)
+
+
+def _broken_bundled(root):
+    """The bundled corpus (over 500 entries: a cold run parses them in forked workers) with a few faults."""
+    from .conftest import copy_bundled
+
+    copy_bundled(root)
+    systems = root / "entries" / "systems"
+    t72 = systems / "t-72.yaml"
+    t72.write_text(t72.read_text(encoding="utf-8").replace("combat_mass: {value: 41.5 t", "combat_mass: {value: 41.5 parsecs")
+                   + "turret_colour: green\n", encoding="utf-8")
+    (systems / "zz-dangling.yaml").write_text("name: Dangling\ncategory: main-battle-tank\nvariant_of: no-such-tank\n"
+                                              "sources: [wikipedia-simple-t-72]\n", encoding="utf-8")
+    (root / "entries" / "organizations" / "t-80.yaml").write_text("name: Not a tank\n", encoding="utf-8")
+    (systems / "zz-broken.yaml").write_text("name: [unclosed\n", encoding="utf-8")
+    return root
+
+
+def test_fresh_entries_mapped_by_workers_give_what_one_process_gives(tmp_path):
+    """A first run parses and maps the files in forked workers (kb/parse_cache.py `_parse`): the problems, the
+    graph and the export are those of the same run in one process (MILKB_JOBS=1), warm runs included."""
+    runs = {}
+    for jobs in ("1", "2"):
+        root = _broken_bundled(tmp_path / f"jobs-{jobs}")
+        env = {"MILKB_JOBS": jobs}
+        broken = run_kb("validate", cwd=root, env=env)
+        assert broken.code == 1
+        for path in ("entries/systems/zz-dangling.yaml", "entries/systems/zz-broken.yaml", "entries/organizations/t-80.yaml"):
+            (root / path).unlink()
+        t72 = root / "entries" / "systems" / "t-72.yaml"
+        t72.write_text(t72.read_text(encoding="utf-8").replace("41.5 parsecs", "41.5 t").replace("turret_colour: green\n", ""),
+                       encoding="utf-8")
+        fixed = run_kb("export", "--format", "nt", cwd=root, env=env)
+        assert fixed.code == 0, fixed.stderr
+        runs[jobs] = (broken.stderr, fixed.stdout, run_kb("validate", cwd=root, env=env).stdout.split(" (")[0])
+    assert runs["2"] == runs["1"]
+    assert "parsecs" in runs["1"][0] and "turret_colour" in runs["1"][0] and "no-such-tank" in runs["1"][0]
+    assert runs["1"][0].count("\n") >= 5 and len(runs["1"][1].splitlines()) > 10_000

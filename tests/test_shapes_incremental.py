@@ -1,6 +1,7 @@
 """After a clean check, the shapes are checked only at the focus nodes a change can affect
 (`parse_cache.EntryCache.changed_lines`, `validate.focus_nodes`). Whatever the edit, a warm run must
 report exactly what a cold run (no `.kb-cache/`) reports."""
+import re
 import shutil
 
 import pytest
@@ -103,3 +104,23 @@ def test_a_node_whose_type_changed_brings_in_what_links_to_it():
     assert focus_nodes({nt_line((o, RDF.type, KB.Organization), {})}, g) == {o, x}
     assert focus_nodes({nt_line((o, KB.country, y), {})}, g) == {o}
     assert focus_nodes({"garbage"}, g) is None
+
+
+def test_entries_mapped_afresh_by_workers_are_checked_again(tmp_path, monkeypatch):
+    """Hundreds of changed files are parsed and mapped by forked workers; their mappings come back like kept
+    ones, but they are new: their triples count as changed, so the shapes are checked at them."""
+    from .conftest import copy_bundled
+
+    monkeypatch.setenv("MILKB_JOBS", "2")
+    root = copy_bundled(tmp_path / "kb")
+    assert _problems(root) == []  # a clean check on record
+    files = sorted((root / "entries").rglob("*.yaml"))
+    assert len(files) > 500
+    for path in files:  # new bytes, the same graph: every file is fresh, none is kept
+        path.write_text(path.read_text(encoding="utf-8") + "# checked again\n", encoding="utf-8")
+    events = root / "entries" / "events"
+    event = (events / "2022-03-captured-2s23-t-80.yaml").read_text(encoding="utf-8")
+    (events / "2022-03-nothing-captured.yaml").write_text(event.replace("systems: [2s23, t-80]\n", ""), encoding="utf-8")
+    assert any("/2022-03-nothing-captured>" in line for line in _changed_lines(root))
+    problems = _problems(root)
+    assert problems == _cold(root, tmp_path) and any("nothing-captured.yaml" in p and "systems" in p for p in problems)

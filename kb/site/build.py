@@ -33,6 +33,7 @@ from ..schema import concept_ancestors
 from .incremental import State, Tracker, Unit
 from .model import SiteModel, TreeNodeBuilder, concept_id, plain_number, safe_url
 from ..faults import fault_point
+from ..workers import cpus, forked_pool, shared
 from .markdown import render_markdown
 from .output import atomic_folder
 from .svg import family_tree_svg, timeline_svg
@@ -289,31 +290,10 @@ def _entity_pages(w: SiteWriter, step) -> None:
             _entity_chunk(w, todo[lo:hi])
             step("entity pages", hi, total)
         return
-    with _forked_pool(jobs, (w, todo)) as pool:
+    with forked_pool(jobs, (w, todo)) as pool:
         for hi, done in pool.map(_forked_chunk, chunks):
             _merge(w, done)
             step("entity pages", hi, total)
-
-
-@contextmanager
-def _forked_pool(jobs: int, work: tuple):
-    """A pool of `jobs` forked workers that inherit the writer and model as they stand (`work` is what
-    their function reads from `_forked`). A worker that dies (killed, out of memory) fails the build with
-    BrokenProcessPool, never hangs it."""
-    global _forked
-    import gc
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    _forked = work
-    gc.freeze()  # the workers share the model copy-on-write; a collection in them would touch (copy) it all
-    try:
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_die_with_parent) as pool:
-            yield pool
-    finally:
-        _forked = None
-        gc.unfreeze()
 
 
 def _done_since(w: SiteWriter, before: tuple, keys, memos: dict) -> tuple:
@@ -341,36 +321,18 @@ def _merge(w: SiteWriter, done: tuple) -> None:
     w.model.systems_in_cache.update(memos["systems in"])
 
 
-def _die_with_parent() -> None:
-    """In a worker: be killed when the build process dies (kill -9 included), so that no worker goes on
-    writing into a build folder nobody will swap in (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op)."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() == 1:  # the parent died before the call above
-        os._exit(1)
-
-
 ENTITY_CHUNK = 250
-_forked = None  # (writer, what to render) for the forked workers of _forked_pool
 
 
 def _jobs(pages: int) -> int:
-    """Worker processes for the entity pages: MILKB_JOBS, else one per usable CPU (one for small sites)."""
-    wanted = os.environ.get("MILKB_JOBS", "")
-    if wanted.isdigit() and int(wanted) > 0:
-        return int(wanted)
-    if pages < 2 * ENTITY_CHUNK:
+    """Worker processes for the entity pages: one per usable CPU (kb/workers.py), one for small sites."""
+    if pages < 2 * ENTITY_CHUNK and not os.environ.get("MILKB_JOBS"):
         return 1
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return cpus()
 
 
 def _forked_chunk(bounds: tuple[int, int]) -> tuple:
-    w, todo = _forked
+    w, todo = shared()
     before, memos = _started(w)
     rendered = todo[bounds[0]:bounds[1]]
     _entity_chunk(w, rendered)
@@ -622,13 +584,13 @@ def _whole_graph_parts(w: SiteWriter, parts: list) -> None:
         for key, write in todo:
             _whole_graph_part(w, key, write)
         return
-    with _forked_pool(jobs, (w, todo)) as pool:
+    with forked_pool(jobs, (w, todo)) as pool:
         for done in pool.map(_forked_part, range(len(todo))):
             _merge(w, done)
 
 
 def _forked_part(i: int) -> tuple:
-    w, todo = _forked
+    w, todo = shared()
     before, memos = _started(w)
     key, write = todo[i]
     _whole_graph_part(w, key, write)
