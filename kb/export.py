@@ -51,6 +51,18 @@ def nt_line(t: tuple, terms: dict) -> str:
     return f"{keys[0]} {keys[1]} {keys[2]} ."
 
 
+def graph_lines(mapped, ontology, index) -> list[str]:
+    """The graph's triples as sorted `nt_line`s: each entry's as kept with its mapping (`MappedGraph.lines`),
+    the ontology's made here; made from `index` instead when it is not the graph the mapping made (a library
+    user added triples). What a build compares with the last one and dumps, and what the saved store loads."""
+    terms: dict = {}
+    lines = set(mapped.lines) if mapped is not None else set()
+    lines.update(nt_line(t, terms) for t in ontology)
+    if len(lines) != len(index):
+        lines = {nt_line(t, terms) for t in index}
+    return sorted(lines)
+
+
 def split_line(line: str) -> tuple[str, str, str] | None:
     """The (subject, predicate, object) terms of an `nt_line`, or None if it is not one."""
     s, p, o = (line[:-2].split(" ", 2) + ["", ""])[:3]

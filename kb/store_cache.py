@@ -98,15 +98,19 @@ def save(config: Config, kb, print_: str) -> None:
     """Write the graph of `kb` as the store for fingerprint `print_` (a new folder, then swapped in), with
     the ids and names `kb show` matches against. Best effort: a read-only root only means the next command
     loads the entries again."""
+    import pyoxigraph as ox
+
+    from .export import graph_lines
     from .files import write_atomically
-    from .oxstore import load_store
 
     folder, meta = _paths(config)
     fresh = folder.with_name(f"store.new-{os.getpid()}")
     try:
         config.cache_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(fresh, ignore_errors=True)
-        store = load_store(kb.index, fresh)
+        store = ox.Store(str(fresh))  # Oxigraph reads the lines itself: no Python object per triple
+        text = "\n".join(graph_lines(kb.mapped, kb.schema.ontology, kb.index))
+        store.bulk_load(input=text.encode("utf-8"), format=ox.RdfFormat.TURTLE)
         store.flush()
         del store
         meta.unlink(missing_ok=True)  # no fingerprint names a store while the folders move

@@ -23,7 +23,7 @@ from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
 
 from ..entity import entity_triples
-from ..export import (export_graph, jsonld as jsonld_text, nt_line, oxigraph_serialize, parse_lines, sorted_triples,
+from ..export import (export_graph, graph_lines, jsonld as jsonld_text, nt_line, oxigraph_serialize, parse_lines, sorted_triples,
                       turtle as turtle_text)
 from ..knowledge_base import KnowledgeBase
 from ..namespaces import KB, KBC, PREFIXES, SCHEMA
@@ -135,13 +135,8 @@ class SiteWriter:
         """The graph's triples as sorted N-Triples lines, computed once per build: each entry's come with its
         mapping (kept in `.kb-cache/` with it), so only the ontology's are made here. What the next build
         compares its graph with, and what the dumps and the query page load."""
-        if self._lines is None:
-            index, terms = self.model.tracker._index, {}
-            lines = set(self.kb.mapped.lines) if self.kb.mapped is not None else set()
-            lines.update(nt_line(t, terms) for t in self.kb.schema.ontology)
-            if len(lines) != len(index):  # not the graph the mapping made (a library user added triples)
-                lines = {nt_line(t, terms) for t in index}
-            self._lines = sorted(lines)
+        if self._lines is None:  # the index itself, not the tracker: making the lines is not a read of a part
+            self._lines = graph_lines(self.kb.mapped, self.kb.schema.ontology, self.model.tracker._index)
         return self._lines
 
     def ox_graph(self) -> list:
