@@ -112,7 +112,9 @@ def test_an_attack_is_refused_quickly_in_bounded_memory(name):
     text = ATTACKS[name]
     started = time.perf_counter()
     kept, found = problems(text)
-    assert time.perf_counter() - started < 1
+    # a bound on a blow-up, not a speed target (bench/ has those): refused in milliseconds, while an unguarded
+    # parser takes minutes or never ends; 5 s leaves room for a loaded machine (1 s failed once at load 5)
+    assert time.perf_counter() - started < 5
     assert not kept and len(found) == 1 and re.match(r"^e\.yaml:\d+: ", found[0])
     tracemalloc.start()
     problems(text)
