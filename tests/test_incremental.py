@@ -19,20 +19,20 @@ def _tree(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _build(root: Path, out: str) -> tuple[int, int]:
+def _build(root: Path, out: str, jobs: str = "1") -> tuple[int, int]:
     """`kb build --no-search -o out`; (parts reused, parts in all)."""
-    result = run_kb("build", "--no-search", "-o", out, cwd=root, env=ENV)
+    result = run_kb("build", "--no-search", "-o", out, cwd=root, env=ENV | {"MILKB_JOBS": jobs})
     assert result.code == 0, result.stderr
     found = REUSED.search(result.stdout)
     return (int(found[1]), int(found[2])) if found else (0, 0)
 
 
-def _same_as_full(root: Path, step: str) -> tuple[int, int]:
+def _same_as_full(root: Path, step: str, jobs: str = "1") -> tuple[int, int]:
     """Build incrementally into _site, and meanwhile from scratch into a fresh folder (another output folder:
     nothing of the kept state applies there): the two must be identical."""
     with ThreadPoolExecutor(1) as pool:
-        full = pool.submit(_build, root, f"full-{step}")
-        reused = _build(root, "_site")
+        full = pool.submit(_build, root, f"full-{step}", jobs)
+        reused = _build(root, "_site", jobs)
         assert full.result() == (0, 0)
     incremental, full = _tree(root / "_site"), _tree(root / f"full-{step}")
     assert sorted(incremental) == sorted(full), f"{step}: files differ"
@@ -193,3 +193,17 @@ def test_random_edits_keep_incremental_builds_identical_to_full_ones(tmp_path, m
         shutil.rmtree(root / f"full-{step}")
         reused_any = reused_any or report.reused > 0
     assert reused_any
+
+
+def test_builds_by_forked_workers_stay_the_same_as_full_ones(tmp_path):
+    """With two workers (entity pages, the query page and the downloads in forked processes that hand back
+    their parts and the table rows they made), a rebuild after changes is still a full build's."""
+    root = copy_bundled(tmp_path / "kb")
+    assert _build(root, "_site", jobs="2") == (0, 0)
+    _edit(root / "entries" / "systems" / "t-80bv.yaml", r"^variant_of: t-80$", "variant_of: t-80b")
+    _edit(root / "entries" / "systems" / "bm-21.yaml", r"^category: .*$", "category: self-propelled-howitzer")
+    reused, units = _same_as_full(root, "forked", jobs="2")
+    assert 0 < reused < units
+    _edit(root / "entries" / "systems" / "t-80bv.yaml", r"^variant_of: t-80b$", "variant_of: t-80")
+    reused, units = _same_as_full(root, "forked-back", jobs="2")
+    assert 0 < reused < units
