@@ -25,6 +25,7 @@ import pickle
 import zlib
 from pathlib import Path
 
+import rdflib
 from rdflib import Literal, URIRef
 
 SHARDS = 256
@@ -51,7 +52,7 @@ class Shards:
         self._loaded = {}
         try:
             data = io.BytesIO(_verified(self.path.read_bytes()))
-            if pickle.load(data) != stamp:
+            if pickle.load(data) != (stamp, rdflib.__version__):  # its terms are pickled by value (below)
                 return None
             head, names = pickle.load(data)
             items: dict = {}
@@ -87,7 +88,7 @@ class Shards:
             name = f"{self.path.name}.{shard:03d}.{digest.hex()}"
             write_atomically(self.path.parent / name, raw, durable=False)
             names[shard] = (name, digest)
-        data = (pickle.dumps(stamp, protocol=pickle.HIGHEST_PROTOCOL)
+        data = (pickle.dumps((stamp, rdflib.__version__), protocol=pickle.HIGHEST_PROTOCOL)
                 + pickle.dumps((head, names), protocol=pickle.HIGHEST_PROTOCOL))
         write_atomically(self.path, _signature(data) + data)
         self._loaded = {shard: (*names[shard], groups[shard]) for shard in groups}
@@ -104,17 +105,19 @@ def _same(loaded: dict, now: dict) -> bool:
 
 # rdflib's terms pickled by value: unpickling them through their constructors checks and converts every IRI
 # and literal again (0.8 s for the parse cache at 10,000 systems; 0.27 s this way). They were checked when
-# made, and a cache is read only when its signed head names it.
+# made, a cache is read only when its signed head names it, and only by the rdflib version that wrote it.
 def _uriref(value: str) -> URIRef:
     return str.__new__(URIRef, value)
 
 
 def _literal(lexical: str, language, datatype, value, ill_typed) -> Literal:
     literal = str.__new__(Literal, lexical)
-    literal._language, literal._datatype, literal._value, literal._ill_typed = language, datatype, value, ill_typed
+    literal._language, literal._datatype, literal._value = language, datatype, value
+    if ill_typed is not None:
+        literal._ill_typed = ill_typed
     return literal
 
 
 copyreg.pickle(URIRef, lambda term: (_uriref, (str(term),)))
 copyreg.pickle(Literal, lambda term: (_literal, (str(term), term._language, term._datatype, term._value,
-                                                  term._ill_typed)))
+                                                  getattr(term, "_ill_typed", None))))
