@@ -112,12 +112,10 @@ def _uriref(value: str) -> URIRef:
 
 def _literal(lexical: str, language, datatype, value, ill_typed) -> Literal:
     literal = str.__new__(Literal, lexical)
-    literal._language, literal._datatype, literal._value = language, datatype, value
-    if ill_typed is not None:
-        literal._ill_typed = ill_typed
+    literal._language, literal._datatype, literal._value, literal._ill_typed = language, datatype, value, ill_typed
     return literal
 
 
 copyreg.pickle(URIRef, lambda term: (_uriref, (str(term),)))
 copyreg.pickle(Literal, lambda term: (_literal, (str(term), term._language, term._datatype, term._value,
-                                                  getattr(term, "_ill_typed", None))))
+                                                  term._ill_typed)))

@@ -97,3 +97,26 @@ def test_a_damaged_parse_cache_shard_costs_a_parse_not_a_wrong_answer(kb_root):
     result = run_kb("validate", cwd=kb_root)
     assert result.code == 1 and "no-such-country" in result.stderr
     assert run_kb("validate", cwd=kb_root).code == 1  # and again, from the cache written afresh
+
+
+def test_terms_read_back_are_the_terms_written(tmp_path, monkeypatch):
+    """rdflib's terms are pickled by value (no constructor run when read back): every attribute a later
+    lookup, comparison or query uses comes back as it was."""
+    from decimal import Decimal
+
+    from rdflib import XSD, Literal, URIRef
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    terms = [URIRef("https://w3id.org/milkb/id/t-80"), Literal("T-80"), Literal("Т-80", lang="ru"),
+             Literal(Decimal("46.5"), datatype=XSD.decimal), Literal("1985", datatype=XSD.gYear),
+             Literal("not a number", datatype=XSD.integer), Literal("2022-03-01", datatype=XSD.date)]
+    path = tmp_path / "cache.pickle"
+    Shards(path).save("v1", None, {str(i): t for i, t in enumerate(terms)}, str)
+    _, back = Shards(path).load("v1")
+    for i, term in enumerate(terms):
+        got = back[str(i)]
+        assert type(got) is type(term) and got == term and hash(got) == hash(term)
+        if isinstance(term, Literal):
+            assert (got.value, got.language, got.datatype, got.ill_typed) == \
+                   (term.value, term.language, term.datatype, term.ill_typed)
+            assert got.n3() == term.n3() and got.eq(term)
