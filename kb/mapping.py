@@ -417,18 +417,24 @@ def _num(x):
     return int(x) if float(x).is_integer() else x
 
 
-def map_entries(entries: list[Entry], schema: Schema, base_iri: str, kept_mappings: dict[str, Kept] | None = None
-                ) -> MappedGraph:
-    """Map every entry; an entry with a broken file still gets its rdf:type so links to it resolve.
-
-    `kept_mappings`: entry id → the mapping kept from an earlier run of the same file (kb/parse_cache.py),
-    used when everything it links to is as it was."""
+def entry_index(entries: list[Entry]) -> tuple[dict[str, Entry], set[str]]:
+    """(id → the first entry with it, the ids that more than one entry has): what links are checked against."""
     index: dict[str, Entry] = {}
     duplicated = set()
     for e in entries:
         if e.id in index:
             duplicated.add(e.id)
         index.setdefault(e.id, e)
+    return index, duplicated
+
+
+def map_entries(entries: list[Entry], schema: Schema, base_iri: str, kept_mappings: dict[str, Kept] | None = None
+                ) -> MappedGraph:
+    """Map every entry; an entry with a broken file still gets its rdf:type so links to it resolve.
+
+    `kept_mappings`: entry id → the mapping kept from an earlier run of the same file (kb/parse_cache.py),
+    used when everything it links to is as it was."""
+    index, duplicated = entry_index(entries)
     out = MappedGraph(graph=Index(), index=index)
     mapper = Mapper(schema, base_iri, index, duplicated)
     for entry in entries:
@@ -449,4 +455,4 @@ def map_entries(entries: list[Entry], schema: Schema, base_iri: str, kept_mappin
     return out
 
 
-__all__ = ["map_entries", "MappedGraph", "Mapper"]
+__all__ = ["entry_index", "map_entries", "MappedGraph", "Mapper"]

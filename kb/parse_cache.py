@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from .loader import Entry, Node, discover, load_entry, mark_duplicate_ids, read_entry_file
-from .mapping import Kept, MappedGraph
+from .mapping import Kept, MappedGraph, entry_index
 from .problems import Problem
 from .schema import Schema
 from .shards import Shards
@@ -116,11 +116,7 @@ class EntryCache:
             return
         from .quantities import learn
 
-        index, duplicated = {}, set()  # as map_entries will have them: a link is checked against the same
-        for e in entries:
-            if e.id in index:
-                duplicated.add(e.id)
-            index.setdefault(e.id, e)
+        index, duplicated = entry_index(entries)  # as map_entries will have them: links checked alike
         chunks = [(lo, min(lo + FRESH_CHUNK, len(fresh))) for lo in range(0, len(fresh), FRESH_CHUNK)]
         with forked_pool(jobs, (self.schema, self.base_iri, index, duplicated, fresh)) as pool:
             for done, conversions in pool.map(_parse_and_map, chunks):
