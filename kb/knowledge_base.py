@@ -1,6 +1,7 @@
 """A knowledge base opened from its root: config, schema, entries and the one graph built from them."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from pathlib import Path
@@ -12,6 +13,10 @@ from .index import Index, prefixed_graph
 from .config import Config, find_root, load_config
 from .problems import KBError, Problem, problem_order
 from .schema import Schema, load_ontology, read_schema
+
+# rdflib warns on stderr of an IRI made from an invalid id (`<script>.yaml`), which validation reports as
+# path:line: message already; no IRI of an invalid knowledge base is ever written
+logging.getLogger("rdflib.term").setLevel(logging.ERROR)
 
 if TYPE_CHECKING:  # imported where entries are loaded: `kb show` and `kb query` on a saved store need none
     from .loader import Entry
@@ -124,22 +129,20 @@ def load_valid_kb(root: Path | None = None, *, shacl: bool = True) -> KnowledgeB
 
 
 def saved_kb(root: Path | None = None) -> KnowledgeBase:
-    """For commands that read a few entities (`kb show`, `kb search`): the graph in the store saved by an
-    earlier command when no input has changed since, else the entries loaded as `load_valid_kb(shacl=False)`
-    does (and the store saved for the next command)."""
+    """For `kb search`: the graph in the store saved by an earlier command when no input has changed since,
+    else the entries loaded as `load_valid_kb(shacl=False)` does (and the store saved for the next command)."""
     from . import store_cache
 
     root = find_root() if root is None else root
     config = load_config(root)
-    print_ = store_cache.fingerprint(config)
-    cached = store_cache.open_cached(config, print_, lookups=True)
-    if cached is None:
+    saved = store_cache.Saved(config)
+    if not saved.current():
         kb = load_valid_kb(root, shacl=False)
-        store_cache.save(config, kb, print_)
+        store_cache.save(config, kb, saved.fingerprint)
         return kb
     from .oxstore import StoreView
 
-    store, _, lookups = cached
     schema = read_schema(load_ontology(config.ontology_dir))
-    return KnowledgeBase(config, schema, [], None, StoreView(store), [], _ids=set(lookups["ids"]),
+    lookups = saved.lookups
+    return KnowledgeBase(config, schema, [], None, StoreView(saved.store), [], _ids=set(lookups["ids"]),
                          _saved_names=lookups["names"])

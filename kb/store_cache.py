@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import Config
 
-FORMAT = "1"  # bump when the graph a given set of entries maps to changes
+FORMAT = "2"  # bump when the graph a given set of entries maps to changes, or what is saved with it
 
 
 def fingerprint(config: Config) -> str:
@@ -54,25 +54,136 @@ def _paths(config: Config) -> tuple[Path, Path]:
     return config.cache_dir / "store", config.cache_dir / "store.json"
 
 
-def open_cached(config: Config, print_: str | None = None, *, lookups: bool = False):
-    """(the saved store read-only, its prefixes) if saved under today's fingerprint; with `lookups`, also
-    its ids and names (what `kb show` matches against; `kb query` does not read them)."""
-    folder, meta = _paths(config)
-    try:
-        saved = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if saved.get("fingerprint") != (print_ or fingerprint(config)) or not folder.is_dir():
-        return None
-    import pyoxigraph as ox
+class Saved:
+    """The store saved by an earlier command, opened read-only at once, while a forked child checks by the
+    fingerprint that nothing it was built from has changed since. A command starts its work on the store and
+    keeps the answer only if `current()`.
 
-    try:
-        found = (ox.Store.read_only(str(folder)), saved["prefixes"])
-        if lookups:
-            found += (json.loads(folder.with_name("store-lookups.json").read_text(encoding="utf-8")),)
-        return found
-    except (OSError, KeyError, ValueError):
+    At 10,000 entries the fingerprint's 10,700 stat calls take 50-90 ms, as long as the command's own work;
+    in a child they run on the other CPU (a thread would mostly wait for the GIL while the command runs
+    Python code). Without fork, the fingerprint is computed in this process when it is asked for.
+
+    Besides the store: its `prefixes`, the schema's `summary` (`kb.describe.schema_summary`) and, read when
+    first used, the `lookups` `kb show` matches names against (`lookups_of`)."""
+
+    def __init__(self, config: Config, *, print_: str | None = None):
+        self.store = self.prefixes = self.summary = self._lookups = None
+        self._config, self._saved_print, self._print = config, None, print_
+        self._child = _fingerprint_child(config) if print_ is None else None
+        folder, meta = _paths(config)
+        try:
+            saved = json.loads(meta.read_text(encoding="utf-8"))
+            if saved.get("format") != FORMAT or not folder.is_dir():
+                return
+            import pyoxigraph as ox
+
+            self.store = ox.Store.read_only(str(folder))
+            self.prefixes, self.summary, self._saved_print = saved["prefixes"], saved["summary"], saved["fingerprint"]
+        except (OSError, KeyError, ValueError, TypeError):
+            self.store = None
+
+    @classmethod
+    def of(cls, config: Config, kb) -> Saved:
+        """`kb` in a store in memory, for when the cache folder cannot be written."""
+        from .oxstore import load_store
+
+        made = cls(config, print_="memory")
+        made.store, made.prefixes, made._saved_print = load_store(kb.index), prefixes_of(config), "memory"
+        made.summary, made._lookups = schema_summary_of(kb), lookups_of(kb)
+        return made
+
+    @property
+    def lookups(self) -> dict:
+        if self._lookups is None:
+            self._lookups = json.loads(_lookups_path(self._config).read_text(encoding="utf-8"))
+        return self._lookups
+
+    @property
+    def fingerprint(self) -> str:
+        """The fingerprint of the entries as they are now."""
+        if self._print is None:
+            self._print = _fingerprint_of_child(*self._child) if self._child else None
+            self._child = None
+        if self._print is None:  # no child, or it failed
+            self._print = fingerprint(self._config)
+        return self._print
+
+    def current(self) -> bool:
+        return self.store is not None and self.fingerprint == self._saved_print
+
+
+def _fingerprint_child(config: Config) -> tuple[int, int] | None:
+    """(pid, read end of a pipe) of a child writing `fingerprint(config)` into the pipe; None if no fork."""
+    if not hasattr(os, "fork"):
         return None
+    try:
+        read, write = os.pipe()
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid == 0:  # the child: nothing but the fingerprint, then out without running any cleanup
+        try:
+            os.close(read)
+            os.write(write, fingerprint(config).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    return pid, read
+
+
+def _fingerprint_of_child(pid: int, read: int) -> str | None:
+    try:
+        with os.fdopen(read, "rb") as pipe:
+            text = pipe.read().decode()
+        os.waitpid(pid, 0)
+    except OSError:
+        return None
+    return text if len(text) == 64 else None
+
+
+def _lookups_path(config: Config) -> Path:
+    return config.cache_dir / "store-lookups.json"
+
+
+def lookups_of(kb) -> dict:
+    """What `kb show` matches names against: every entity id, and every name and alias as (iri, "name" or
+    "alias", text)."""
+    return {"ids": sorted(kb.entity_ids), "names": [[str(s), kind, text] for s, kind, text in kb.names]}
+
+
+def schema_summary_of(kb) -> dict:
+    from .describe import schema_summary
+
+    return schema_summary(kb.schema)
+
+
+def prefixes_of(config: Config) -> dict[str, str]:
+    from .namespaces import PREFIXES
+
+    return dict({k: str(v) for k, v in PREFIXES.items()}, id=config.base_iri)
+
+
+def on_current_store(config: Config, load_kb, work):
+    """`work(saved)` on the graph as the entries are now (`saved` a `Saved`). It starts on the saved store
+    while the fingerprint is checked; its answer, or its KBError, stands if the store is current. Otherwise
+    the knowledge base is loaded by `load_kb()` (its errors raised), saved as the store for the next
+    command, and `work` runs again on it (on a store in memory if it could not be saved)."""
+    from .problems import KBError, UsageError
+
+    saved = Saved(config)
+    if saved.store is not None:
+        try:
+            done = work(saved)
+        except (KBError, UsageError):
+            if saved.current():
+                raise
+        else:
+            if saved.current():
+                return done
+    kb = load_kb()
+    save(config, kb, saved.fingerprint)
+    again = Saved(config, print_=saved.fingerprint)
+    return work(again if again.current() else Saved.of(config, kb))
 
 
 def raw_query(store, text: str, origin: str, prefixes: dict[str, str], substitutions=None):
@@ -119,11 +230,8 @@ def save(config: Config, kb, print_: str) -> None:
             os.replace(folder, old)
         os.replace(fresh, folder)
         shutil.rmtree(old, ignore_errors=True)
-        lookups = {"ids": sorted(kb.entity_ids), "names": [(str(s), kind, text) for s, kind, text in kb.names]}
-        write_atomically(folder.with_name("store-lookups.json"), json.dumps(lookups, ensure_ascii=False))
-        from .namespaces import PREFIXES
-
-        prefixes = dict({k: str(v) for k, v in PREFIXES.items()}, id=config.base_iri)
-        write_atomically(meta, json.dumps({"fingerprint": print_, "format": FORMAT, "prefixes": prefixes}))
+        write_atomically(_lookups_path(config), json.dumps(lookups_of(kb), ensure_ascii=False))
+        write_atomically(meta, json.dumps({"fingerprint": print_, "format": FORMAT, "prefixes": prefixes_of(config),
+                                           "summary": schema_summary_of(kb)}, ensure_ascii=False))
     except OSError:
         shutil.rmtree(fresh, ignore_errors=True)

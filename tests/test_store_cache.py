@@ -58,24 +58,63 @@ def test_show_and_search_from_the_store_equal_a_fresh_load(kb_root):
 
 
 def test_every_bundled_entity_reads_the_same_from_a_store(bundled_root):
-    """describe(), the JSON-LD and the search of every entity of the bundled corpus, from the index and
-    from an Oxigraph store (what `kb show` reads when the store is saved)."""
+    """describe(), the JSON-LD and the search of every entity of the bundled corpus, from the store `kb show`
+    saves and reads, and from the graph of a fresh load (in a store in memory, and as rdflib terms)."""
     from dataclasses import replace
 
+    from kb.config import load_config
+    from kb.describe import describe, find_entity, pick_entity
     from kb.entity import entity_jsonld
     from kb.knowledge_base import load_valid_kb
-    from kb.lookup import describe, find_entity
-    from kb.oxstore import StoreView, load_store
+    from kb.lookup import search
+    from kb.oxstore import StoreView
+    from kb.store_cache import Saved, fingerprint, save
 
+    config = load_config(bundled_root)
     loaded = load_valid_kb(bundled_root, shacl=False)
-    stored = replace(loaded, mapped=None, entries=[], index=StoreView(load_store(loaded.index)))
-    assert stored.entity_ids == loaded.entity_ids
+    save(config, loaded, fingerprint(config))
+    saved, memory = Saved(config), Saved.of(config, loaded)
+    assert saved.current() and saved.summary == memory.summary and saved.lookups == memory.lookups
+    stored = replace(loaded, mapped=None, entries=[], index=StoreView(saved.store))
+    assert set(saved.lookups["ids"]) == loaded.entity_ids
     for entity_id in sorted(loaded.entity_ids):
         iri = loaded.iri(entity_id)
-        assert describe(stored, iri) == describe(loaded, iri), entity_id
+        assert pick_entity(saved, entity_id) == str(iri)
+        described = describe(saved.store, saved.prefixes, saved.summary, str(iri))
+        assert described == describe(memory.store, memory.prefixes, memory.summary, str(iri)), entity_id
+        assert described.name and described.cls in ("system", "organization", "country", "place", "event", "source"), described
         assert entity_jsonld(stored, iri) == entity_jsonld(loaded, iri), entity_id
+    names = [(str(s), kind, text) for s, kind, text in loaded.names]
     for words in ("TOS-1", "Нона", "t80", "Buratino"):
-        assert find_entity(stored, words) == find_entity(loaded, words)
+        assert find_entity(set(saved.lookups["ids"]), saved.lookups["names"], config.base_iri, words) == \
+            find_entity(loaded.entity_ids, names, config.base_iri, words)
+        assert search(stored, words) == search(loaded, words)
+
+
+def test_an_answer_from_a_stale_store_is_never_given(kb_root):
+    """`kb show` and `kb query` start on the saved store while its fingerprint is checked: an answer or an
+    error that the entries as they are now would not give must not come out."""
+    run_kb("query", CREW, cwd=kb_root)  # saves the store
+    entry = kb_root / "entries" / "systems" / "t-72.yaml"
+    text = entry.read_text()
+    entry.write_text(text.replace("crew: 3", "crew: 4"))
+    shown = run_kb("show", "t-72", cwd=kb_root)
+    assert shown.code == 0 and any(line.split() == ["crew", "4"] for line in shown.stdout.splitlines()), shown.stdout
+    # an entity the saved store does not know: the stale store's "no entity named" must not be the answer
+    (kb_root / "entries" / "systems" / "t-72-copy.yaml").write_text(text.replace("name: T-72", "name: T-72 Copy"))
+    run_kb("query", CREW, cwd=kb_root)
+    (kb_root / "entries" / "systems" / "t-72-copy.yaml").unlink()
+    (kb_root / "entries" / "systems" / "t-72-twin.yaml").write_text(text.replace("name: T-72", "name: T-72 Twin"))
+    shown = run_kb("show", "t-72-twin", cwd=kb_root)
+    assert shown.code == 0 and shown.stdout.startswith("T-72 Twin  (t-72-twin)"), shown.stderr
+
+
+def test_the_fingerprint_from_the_child_is_the_fingerprint(kb_root):
+    from kb.config import load_config
+    from kb.store_cache import Saved, fingerprint
+
+    config = load_config(kb_root)
+    assert Saved(config).fingerprint == fingerprint(config)
 
 
 def test_the_saved_store_holds_the_exported_graph(kb_root):
