@@ -37,8 +37,7 @@ class EntryChecker:
         problems = [p for entry in entries for p in entry.problems]
         mapped = map_entries(entries, self.schema, self.base_iri)
         problems += mapped.problems
-        for triple in self.vocabulary:  # as in open_kb: links to categories resolve in the vocabulary
-            mapped.graph.add(triple)
+        mapped.graph.add_all(self.vocabulary)  # as in open_kb: links to categories resolve in the vocabulary
         problems += check_cycles(mapped, self.schema, self.base_iri)
         problems += check_shapes(mapped, self.schema, self.shapes)
         return sorted(set(problems), key=problem_order)

@@ -262,15 +262,15 @@ def parse_yaml(text: str, path: str) -> tuple[Node | None, list[Problem]]:
 # --- finding and reading the files -------------------------------------------------------------------
 
 
-def discover(entries_dir: Path, root: Path, schema: Schema) -> tuple[list[tuple[Path, str, Any]], list[Problem]]:
-    """Every entry file under entries/, with its id and class; problems for misplaced files and links."""
+def discover(entries_dir: Path, root: Path, schema: Schema) -> tuple[list[tuple[str, str, str, Any]], list[Problem]]:
+    """Every entry file under entries/ as (its path, its path from the root with `/`, its id, its class);
+    problems for misplaced files and links."""
     found, problems = [], []
     if not entries_dir.is_dir():
         return found, [Problem(relative(entries_dir, root), 0, "there is no entries/ folder", "no-entries")]
     base, prefix = str(entries_dir), entries_dir.relative_to(root).as_posix()
     listed = sorted(((e.path[len(base) + 1:].split(os.sep), e) for e in _listing(base)), key=lambda pe: pe[0])
     for parts, e in listed:
-        path = Path(e.path)
         rel = prefix + "/" + "/".join(parts)
         if e.is_symlink():  # never followed: it could point outside entries/
             problems.append(Problem(rel, 1, "is a symbolic link; entries must be files inside entries/", "symlink",
@@ -280,7 +280,7 @@ def discover(entries_dir: Path, root: Path, schema: Schema) -> tuple[list[tuple[
             continue
         if e.name.endswith(".yml"):
             problems.append(Problem(rel, 1, "entry files must end in .yaml", "bad-file-name",
-                                    f"rename it to {path.stem}.yaml"))
+                                    f"rename it to {e.name[:-len('.yml')]}.yaml"))
             continue
         folder = parts[0] if len(parts) > 1 else ""
         cls = schema.classes.get(folder)
@@ -288,7 +288,7 @@ def discover(entries_dir: Path, root: Path, schema: Schema) -> tuple[list[tuple[
             hint = did_you_mean(folder, schema.classes) or "entry folders are " + ", ".join(sorted(schema.classes))
             problems.append(Problem(rel, 1, f"`{folder or 'entries'}/` is not an entry folder", "bad-folder", hint))
             continue
-        found.append((path, path.stem, cls))
+        found.append((e.path, rel, e.name[:-len(".yaml")], cls))
     return found, problems
 
 
@@ -314,7 +314,7 @@ def _too_large(rel: str, size: int) -> Problem:
                    "an entry is a few kilobytes: shorten it")
 
 
-def read_entry_file(path: Path, rel: str) -> tuple[bytes | None, Problem | None]:
+def read_entry_file(path: str | Path, rel: str) -> tuple[bytes | None, Problem | None]:
     """The bytes of one entry file, or a problem: not a regular file, unreadable, or over the size limit
     (checked before reading, so a huge file costs nothing)."""
     try:  # no following a link put in place after discovery; no waiting on a pipe
@@ -376,8 +376,7 @@ def load_entries(root: Path, schema: Schema) -> tuple[list[Entry], list[Problem]
     """Load every entry file: read, parse, check ids and duplicates. Problems are collected, not raised."""
     files, problems = discover(root / "entries", root, schema)
     entries: list[Entry] = []
-    for path, entry_id, cls in files:
-        rel = path.relative_to(root).as_posix()
+    for path, rel, entry_id, cls in files:
         data, problem = read_entry_file(path, rel)
         if problem:  # still an entry, so that links to it are not reported as well
             entries.append(Entry(entry_id, cls, rel, problems=[problem]))

@@ -59,8 +59,7 @@ class MappedGraph:
 
     def add(self, mapping: Premapped, entry: Entry, clean: bool) -> None:
         """One entry's triples and key lines into the whole."""
-        for triple in mapping.triples:
-            self.graph.add(triple)
+        self.graph.add_all(mapping.triples)
         self.lines += mapping.lines
         self.key_lines.update(mapping.key_lines)
         if clean:
@@ -70,7 +69,7 @@ class MappedGraph:
 class _Triples(list):
     """One entry's triples as they are mapped (an Index's `add`, kept in order)."""
 
-    add = list.append
+    add, add_all = list.append, list.extend
 
 
 @dataclass

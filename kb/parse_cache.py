@@ -61,8 +61,7 @@ class EntryCache:
         entries: list[Entry] = []
         fresh: list[tuple] = []
         self._changed = len(parsed) + len(mapped) != len(files)
-        for file, entry_id, cls in files:
-            rel = file.relative_to(self.root).as_posix()
+        for file, rel, entry_id, cls in files:
             data = None
             key = _unchanged(file, stats.get(rel))  # by size and mtime, if old enough to trust: not read
             if key is not None:
@@ -207,7 +206,7 @@ def _parse_and_map(chunk: tuple[int, int]) -> tuple[list, list]:
     return done, learned(known)
 
 
-def _parser(file: Path, rel: str, entry_id: str, cls, data: bytes | None):
+def _parser(file: str, rel: str, entry_id: str, cls, data: bytes | None):
     """Parse the entry from `data`, or from its file if it was not read."""
     def parse() -> Entry:
         nonlocal data
@@ -220,7 +219,7 @@ def _parser(file: Path, rel: str, entry_id: str, cls, data: bytes | None):
     return parse
 
 
-def _size_mtime(file: Path) -> tuple[int, int] | None:
+def _size_mtime(file: str) -> tuple[int, int] | None:
     try:
         st = os.lstat(file)
     except OSError:
@@ -231,7 +230,7 @@ def _size_mtime(file: Path) -> tuple[int, int] | None:
 RACY_NS = 2_000_000_000  # a file modified this close to when it was read may have changed unseen since
 
 
-def _unchanged(file: Path, kept) -> tuple | None:
+def _unchanged(file: str, kept) -> tuple | None:
     """The kept key of `file` if its size and mtime are as kept and it was last modified well before it was
     read (as git trusts its index), else None: then the file is read and hashed."""
     if kept is None:
