@@ -205,9 +205,8 @@ def _oxigraph_terms(ordered):
             yield t.subject.value, t.predicate.value, (o.value, None, None, False)
 
 
-def jsonld(ordered: list) -> str:
-    """Compact JSON-LD of `ordered` (sorted triples, rdflib's or pyoxigraph's): one node per subject, nodes by
-    @id, one line."""
+def _jsonld_nodes(ordered: list) -> list[dict]:
+    """The JSON-LD node of each subject of `ordered` (sorted triples, rdflib's or pyoxigraph's), by @id."""
     terms = _rdflib_terms(ordered) if not ordered or isinstance(ordered[0], tuple) else _oxigraph_terms(ordered)
     nodes: dict[str, dict] = {}
     for s, p, o in terms:
@@ -224,11 +223,73 @@ def jsonld(ordered: list) -> str:
             node[key].append(value)
         else:
             node[key] = value
-    graph = [nodes[k] for k in sorted(nodes)]
+    return [nodes[k] for k in sorted(nodes)]
+
+
+def jsonld(ordered: list) -> str:
+    """Compact JSON-LD of `ordered` (sorted triples, rdflib's or pyoxigraph's): one node per subject, nodes by
+    @id, one line."""
+    graph = _jsonld_nodes(ordered)
     data = dict(graph[0]) if len(graph) == 1 else {"@graph": graph}
     data["@context"] = _CONTEXT
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
 
 
 RDF_TYPE = URIRef("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+RDFS_COMMENT = URIRef("http://www.w3.org/2000/01/rdf-schema#comment")
 _RDF_TYPE, _XSD_STRING, _XSD_INTEGER = str(RDF_TYPE), str(XSD.string), str(XSD.integer)
+
+
+# --- the dumps in pieces: one per subject, kept between builds (kb/site/build.py `_dumps`) ------------------
+
+DUMP_FORMATS = ("turtle", "nt", "xml", "jsonld")
+_PIECE_START = {"turtle": re.compile(r"^[^\t@]", re.M), "xml": re.compile(r"^\t<(?!/)", re.M)}
+
+
+def dump_frame(fmt: str) -> tuple[str, str, str]:
+    """(header, separator, footer) of a whole-graph dump in `fmt`: what comes before the first subject (the
+    prefixes, the root element), between two subjects' pieces, and after the last."""
+    if fmt == "jsonld":
+        context = json.dumps(_CONTEXT, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return '{"@context":' + context + ',"@graph":[', ",", "]}\n"
+    if fmt == "nt":
+        return "", "", ""
+    import pyoxigraph as ox
+
+    x = ox.NamedNode("urn:milkb:frame")
+    text = oxigraph_serialize([ox.Triple(x, ox.NamedNode(str(RDFS_COMMENT)), ox.Literal("frame"))], fmt)
+    start = _PIECE_START[fmt].search(text).start()
+    end = text.rindex("\n</rdf:RDF>") + 1 if fmt == "xml" else len(text)
+    return text[:start], "", text[end:]
+
+
+def dump_pieces(text: str, fmt: str, frame: tuple[str, str, str]) -> list[str]:
+    """`text`, a dump Oxigraph wrote of sorted triples (`oxigraph_serialize`) in `fmt`, cut into one piece per
+    subject in order, without its `frame`. What Oxigraph writes of a subject depends on that subject's triples
+    alone (one block of lines: literals' line breaks are escaped in Turtle and N-Triples, `<` in RDF/XML)."""
+    header, _, footer = frame
+    if not (text.startswith(header) and text.endswith(footer)):
+        raise ValueError(f"Oxigraph's {fmt} is not in the expected frame")
+    body = text[len(header):len(text) - len(footer)]
+    if fmt == "nt":
+        pieces: list[str] = []
+        subject = None
+        for line in body.split("\n")[:-1]:  # not splitlines(): a literal may hold U+0085 or U+2028
+            line += "\n"
+            head = line[:line.index(" ")]
+            if head == subject:
+                pieces[-1] += line
+            else:
+                pieces.append(line)
+                subject = head
+        return pieces
+    starts = [m.start() for m in _PIECE_START[fmt].finditer(body)]
+    if body and starts[:1] != [0]:
+        raise ValueError(f"Oxigraph's {fmt} does not start with a subject")
+    return [body[a:b] for a, b in zip(starts, starts[1:] + [len(body)])]
+
+
+def jsonld_pieces(ordered: list) -> dict[str, str]:
+    """The nodes of `jsonld(ordered)` by @id, in its order, each written as that function writes it."""
+    return {node["@id"]: json.dumps(node, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+            for node in _jsonld_nodes(ordered)}

@@ -97,6 +97,45 @@ def test_renamed_entry(corpus):
     assert not (corpus / "_site" / "id" / "2s23.html").exists()
 
 
+def test_the_query_page_is_kept_unless_a_saved_query_reads_the_change(corpus):
+    """The saved queries' answers depend only on the triples their patterns can match (`query.pattern_reads`):
+    a changed description, which no saved query reads, keeps the page (linked: the same inode); a changed
+    crew, which `main-battle-tanks` reads, renders it again, as a full build has it."""
+    page = corpus / "_site" / "queries.html"
+    _same_as_full(corpus, "before-query-edits")
+    before = page.stat().st_ino
+    _edit(corpus / "entries" / "systems" / "t-72.yaml", r"^description: >-$", "description: >-\n  Edited.")
+    _same_as_full(corpus, "description")
+    assert page.stat().st_ino == before
+    _edit(corpus / "entries" / "systems" / "t-72.yaml", r"^crew: \{value: 3,", "crew: {value: 4,")
+    _same_as_full(corpus, "crew")
+    assert page.stat().st_ino != before
+
+
+def test_the_dumps_keep_the_pieces_of_unchanged_subjects(corpus, monkeypatch):
+    """After one changed description, the next build cuts every other subject's pieces of the dumps from the
+    previous dump files (`State.kept_pieces`), and writes only the changed subject's again."""
+    from kb.export import DUMP_FORMATS
+    from kb.knowledge_base import open_kb
+    from kb.site.build import DUMPS, SiteWriter, build_date
+    from kb.site.incremental import State, Tracker
+
+    _same_as_full(corpus, "before-dump-edits")
+    _edit(corpus / "entries" / "systems" / "t-80.yaml", r"^description: >-$", "description: >-\n  Edited.")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", ENV["SOURCE_DATE_EPOCH"])
+    kb = open_kb(corpus)
+    w = SiteWriter(kb, corpus / "unused", Tracker(kb.index))
+    lines = w.graph_lines()
+    state = State(kb, (corpus / "_site").resolve(), f"{build_date().isoformat()} search=False", lines)
+    names = {fmt: name for name, fmt, _ in DUMPS}
+    kept = state.kept_pieces("downloads", [names[fmt] for fmt in DUMP_FORMATS])
+    subjects = {line[:line.index(" ")] for line in lines}
+    assert set(kept) == subjects - {"<https://w3id.org/milkb/id/t-80>"}
+    nt = (corpus / "_site" / "milkb.nt").read_text(encoding="utf-8")
+    assert all(nt.count(pieces[1]) == 1 and pieces[1].startswith(s + " ") for s, pieces in kept.items())
+    _same_as_full(corpus, "description-t-80")
+
+
 def test_a_file_edited_in_the_site_is_rendered_again(corpus):
     page = corpus / "_site" / "id" / "t-72.html"
     page.write_text("edited by hand", encoding="utf-8")

@@ -58,3 +58,43 @@ def test_the_bundled_graph_as_lines_is_the_graph():
     assert parsed == ox_triples(rdflib_sorted)
     assert jsonld(parsed) == jsonld(rdflib_sorted)
     assert all(isinstance(t, ox.Triple) for t in parsed)
+
+
+def _whole_and_pieces(lines: list[str]) -> None:
+    """Each dump format of sorted `lines`, written whole, equals its frame around one piece per subject
+    (`export.dump_pieces`), the pieces written from each subject's triples alone: what an incremental build
+    relies on to keep the pieces of unchanged subjects."""
+    from kb.export import DUMP_FORMATS, dump_frame, dump_pieces, jsonld_pieces, oxigraph_serialize
+
+    subjects = list(dict.fromkeys(line[:line.index(" ")] for line in lines))
+    alone = {s: parse_lines([line for line in lines if line.startswith(s + " ")]) for s in subjects}
+    triples = parse_lines(lines)
+    for fmt in DUMP_FORMATS:
+        header, separator, footer = dump_frame(fmt)
+        if fmt == "jsonld":
+            whole = jsonld(triples) if len(subjects) > 1 else None
+            pieces = {s: jsonld_pieces(alone[s])[s[1:-1]] for s in subjects}
+            order = sorted(subjects, key=lambda s: s[1:-1])
+        else:
+            whole = oxigraph_serialize(triples, fmt)
+            assert dump_pieces(whole, fmt, (header, separator, footer)) == [
+                dump_pieces(oxigraph_serialize(alone[s], fmt), fmt, (header, separator, footer))[0] for s in subjects]
+            pieces = {s: dump_pieces(oxigraph_serialize(alone[s], fmt), fmt, (header, separator, footer))[0]
+                      for s in subjects}
+            order = subjects
+        if whole is not None:
+            assert header + separator.join(pieces[s] for s in order) + footer == whole, fmt
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(triples, min_size=1, max_size=12, unique_by=triple_key))
+def test_dumps_are_their_subjects_pieces(ts):
+    terms: dict = {}
+    _whole_and_pieces(sorted(nt_line(t, terms) for t in ts))
+
+
+def test_the_bundled_dumps_are_their_subjects_pieces():
+    kb = open_kb(REPO)
+    terms: dict = {}
+    lines = sorted(set(kb.mapped.lines) | {nt_line(t, terms) for t in kb.schema.ontology})
+    _whole_and_pieces(lines)

@@ -1,6 +1,7 @@
 """`kb build`: the validated graph as a static reference site, written whole into a new folder, then swapped in."""
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import io
@@ -23,14 +24,15 @@ from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
 
 from ..entity import entity_triples
-from ..export import (export_graph, graph_lines, jsonld as jsonld_text, nt_line, oxigraph_serialize, parse_lines, sorted_triples,
+from ..export import (DUMP_FORMATS, dump_frame, dump_pieces, export_graph, graph_lines, jsonld as jsonld_text,
+                      jsonld_pieces, nt_line, oxigraph_serialize, parse_lines, sorted_triples,
                       turtle as turtle_text)
 from ..knowledge_base import KnowledgeBase
 from ..namespaces import KB, KBC, PREFIXES, SCHEMA
-from ..query import saved_queries
+from ..query import saved_queries, saved_query_reads
 from ..store_cache import raw_query
 from ..schema import concept_ancestors
-from .incremental import State, Tracker, Unit
+from .incremental import State, Tracker, Unit, tag
 from .model import SiteModel, TreeNodeBuilder, concept_id, plain_number, safe_url
 from ..faults import fault_point
 from ..workers import cpus, forked_pool, shared
@@ -158,7 +160,8 @@ class SiteWriter:
             os.makedirs(os.path.join(self.work, folder), exist_ok=True)
             self._folders.add(folder)
 
-    def write(self, path: str, data: str | bytes) -> None:
+    def write(self, path: str, data: str | bytes) -> int:
+        """Write `data` (text as UTF-8) to `path` in the site; its size in bytes."""
         self._folder(path)
         target = self.work / path
         if isinstance(data, str):
@@ -168,6 +171,7 @@ class SiteWriter:
         self.bytes += len(data)
         if self._unit is not None:
             self._unit[0].append(path)
+        return len(data)
 
     def page(self, template: str, path: str, **context) -> None:
         root = "../" * path.count("/")
@@ -245,7 +249,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             _vocabulary_page(w)
             report.timings["index pages"] = time.perf_counter() - t
             t = time.perf_counter()
-            _whole_graph_parts(w, [("queries.html", _query_page), ("downloads", _downloads)])
+            _whole_graph_parts(w, [("queries.html", _query_page, False), ("downloads", _downloads, True)])
             _whole_graph_part(w, "publishing files", _publishing_files)  # the sitemap lists every page
             report.timings["dumps"] = time.perf_counter() - t
             fault_point("pages-written")
@@ -293,21 +297,26 @@ def _entity_pages(w: SiteWriter, step) -> None:
 
 def _done_since(w: SiteWriter, before: tuple, keys, memos: dict) -> tuple:
     """What a worker did since `before` (its writer's counts when it started): pages, files, bytes, the
-    units `keys` and the new entries of the kept memos, for `_merge` in the building process."""
+    units `keys`, the new entries of the kept memos and the dumps' offsets if it wrote the dumps, for
+    `_merge` in the building process."""
     m = w.model
     new_memos = {name: {k: cache[k] for k in cache.keys() - memos[name]}
                  for name, cache in (("rows", m.row_cache), ("systems in", m.systems_in_cache))}
     return (w.pages[before[0]:], w.files - before[1], w.bytes - before[2],
-            {key: w.state.units[key] for key in keys}, new_memos)
+            {key: w.state.units[key] for key in keys}, new_memos,
+            (w.state.offsets is not before[3], w.state.offsets))
 
 
 def _started(w: SiteWriter) -> tuple:
     m = w.model
-    return (len(w.pages), w.files, w.bytes), {"rows": set(m.row_cache), "systems in": set(m.systems_in_cache)}
+    return ((len(w.pages), w.files, w.bytes, w.state.offsets),
+            {"rows": set(m.row_cache), "systems in": set(m.systems_in_cache)})
 
 
 def _merge(w: SiteWriter, done: tuple) -> None:
-    pages, files, size, units, memos = done
+    pages, files, size, units, memos, (wrote, offsets) = done
+    if wrote:  # the worker wrote the dumps
+        w.state.offsets = offsets
     w.pages.extend(pages)
     w.files += files
     w.bytes += size
@@ -519,7 +528,12 @@ def _query_page(w: SiteWriter) -> None:
     store.bulk_load(input="\n".join(w.graph_lines()).encode("utf-8"), format=ox.RdfFormat.TURTLE)
     prefixes = dict({k: str(v) for k, v in PREFIXES.items()}, id=w.kb.config.base_iri)
     cell = _QueryCell(w.model)
-    for name, q in saved_queries(w.kb.config.queries_dir).items():
+    saved = saved_queries(w.kb.config.queries_dir)
+    for name, reads in saved_query_reads(saved, prefixes, w.kb.config.cache_dir).items():
+        # what the answer depends on (the triples with the predicates of its patterns): the page is kept
+        # by the next build unless a changed triple has one of them (or a label it shows changed)
+        w.model.tracker.named(None if reads is None else [tag(kind, term) for kind, term in reads])
+    for name, q in saved.items():
         answer = raw_query(store, q.text, name, prefixes)
         names = [v.value for v in answer.variables] if isinstance(answer, ox.QuerySolutions) else []
         rows, count = [], 0
@@ -562,22 +576,25 @@ class _QueryCell:
         return found
 
 
-def _whole_graph_part(w: SiteWriter, key: str, write) -> None:
-    """A part of the site that reads the whole graph (or lists every page): rendered again on any change."""
+def _whole_graph_part(w: SiteWriter, key: str, write, whole_graph: bool = True) -> None:
+    """A part of the site that reads the whole graph (or lists every page): rendered again on any change.
+    Not `whole_graph`: a part that reads the graph by other means than the model (Oxigraph) and names what
+    it reads itself (`Tracker.named`)."""
     if not w.reused(key):
-        with w.unit(key, whole_graph=True):
+        with w.unit(key, whole_graph=whole_graph):
             write(w)
 
 
 def _whole_graph_parts(w: SiteWriter, parts: list) -> None:
-    """Whole-graph parts (`_whole_graph_part`) that need nothing from each other, side by side in forked
-    workers when there are CPUs for it: the query page (every saved query) and the downloads (the graph
-    written four ways) take seconds each at 10,000 systems, and any change renders both again."""
-    todo = [(key, write) for key, write in parts if not w.reused(key)]
+    """Parts (`_whole_graph_part`: key, write, whole_graph) that need nothing from each other, side by side
+    in forked workers when there are CPUs for it: the query page (every saved query) and the downloads (the
+    graph written four ways) take seconds each at 10,000 systems."""
+    todo = [part for part in parts if not w.reused(part[0])]
     jobs = min(len(todo), _jobs(len(w.model.entities)))
     if jobs < 2:
-        for key, write in todo:
-            _whole_graph_part(w, key, write)
+        for key, write, whole_graph in todo:
+            with w.unit(key, whole_graph=whole_graph):
+                write(w)
         return
     with forked_pool(jobs, (w, todo)) as pool:
         for done in pool.map(_forked_part, range(len(todo))):
@@ -587,8 +604,9 @@ def _whole_graph_parts(w: SiteWriter, parts: list) -> None:
 def _forked_part(i: int) -> tuple:
     w, todo = shared()
     before, memos = _started(w)
-    key, write = todo[i]
-    _whole_graph_part(w, key, write)
+    key, write, whole_graph = todo[i]
+    with w.unit(key, whole_graph=whole_graph):
+        write(w)
     return _done_since(w, before, [key], memos)
 
 
@@ -605,10 +623,9 @@ def _vocabulary_page(w: SiteWriter) -> None:
 def _downloads(w: SiteWriter) -> None:
     kb, m = w.kb, w.model
     files = []
+    dumps = _dumps(w)
     for name, fmt, label in DUMPS:
-        data = jsonld_text(w.ox_graph()) if fmt == "jsonld" else oxigraph_serialize(w.ox_graph(), fmt)
-        w.write(name, data)
-        files.append({"name": name, "label": label, "size": len(data.encode("utf-8"))})
+        files.append({"name": name, "label": label, "size": w.write(name, dumps[fmt])})
     rows = [_system_row(m, s) for s in m.systems]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -625,6 +642,56 @@ def _downloads(w: SiteWriter) -> None:
     w.write("void.ttl", void)
     files.append({"name": "void.ttl", "label": "VoID description", "size": len(void.encode())})
     w.page("downloads.html", "downloads.html", files=files, triples=len(kb.index), entities=len(m.entities))
+
+
+def _dumps(w: SiteWriter) -> dict[str, str]:
+    """The whole graph in each dump format, put together from one piece per subject (`export.dump_pieces`):
+    a subject none of whose triples changed since the last build keeps its pieces, cut from that build's dump
+    files (`State.kept_pieces`), and only the triples of the others are written again (all of them in a first
+    build). The result is the same text as writing the whole graph at once (`tests/test_lines.py`)."""
+    lines = w.graph_lines()
+    names = {fmt: name for name, fmt, _ in DUMPS}
+    kept = w.state.kept_pieces("downloads", [names[fmt] for fmt in DUMP_FORMATS])
+    if kept:  # the other subjects are the changed ones still in the graph
+        changed = {s: found for s in w.state.change.subjects if (found := _lines_of(lines, s))}
+        todo = sorted(changed, key=lambda s: s + " ")  # the order of the lines, in which Oxigraph writes them
+        subjects = sorted([*kept, *todo], key=lambda s: s + " ")
+        triples = parse_lines([line for s in todo for line in changed[s]])
+    else:
+        subjects = todo = list(dict.fromkeys(line[:line.index(" ")] for line in lines))
+        triples = w.ox_graph()
+    frames = {fmt: dump_frame(fmt) for fmt in DUMP_FORMATS}
+    try:
+        cut = {fmt: dict(zip(todo, dump_pieces(oxigraph_serialize(triples, fmt), fmt, frames[fmt]), strict=True))
+               for fmt in DUMP_FORMATS if fmt != "jsonld"}
+        cut["jsonld"] = {f"<{iri}>": piece for iri, piece in jsonld_pieces(triples).items()}
+        if cut["jsonld"].keys() != cut["nt"].keys():
+            raise ValueError("not one JSON-LD node per subject")
+    except ValueError:  # Oxigraph wrote something unforeseen: write the whole graph, keep no pieces
+        w.state.offsets = {}
+        return {fmt: jsonld_text(w.ox_graph()) if fmt == "jsonld" else oxigraph_serialize(w.ox_graph(), fmt)
+                for fmt in DUMP_FORMATS}
+    pieces = {s: kept.get(s) or tuple(cut[fmt][s] for fmt in DUMP_FORMATS) for s in subjects}
+    dumps, offsets = {}, {s: [] for s in subjects}  # where each subject's piece is in each dump, for the next build
+    for i, fmt in enumerate(DUMP_FORMATS):
+        header, separator, footer = frames[fmt]
+        order = sorted(subjects, key=lambda s: s[1:-1]) if fmt == "jsonld" else subjects  # nodes by @id
+        at = len(header)
+        for s in order:
+            offsets[s].append((at, at + len(pieces[s][i])))
+            at += len(pieces[s][i]) + len(separator)
+        dumps[fmt] = header + separator.join(pieces[s][i] for s in order) + footer
+    w.state.offsets = offsets
+    return dumps
+
+
+def _lines_of(lines: list[str], subject: str) -> list[str]:
+    """The lines of `subject` among sorted `lines` (`export.graph_lines`): those from where `subject + " "`
+    would sort on, as long as they start with it."""
+    start = end = bisect.bisect_left(lines, subject + " ")
+    while end < len(lines) and lines[end].startswith(subject + " "):
+        end += 1
+    return lines[start:end]
 
 
 def _cell(text: str) -> str:

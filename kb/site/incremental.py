@@ -9,8 +9,10 @@ the files it wrote (path, size, modification time) and the triples of the graph.
 
 The next build compares the new graph with the kept triples. A unit whose reads meet none of the changed
 triples would render the same bytes, so its files are hard-linked from the previous site into the new
-version instead of being rendered again; everything else is rendered as in a full build. The dumps, the
-saved-query answers and the sitemap read the whole graph: any change renders them again. Nothing is reused
+version instead of being rendered again; everything else is rendered as in a full build. The downloads and
+the sitemap read the whole graph: any change renders them again (the dumps from the kept pieces of their
+unchanged subjects, `kept_pieces`). The queries page names what its saved queries can read (`Tracker.named`).
+Nothing is reused
 when anything but the entries changed (ontology, templates, static files, saved queries, kb.toml, milkb's
 own code, the build date, the output folder): the kept state names all of these (`inputs_stamp`). A kept
 file whose size or modification time changed since (edited by hand, removed) makes its unit render again.
@@ -38,7 +40,7 @@ from rdflib.namespace import RDF
 from ..export import nt_term, split_line
 from ..shards import Shards
 
-FORMAT = 8
+FORMAT = 9
 
 
 def tag(kind: str, *terms: str) -> str:
@@ -63,7 +65,8 @@ class Reads:
     predicates: set = field(default_factory=set)
     objects: set = field(default_factory=set)
     everything: bool = False
-    memos: set = field(default_factory=set)  # the kept memo entries it used (`memo_tag`)
+    tags: set = field(default_factory=set)  # lookups named by their tag: kept memo entries used (`memo_tag`), a
+    # saved query's triple patterns (`named`)
 
     def merge(self, other: "Reads") -> None:
         for p, subjects in other.facts.items():
@@ -73,7 +76,7 @@ class Reads:
         self.predicates |= other.predicates
         self.objects |= other.objects
         self.everything = self.everything or other.everything
-        self.memos |= other.memos
+        self.tags |= other.tags
 
     def keys(self, key) -> frozenset:
         """The reads as one set of strings, each naming a lookup (`Change.tags`), for the kept state; `key`
@@ -85,7 +88,7 @@ class Reads:
         tags.update(key("O", o) for o in self.objects)
         if self.everything:
             tags.add("*")
-        tags |= self.memos
+        tags |= self.tags
         return frozenset(tags)
 
 
@@ -126,7 +129,7 @@ class Tracker:
             ref = self._memo_tags.get((name, key))
             if ref is None:
                 ref = self._memo_tags[(name, key)] = memo_tag(name, key)
-            self.reads.memos.add(ref)
+            self.reads.tags.add(ref)
         return found[0]
 
     def _pattern(self, s, p, o) -> None:
@@ -148,6 +151,15 @@ class Tracker:
             r.objects.add(o)
         else:
             r.everything = True
+
+    def named(self, tags) -> None:
+        """Lookups the unit makes by other means than this graph (a saved query on Oxigraph), named by their
+        tags (`tag`); None: it may read any triple."""
+        if self.reads is not None:
+            if tags is None:
+                self.reads.everything = True
+            else:
+                self.reads.tags.update(tags)
 
     def facts(self, s, predicates: tuple) -> None:
         if self.reads is not None:
@@ -244,11 +256,13 @@ class Change:
 
     tags: frozenset
     everything: bool = False  # a changed line could not be read: every unit is touched
+    subjects: frozenset = frozenset()  # the subject of each added or removed triple, as N-Triples writes it
 
     @classmethod
     def between(cls, old: list[str], new: list[str]) -> "Change":
         """The change from graph `old` to graph `new`, both as N-Triples lines (`export.nt_line`)."""
         tags: set = set()
+        subjects: set = set()
         everything = False
         for line in set(old).symmetric_difference(new):
             triple = split_line(line)
@@ -257,7 +271,8 @@ class Change:
                 continue
             s, p, o = triple
             tags.update((tag("F", p, s), tag("S", s), tag("P", p, o), tag("Q", p), tag("O", o)))
-        return cls(frozenset(tags), everything)
+            subjects.add(s)
+        return cls(frozenset(tags), everything, frozenset(subjects))
 
     @property
     def empty(self) -> bool:
@@ -306,11 +321,14 @@ class State:
         self._keys: dict = {}
         self.memos: dict[str, dict] = {}  # name → a `Tracker.memoised` cache, to keep for the next build
         self._kept_memos: dict[str, dict] = {}
+        self._kept_offsets: dict[str, list] = {}
+        self.offsets: dict[str, list] | None = None  # each subject's piece of each dump this build wrote
         old = self._load()
         if old is not None:
             self.previous = old["units"]
             self.change = Change.between(old["lines"], lines)
             self._kept_memos = old["memos"]
+            self._kept_offsets = old["offsets"]
 
     def kept_memo(self, name: str) -> dict:
         """The entries of memo `name` kept from the previous build that the change does not touch: a table
@@ -323,8 +341,30 @@ class State:
             else:
                 kept[key] = found
         if touched:
-            self.change = Change(self.change.tags | touched, self.change.everything)
+            self.change = Change(self.change.tags | touched, self.change.everything, self.change.subjects)
         return kept
+
+    def kept_pieces(self, key: str, names: list[str]) -> dict[str, tuple]:
+        """The dumps' pieces (`export.dump_pieces`) of each subject none of whose triples changed, cut from the
+        dump files `names` (one per format) that unit `key` wrote in the previous build, at the offsets kept
+        with it; none if a file is not as that build left it."""
+        unit = self.previous.get(key)
+        if self.change is None or self.change.everything or not self._kept_offsets or unit is None:
+            return {}
+        written = {path: (size, mtime) for path, size, mtime in unit.files}
+        texts = []
+        for name in names:
+            try:
+                with open(os.path.join(self.out, name), encoding="utf-8") as f:
+                    st = os.fstat(f.fileno())
+                    if written.get(name) != (st.st_size, st.st_mtime_ns):
+                        return {}
+                    texts.append(f.read())
+            except (OSError, UnicodeDecodeError):
+                return {}
+        changed = self.change.subjects
+        return {s: tuple(text[a:b] for text, (a, b) in zip(texts, spans))
+                for s, spans in self._kept_offsets.items() if s not in changed}
 
     def _load(self):
         """The kept state, if it was kept under today's stamp (kb/shards.py reads the stamp first, so that a
@@ -374,7 +414,8 @@ class State:
                                   for path, _, _ in unit.files]
             # An entity's page and its table row go to the shard of the entity (kb/shards.py): after one edit,
             # the shards of the few entities it touches are written again. The rest is in the head.
-            head = {"lines": self.lines, "units": {}, "memos": {name: {} for name in self.memos}}
+            head = {"lines": self.lines, "units": {}, "memos": {name: {} for name in self.memos},
+                    "offsets": self.offsets if self.offsets is not None else self._kept_offsets}  # None: not written
             items = {}
             for key, unit in self.units.items():
                 if key.startswith("id/"):
