@@ -135,13 +135,16 @@ def saved_kb(root: Path | None = None) -> KnowledgeBase:
     root = find_root() if root is None else root
     config = load_config(root)
     saved = store_cache.Saved(config)
-    if not saved.current():
+    try:
+        lookups = saved.lookups if saved.current() else None
+    except store_cache.StaleCache:
+        lookups = None
+    if lookups is None:
         kb = load_valid_kb(root, shacl=False)
         store_cache.save(config, kb, saved.fingerprint)
         return kb
     from .oxstore import StoreView
 
     schema = read_schema(load_ontology(config.ontology_dir))
-    lookups = saved.lookups
     return KnowledgeBase(config, schema, [], None, StoreView(saved.store), [], _ids=set(lookups["ids"]),
                          _saved_names=lookups["names"])

@@ -54,6 +54,10 @@ def _paths(config: Config) -> tuple[Path, Path]:
     return config.cache_dir / "store", config.cache_dir / "store.json"
 
 
+class StaleCache(Exception):
+    """A part of the saved store's cache could not be read: load the entries, as without a saved store."""
+
+
 class Saved:
     """The store saved by an earlier command, opened read-only at once, while a forked child checks by the
     fingerprint that nothing it was built from has changed since. A command starts its work on the store and
@@ -87,15 +91,20 @@ class Saved:
         """`kb` in a store in memory, for when the cache folder cannot be written."""
         from .oxstore import load_store
 
-        made = cls(config, print_="memory")
+        made = cls.__new__(cls)
+        made._config, made._child, made._print = config, None, "memory"
         made.store, made.prefixes, made._saved_print = load_store(kb.index), prefixes_of(config), "memory"
         made.summary, made._lookups = schema_summary_of(kb), lookups_of(kb)
         return made
 
     @property
     def lookups(self) -> dict:
+        """Raises StaleCache if the file is gone or damaged: the caller loads the entries instead."""
         if self._lookups is None:
-            self._lookups = json.loads(_lookups_path(self._config).read_text(encoding="utf-8"))
+            try:
+                self._lookups = json.loads(_lookups_path(self._config).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise StaleCache(str(e)) from None
         return self._lookups
 
     @property
@@ -177,6 +186,8 @@ def on_current_store(config: Config, load_kb, work):
         except (KBError, UsageError):
             if saved.current():
                 raise
+        except StaleCache:
+            pass
         else:
             if saved.current():
                 return done

@@ -132,3 +132,15 @@ def test_the_saved_store_holds_the_exported_graph(kb_root):
     b = Graph().parse(data=exported.stdout, format="nt")
     assert len(a) == len(b) > 100
     assert isomorphic(a, b)
+
+
+def test_a_missing_names_file_means_the_entries_are_loaded_again(kb_root):
+    """`kb show` by name and `kb search` read the saved names only when they need them; if that file is gone,
+    they load the entries (and save everything again) rather than fail."""
+    run_kb("query", CREW, cwd=kb_root)
+    (kb_root / ".kb-cache" / "store-lookups.json").unlink()
+    shown = run_kb("show", "T-72", cwd=kb_root)
+    assert shown.code == 0 and shown.stdout.startswith("T-72  (t-72)"), shown.stderr
+    (kb_root / ".kb-cache" / "store-lookups.json").unlink()
+    assert run_kb("search", "T-72", cwd=kb_root).code == 0
+    assert (kb_root / ".kb-cache" / "store-lookups.json").is_file()

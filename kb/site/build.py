@@ -576,19 +576,18 @@ class _QueryCell:
         return found
 
 
-def _whole_graph_part(w: SiteWriter, key: str, write, whole_graph: bool = True) -> None:
-    """A part of the site that reads the whole graph (or lists every page): rendered again on any change.
-    Not `whole_graph`: a part that reads the graph by other means than the model (Oxigraph) and names what
-    it reads itself (`Tracker.named`)."""
+def _whole_graph_part(w: SiteWriter, key: str, write) -> None:
+    """A part of the site that reads the whole graph (or lists every page): rendered again on any change."""
     if not w.reused(key):
-        with w.unit(key, whole_graph=whole_graph):
+        with w.unit(key, whole_graph=True):
             write(w)
 
 
 def _whole_graph_parts(w: SiteWriter, parts: list) -> None:
-    """Parts (`_whole_graph_part`: key, write, whole_graph) that need nothing from each other, side by side
-    in forked workers when there are CPUs for it: the query page (every saved query) and the downloads (the
-    graph written four ways) take seconds each at 10,000 systems."""
+    """Parts (key, write, whole_graph) that need nothing from each other, side by side in forked workers when
+    there are CPUs for it: the query page (every saved query) and the downloads (the graph written four ways)
+    take seconds each at 10,000 systems. A part that is not `whole_graph` (see `_whole_graph_part`) reads the
+    graph by other means than the model (Oxigraph) and names what it reads itself (`Tracker.named`)."""
     todo = [part for part in parts if not w.reused(part[0])]
     jobs = min(len(todo), _jobs(len(w.model.entities)))
     if jobs < 2:
@@ -663,7 +662,7 @@ def _dumps(w: SiteWriter) -> dict[str, str]:
     frames = {fmt: dump_frame(fmt) for fmt in DUMP_FORMATS}
     try:
         cut = {fmt: dict(zip(todo, dump_pieces(oxigraph_serialize(triples, fmt), fmt, frames[fmt]), strict=True))
-               for fmt in DUMP_FORMATS if fmt != "jsonld"}
+               if todo else {} for fmt in DUMP_FORMATS if fmt != "jsonld"}  # none: only subjects removed
         cut["jsonld"] = {f"<{iri}>": piece for iri, piece in jsonld_pieces(triples).items()}
         if cut["jsonld"].keys() != cut["nt"].keys():
             raise ValueError("not one JSON-LD node per subject")
