@@ -10,6 +10,7 @@ from rdflib import Graph, URIRef
 from rdflib.namespace import RDF, SKOS
 
 from .index import Index, prefixed_graph
+from .namespaces import interned
 from .config import Config, find_root, load_config
 from .problems import KBError, Problem, problem_order
 from .schema import Schema, load_ontology, read_schema
@@ -41,7 +42,7 @@ class KnowledgeBase:
         return self._graph
 
     def iri(self, entry_id: str) -> URIRef:
-        return URIRef(self.config.base_iri + entry_id)
+        return interned(self.config.base_iri + entry_id)
 
     def id_of(self, iri) -> str | None:
         text = str(iri)

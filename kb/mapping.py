@@ -12,7 +12,7 @@ from rdflib.namespace import DCTERMS, RDF, SKOS, XSD
 from .export import nt_line
 from .index import Index
 from .loader import Entry, Node
-from .namespaces import GEO, KB, WD
+from .namespaces import GEO, KB, WD, interned
 from .problems import Problem, did_you_mean
 from .quantities import QuantityError, convert, dimension_of
 from .schema import KeySpec, Schema
@@ -107,7 +107,7 @@ class Mapper:
         self._terms: dict = {}  # term → its N-Triples form
 
     def iri(self, entry_id: str) -> URIRef:
-        return URIRef(self.base_iri + entry_id)
+        return interned(self.base_iri + entry_id)
 
     # --- one entry -------------------------------------------------------------------------
 
@@ -163,7 +163,7 @@ class Mapper:
         for n, (value, qualifiers, line) in enumerate(parsed, start=1):
             if isinstance(value, tuple):  # coordinates: a GeoSPARQL geometry node
                 _, lat, lon = value
-                value = URIRef(f"{subject}#geometry")
+                value = interned(f"{subject}#geometry")
                 g.add((value, RDF.type, GEO.Geometry))
                 g.add((value, GEO.asWKT, Literal(f"POINT({_num(lon)} {_num(lat)})", datatype=GEO.wktLiteral)))
             if (n - 1) < len(parsed) and parsed[n - 1] in direct:
@@ -210,7 +210,7 @@ class Mapper:
         return self.convert(self.schema.qualifiers[key], node)
 
     def _statement(self, subject, spec, n, value, qualifiers, g, preferred_exists):
-        node = URIRef(f"{subject}#{spec.local_name}-{n}")
+        node = interned(f"{subject}#{spec.local_name}-{n}")
         g.add((subject, KB.statement, node))
         g.add((node, RDF.type, KB.Statement))
         g.add((node, KB.property, spec.prop))

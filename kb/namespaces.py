@@ -102,3 +102,30 @@ PREFIXES = {
     "void": URIRef(str(VOID)),
     "wd": URIRef(str(WD)),
 }
+
+
+# One URIRef object per IRI in this process, for the IRIs of entities and statement nodes (made by the
+# mapping, read back from the caches): dictionaries keyed by terms then find them by identity, without
+# calling rdflib's __eq__, which took seconds of a 10,000-system build.
+INTERNED: dict[str, URIRef] = {}
+
+
+def interned(text: str) -> URIRef:
+    """The URIRef of `text`, made (and checked by rdflib) the first time only."""
+    term = INTERNED.get(text)
+    if term is None:
+        term = INTERNED[text] = URIRef(text)
+    return term
+
+
+def _resolve_terms(*namespaces) -> None:
+    """Make each declared term of these DefinedNamespaces a plain class attribute. Otherwise every `KB.crew`
+    or `RDF.type` goes through the namespace's metaclass `__getattr__` (2 µs, and the site and the mapping
+    ask hundreds of thousands of times). The values are the very terms that lookup returns."""
+    for ns in namespaces:
+        for name in getattr(ns, "__annotations__", {}):
+            if not name.startswith("_"):
+                setattr(ns, name, getattr(ns, name))
+
+
+_resolve_terms(KB, RDF, RDFS, OWL, XSD, SKOS, DCTERMS, PROV, VOID)

@@ -9,7 +9,7 @@ from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS
 
 from ..knowledge_base import KnowledgeBase
 from ..lookup import incoming_facts, label_of, literal_key, statement_qualifiers, statements_of
-from ..namespaces import GEO, KB, KBC, SCHEMA
+from ..namespaces import GEO, KB, KBC, SCHEMA, interned
 from ..schema import concept_ancestors
 from ..stats import is_weapon_system
 from .incremental import TrackedDict, Tracker
@@ -86,7 +86,7 @@ class SiteModel:
         self.systems_in_cache: dict = {}  # (concept, deep) → (its systems, what it read)
         self.compare_keys: list | None = None  # (YAML key, property) of the compared quantities (build.py)
         self.ontology = kb.schema.ontology
-        self._entities = sorted((URIRef(kb.config.base_iri + e.id) for e in kb.entries if e.data is not None), key=str)
+        self._entities = sorted((interned(kb.config.base_iri + e.id) for e in kb.entries if e.data is not None), key=str)
         self.cls_key = {v: k.rstrip("s").replace("countrie", "country") for k, v in kb.schema.classes.items()}
         self.labels = TrackedDict(self.tracker, (SKOS.prefLabel, RDFS.label),
                                   ((e, label_of(kb, e)) for e in self._entities))
@@ -205,7 +205,7 @@ class SiteModel:
             sources.append({"link": self.link(src), "url": safe_url(g.value(src, SCHEMA.url)),
                             "publisher": str(g.value(src, DCTERMS.publisher) or ""),
                             "title": str(g.value(src, DCTERMS.title) or "")})
-        wkt = g.value(URIRef(f"{iri}#geometry"), GEO.asWKT)
+        wkt = g.value(interned(f"{iri}#geometry"), GEO.asWKT)
         coordinates = None
         if wkt is not None:
             lon, lat = str(wkt).removeprefix("POINT(").rstrip(")").split()
@@ -288,7 +288,7 @@ class SiteModel:
         return str(self.g.value(node, SKOS.prefLabel) or "") if node is not None else ""
 
     def coordinates(self, place):
-        wkt = self.g.value(URIRef(f"{place}#geometry"), GEO.asWKT)
+        wkt = self.g.value(interned(f"{place}#geometry"), GEO.asWKT)
         if wkt is None:
             return None
         lon, lat = str(wkt).removeprefix("POINT(").rstrip(")").split()
