@@ -86,7 +86,7 @@ class SiteModel:
         self.systems_in_cache: dict = {}  # (concept, deep) → (its systems, what it read)
         self.compare_keys: list | None = None  # (YAML key, property) of the compared quantities (build.py)
         self.ontology = kb.schema.ontology
-        self._entities = sorted((interned(kb.config.base_iri + e.id) for e in kb.entries if e.data is not None), key=str)
+        self._entities = sorted((kb.iri(e.id) for e in kb.entries if e.data is not None), key=str)
         self.cls_key = {v: k.rstrip("s").replace("countrie", "country") for k, v in kb.schema.classes.items()}
         self.labels = TrackedDict(self.tracker, (SKOS.prefLabel, RDFS.label),
                                   ((e, label_of(kb, e)) for e in self._entities))
