@@ -114,6 +114,24 @@ def test_entity_page_shows_names_units_sources_and_links(site):
                for t in parsed.link_tags)
 
 
+def test_system_rows_link_names_and_show_rounded_values_sorted_by_the_full_ones(site):
+    """A system's row, at the site root (with its category) and one folder down (a comparison, without):
+    links, a cell per quantity column, the value rounded for display and kept whole for sorting, a dash
+    for none."""
+    head = ('<tr><th scope="row" class="name"><a href="{r}id/t-72.html">T-72</a></th>{category}'
+            '<td><a href="{r}id/soviet-union.html">Soviet Union</a></td>\n')
+    cells = ('<td class="num" data-sort="41.5">41.5</td><td class="num"><span class="none">–</span></td>'
+             '<td class="num" data-sort="3">3</td>')
+    power = '<td class="num" data-sort="581.646">582</td><td class="num" data-sort="1973">1973</td></tr>'
+    category = '<td><a href="category/main-battle-tank.html">main battle tank</a></td>'
+    for page, start in (("systems.html", head.format(r="", category=category)),
+                        ("compare/main-battle-tank.html", head.format(r="../", category=""))):
+        text = (site / page).read_text(encoding="utf-8")
+        row = text[text.index(start):]
+        row = row[:row.index("</tr>") + len("</tr>")]
+        assert row.startswith(start + cells) and row.endswith(power), page
+
+
 def test_variants_are_drawn_as_a_tree(site):
     page = (site / "id" / "t-80bv.html").read_text(encoding="utf-8")
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="tree"' in page
