@@ -3,7 +3,7 @@ ontology file or kb.toml has changed, and give exactly what a fresh load gives."
 import os
 import shutil
 
-from .conftest import run_kb
+from .conftest import REPO, run_kb
 
 CREW = "SELECT ?crew WHERE { id:t-72 kb:crew ?crew }"
 
@@ -144,3 +144,27 @@ def test_a_missing_names_file_means_the_entries_are_loaded_again(kb_root):
     (kb_root / ".kb-cache" / "store-lookups.json").unlink()
     assert run_kb("search", "T-72", cwd=kb_root).code == 0
     assert (kb_root / ".kb-cache" / "store-lookups.json").is_file()
+
+
+def _edit_unseen(entry, old, new):
+    """Change an entry's content but not its size or modification time: only a saved store can still answer
+    as before the edit."""
+    stat = entry.stat()
+    entry.write_text(entry.read_text().replace(old, new))
+    os.utime(entry, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_build_saves_the_store_the_next_query_answers_from(kb_root):
+    shutil.copytree(REPO / "site_build", kb_root / "site_build")
+    entry = kb_root / "entries" / "systems" / "t-72.yaml"
+    assert run_kb("build", "--no-search", cwd=kb_root).code == 0
+    store = (kb_root / ".kb-cache" / "store").stat().st_ino
+    _edit_unseen(entry, "crew: 3", "crew: 7")
+    assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "3"]
+    assert run_kb("build", "--no-search", cwd=kb_root).code == 0  # nothing changed: the store is kept as it is
+    assert (kb_root / ".kb-cache" / "store").stat().st_ino == store
+    entry.write_text(entry.read_text().replace("crew: 7", "crew: 4"))  # a change the next build sees
+    assert run_kb("build", "--no-search", cwd=kb_root).code == 0
+    _edit_unseen(entry, "crew: 4", "crew: 8")
+    assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "4"]
+    assert [p.name for p in (kb_root / ".kb-cache").iterdir() if p.name.startswith("store.")] == ["store.json"]

@@ -249,8 +249,10 @@ class SiteWriter:
             self.state.units[key] = Unit(reads.keys(self.state.key), [(f, 0, 0) for f in files], pages)
 
 
-def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=None) -> BuildReport:
-    """Write the whole site into a new folder and swap it in place of `out` only when complete.
+def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=None,
+               lines: list[str] | None = None) -> BuildReport:
+    """Write the whole site into a new folder and swap it in place of `out` only when complete. `lines`: the
+    graph's `export.graph_lines`, when the caller has them.
 
     Units of the site that no change since the previous build touches are hard-linked from it rather than
     rendered again (kb/site/incremental.py); the result is the same bytes as a build from scratch."""
@@ -263,6 +265,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
     try:
         with atomic_folder(out) as work:
             w = SiteWriter(kb, work, tracker)
+            w._lines = lines
             t = time.perf_counter()
             w.state = State(kb, out, f"{w.date.isoformat()} search={search}", w.graph_lines())
             w.keep_memos()
