@@ -57,14 +57,22 @@ def test_shapes_violated_beyond_the_mapper_agree(tmp_path):
               (system, URIRef(KB + "caliber"), Literal("0.0", datatype=XSD.decimal)),
               (system, URIRef(KB + "origin"), Literal("nowhere")),
               (system, SKOS.prefLabel, Literal("second name", lang="en")),
-              (system, URIRef(KB + "launchTubes"), Literal("abc", datatype=XSD.integer))]
+              (system, URIRef(KB + "launchTubes"), Literal("abc", datatype=XSD.integer)),
+              (system, URIRef("http://www.w3.org/2002/07/owl#sameAs"), Literal("not an IRI")),  # sh:nodeKind
+              (system, SKOS.altLabel, Literal("12", datatype=XSD.integer))]  # sh:or
+    statement = next(iter(kb.index.subjects(URIRef("http://www.w3.org/1999/02/22-rdf-syntax-ns#type"),
+                                            URIRef(KB + "Statement"))))
+    broken.append((statement, URIRef(KB + "rank"), URIRef(KB + "Deprecated")))  # sh:in
     for t in broken:
         kb.index.add(t)
     shapes = load_shapes(kb.config.ontology_dir)
     direct = set(ShapeChecker(compile_shapes(shapes), kb.index).violations())
     reference = set(pyshacl_violations(kb.index.to_rdflib(), shapes))
     assert direct == reference
-    assert len(direct) >= 6
+    assert len(direct) >= 8
+    assert {c.split('#')[-1] for _, _, c, _ in direct} >= {
+        'NodeKindConstraintComponent', 'OrConstraintComponent', 'DatatypeConstraintComponent', 'ClassConstraintComponent',
+        'MinExclusiveConstraintComponent', 'MaxCountConstraintComponent', 'InConstraintComponent'}
 
 
 def test_a_shape_feature_not_handled_is_refused(tmp_path):
