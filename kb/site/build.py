@@ -32,7 +32,7 @@ from ..namespaces import KB, KBC, PREFIXES, SCHEMA
 from ..query import saved_queries, saved_query_reads
 from ..store_cache import raw_query
 from ..schema import concept_ancestors
-from .incremental import State, Tracker, Unit, tag
+from .incremental import Reads, State, Tracker, Unit, tag
 from .model import SiteModel, TreeNodeBuilder, concept_id, plain_number, safe_url
 from ..faults import fault_point
 from ..workers import cpus, forked_pool, shared
@@ -335,11 +335,18 @@ def _done_since(w: SiteWriter, before: tuple, keys, memos: dict) -> tuple:
     units `keys`, the new entries of the kept memos and the dumps' offsets if it wrote the dumps, for
     `_merge` in the building process."""
     m = w.model
-    new_memos = {name: {k: cache[k] for k in cache.keys() - memos[name]}
+    new_memos = {name: {k: _kept_form(w, cache[k]) for k in cache.keys() - memos[name]}
                  for name, cache in (("rows", m.row_cache), ("systems in", m.systems_in_cache))}
     return (w.pages[before[0]:], w.files - before[1], w.bytes - before[2],
             {key: w.state.units[key] for key in keys}, new_memos,
             (w.state.offsets is not before[3], w.state.offsets))
+
+
+def _kept_form(w: SiteWriter, found: tuple) -> tuple:
+    """A memo entry (value, reads) with its reads as the kept state keeps them (`Reads.keys`): made in the
+    worker, they cost the building process neither the conversion when it saves nor unpickling terms."""
+    value, reads = found
+    return (value, reads.keys(w.state.key)) if isinstance(reads, Reads) else found
 
 
 def _started(w: SiteWriter) -> tuple:
@@ -376,7 +383,11 @@ def _forked_chunk(bounds: tuple[int, int]) -> tuple:
     before, memos = _started(w)
     rendered = todo[bounds[0]:bounds[1]]
     _entity_chunk(w, rendered)
-    return bounds[1], _done_since(w, before, [_entity_unit(w.model, iri) for iri in rendered], memos)
+    m = w.model
+    for iri in rendered:  # their table rows too, here on every CPU rather than for the index pages in one
+        if iri in m.system_concepts:
+            _system_row(m, iri)
+    return bounds[1], _done_since(w, before, [_entity_unit(m, iri) for iri in rendered], memos)
 
 
 def _entity_unit(m: SiteModel, iri) -> str:
