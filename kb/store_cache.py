@@ -122,7 +122,8 @@ class Saved:
         """Only the fingerprint (no store opened), computed by a forked child from now on: ask `.fingerprint`
         when it is needed. `kb build` starts it before it reads the entries."""
         made = cls.__new__(cls)
-        made._config, made._child, made._print, made.store = config, _fingerprint_child(config), None, None
+        made.store = made.prefixes = made.summary = made._lookups = made._saved_print = made._print = None
+        made._config, made._child = config, _fingerprint_child(config)
         return made
 
     def current(self) -> bool:

@@ -91,7 +91,7 @@ def number_cell(v, decimals: int | None) -> str:
 class SiteWriter:
     """Renders templates into the build folder; every link in a page is relative to the page."""
 
-    def __init__(self, kb: KnowledgeBase, work: Path, tracker: Tracker | None = None):
+    def __init__(self, kb: KnowledgeBase, work: Path, tracker: Tracker | None = None, lines: list[str] | None = None):
         self.kb = kb
         self.work = work
         self.model = SiteModel(kb, tracker)
@@ -111,7 +111,7 @@ class SiteWriter:
         self.env.filters["number"] = plain_number
         self.env.globals["link"] = link_html
         self.env.globals["system_row"] = self.system_row
-        self._lines = self._ox = None
+        self._lines, self._ox = lines, None
         config = kb.config
         self.env.globals.update(site={
             "title": config.title, "license": config.license, "license_name": config.license_name or config.license,
@@ -132,7 +132,7 @@ class SiteWriter:
         variants = row.setdefault("html", {})
         html = variants.get(key)
         if html is None:
-            head = variants.get(show_category)
+            head = variants.get(show_category)  # the cells before the quantities, the same in every table
             if head is None:
                 cells = [f'<tr><th scope="row" class="name">{link_html(row["link"], _ROOT)}</th>']
                 if show_category:
@@ -264,8 +264,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
     kb.index = tracker = Tracker(index)  # every lookup of the graph while the site renders, recorded per unit
     try:
         with atomic_folder(out) as work:
-            w = SiteWriter(kb, work, tracker)
-            w._lines = lines
+            w = SiteWriter(kb, work, tracker, lines)
             t = time.perf_counter()
             w.state = State(kb, out, f"{w.date.isoformat()} search={search}", w.graph_lines())
             w.keep_memos()
