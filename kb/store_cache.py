@@ -74,14 +74,13 @@ class Saved:
         self.store = self.prefixes = self.summary = self._lookups = None
         self._config, self._saved_print, self._print = config, None, print_
         self._child = _fingerprint_child(config) if print_ is None else None
-        folder, meta = _paths(config)
+        saved = _saved_meta(config)
+        if saved is None:
+            return
         try:
-            saved = json.loads(meta.read_text(encoding="utf-8"))
-            if saved.get("format") != FORMAT or not folder.is_dir():
-                return
             import pyoxigraph as ox
 
-            self.store = ox.Store.read_only(str(folder))
+            self.store = ox.Store.read_only(str(_paths(config)[0]))
             self.prefixes, self.summary, self._saved_print = saved["prefixes"], saved["summary"], saved["fingerprint"]
         except (OSError, KeyError, ValueError, TypeError):
             self.store = None
@@ -128,6 +127,16 @@ class Saved:
 
     def current(self) -> bool:
         return self.store is not None and self.fingerprint == self._saved_print
+
+
+def _saved_meta(config: Config) -> dict | None:
+    """What `store.json` says of the saved store, if it is in this version's format and the store is there."""
+    folder, meta = _paths(config)
+    try:
+        saved = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) and saved.get("format") == FORMAT and folder.is_dir() else None
 
 
 def _fingerprint_child(config: Config) -> tuple[int, int] | None:
@@ -242,13 +251,11 @@ def save_meanwhile(config: Config, kb, lines: list[str], print_: str):
     meanwhile. Join it before the process exits."""
     import threading
 
-    try:
-        saved = json.loads(_paths(config)[1].read_text(encoding="utf-8"))
-        if saved.get("format") == FORMAT and saved.get("fingerprint") == print_ and _paths(config)[0].is_dir():
-            return None
-    except (OSError, ValueError, AttributeError):
-        pass
-    lookups, summary = lookups_of(kb), schema_summary_of(kb)  # here: they read the graph, which is not shared
+    if (_saved_meta(config) or {}).get("fingerprint") == print_:
+        return None
+    # made here, not in the thread: they read kb's graph, which the build then reads (and tracks) meanwhile
+    lookups, summary = lookups_of(kb), schema_summary_of(kb)
+
     def work():
         try:  # the command's own work first: this thread takes only the CPU time left over
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
