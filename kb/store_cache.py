@@ -74,7 +74,7 @@ class Saved:
         self.store = self.prefixes = self.summary = self._lookups = None
         self._config, self._saved_print, self._print = config, None, print_
         self._child = _fingerprint_child(config) if print_ is None else None
-        saved = _saved_meta(config)
+        saved = saved_meta(config)
         if saved is None:
             return
         try:
@@ -129,7 +129,7 @@ class Saved:
         return self.store is not None and self.fingerprint == self._saved_print
 
 
-def _saved_meta(config: Config) -> dict | None:
+def saved_meta(config: Config) -> dict | None:
     """What `store.json` says of the saved store, if it is in this version's format and the store is there."""
     folder, meta = _paths(config)
     try:
@@ -251,7 +251,7 @@ def save_meanwhile(config: Config, kb, lines: list[str], print_: str):
     meanwhile. Join it before the process exits."""
     import threading
 
-    if (_saved_meta(config) or {}).get("fingerprint") == print_:
+    if (saved_meta(config) or {}).get("fingerprint") == print_:
         return None
     # made here, not in the thread: they read kb's graph, which the build then reads (and tracks) meanwhile
     lookups, summary = lookups_of(kb), schema_summary_of(kb)

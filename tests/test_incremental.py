@@ -2,6 +2,7 @@
 the bytes a build from scratch writes: checked on the bundled corpus after each kind of change."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -56,8 +57,71 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def test_an_unchanged_knowledge_base_reuses_every_part(corpus):
+    os.utime(corpus / "entries" / "systems" / "t-80.yaml")  # touched, not changed: not a no-op build
     reused, units = _same_as_full(corpus, "unchanged")
     assert units > 900 and reused == units
+
+
+UP_TO_DATE = "is up to date: nothing changed since the last build"
+
+
+def _touch(path: Path) -> None:
+    os.utime(path)
+
+
+def _append(path: Path) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write("<!-- edited by hand -->")
+
+
+CHANGES = [  # none of them changes what the site shows
+    ("entry touched", lambda root: _touch(root / "entries" / "systems" / "t-80.yaml")),
+    ("ontology touched", lambda root: _touch(next((root / "ontology").glob("*.ttl")))),
+    ("template touched", lambda root: _touch(root / "site_build" / "templates" / "entity.html")),
+    ("saved query touched", lambda root: _touch(next((root / "queries").glob("*.rq")))),
+    ("page edited by hand", lambda root: _append(root / "_site" / "id" / "t-80.html")),
+    ("page removed", lambda root: (root / "_site" / "index.html").unlink()),
+    ("file added to the site", lambda root: (root / "_site" / "stray.html").write_text("stray")),
+    ("query store removed", lambda root: shutil.rmtree(root / ".kb-cache" / "store")),
+]
+
+
+def test_a_build_with_nothing_changed_writes_nothing_and_any_change_builds_again(tmp_path):
+    """A second build with nothing changed says so and leaves the site alone (the same folder, the same
+    files): `kb/uptodate.py`. Each change in CHANGES makes an ordinary build again, and since none changes
+    what the site shows, that build puts back exactly the first build's files."""
+    root = copy_bundled(tmp_path / "kb")
+    _build(root, "_site")
+    site = root / "_site"
+    first = _tree(site)
+    result = run_kb("build", "--no-search", "-o", "_site", cwd=root, env=ENV)
+    assert result.code == 0 and UP_TO_DATE in result.stdout, result.stdout + result.stderr
+    assert f"{len(first)} files" in result.stdout
+    for step, change in CHANGES:
+        inode = site.stat().st_ino
+        change(root)
+        result = run_kb("build", "--no-search", "-o", "_site", cwd=root, env=ENV)
+        assert result.code == 0 and result.stdout.startswith("built "), f"{step}: {result.stdout}{result.stderr}"
+        assert site.stat().st_ino != inode, f"{step}: no new site was swapped in"
+        assert _tree(site) == first, f"{step}: the site is not as the first build wrote it"
+        again = run_kb("build", "--no-search", "-o", "_site", cwd=root, env=ENV)
+        assert UP_TO_DATE in again.stdout, f"{step}: the build after it should have had nothing to do"
+        assert site.stat().st_ino != inode and _tree(site) == first
+
+
+def test_the_build_date_and_the_search_option_are_inputs_of_the_site(monkeypatch):
+    """A build on another day, or with the other search option, is not the same build: neither the no-op of
+    `kb/uptodate.py` nor the kept parts of the previous site apply."""
+    from kb.config import load_config
+    from kb.uptodate import inputs_stamp
+
+    config, out = load_config(REPO), REPO / "_site"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    today, searched = inputs_stamp(config, out, False), inputs_stamp(config, out, True)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700086400")
+    assert len({today, searched, inputs_stamp(config, out, False)}) == 3
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert inputs_stamp(config, out, False) == today
 
 
 @pytest.mark.parametrize("step, file, old, new", [  # changed values and names: the random edits below
@@ -117,7 +181,7 @@ def test_the_dumps_keep_the_pieces_of_unchanged_subjects(corpus, monkeypatch):
     previous dump files (`State.kept_pieces`), and writes only the changed subject's again."""
     from kb.export import DUMP_FORMATS
     from kb.knowledge_base import open_kb
-    from kb.site.build import DUMPS, SiteWriter, build_date
+    from kb.site.build import DUMPS, SiteWriter
     from kb.site.incremental import State, Tracker
 
     _same_as_full(corpus, "before-dump-edits")
@@ -126,7 +190,7 @@ def test_the_dumps_keep_the_pieces_of_unchanged_subjects(corpus, monkeypatch):
     kb = open_kb(corpus)
     w = SiteWriter(kb, corpus / "unused", Tracker(kb.index))
     lines = w.graph_lines()
-    state = State(kb, (corpus / "_site").resolve(), f"{build_date().isoformat()} search=False", lines)
+    state = State(kb, (corpus / "_site").resolve(), False, lines)
     names = {fmt: name for name, fmt, _ in DUMPS}
     kept = state.kept_pieces("downloads", [names[fmt] for fmt in DUMP_FORMATS])
     subjects = {line[:line.index(" ")] for line in lines}

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import bisect
 import csv
-import datetime as dt
 import io
 import json
 import os
@@ -29,6 +28,7 @@ from ..export import (DUMP_FORMATS, dump_frame, dump_pieces, export_graph, graph
                       turtle as turtle_text)
 from ..knowledge_base import KnowledgeBase
 from ..namespaces import KB, KBC, PREFIXES, SCHEMA
+from ..uptodate import build_date, site_files
 from ..query import saved_queries, saved_query_reads
 from ..store_cache import raw_query
 from ..schema import concept_ancestors
@@ -57,14 +57,7 @@ class BuildReport:
     units: int = 0  # parts of the site (kb/site/incremental.py)
     reused: int = 0  # of which linked unchanged from the previous build
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def build_date() -> dt.date:
-    """The date written into the site: SOURCE_DATE_EPOCH when set (reproducible builds), else today."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch and epoch.strip().isdigit():
-        return dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc).date()
-    return dt.date.today()
+    listing: dict = field(default_factory=dict)  # path → (size, mtime) of every file (`uptodate.record`)
 
 
 def link_html(l, root: str) -> Markup:
@@ -97,6 +90,7 @@ class SiteWriter:
         self.model = SiteModel(kb, tracker)
         self.state: State | None = None  # the previous build's units, and this one's
         self._unit: tuple[list, list] | None = None  # (files, pages) of the unit being rendered
+        self.loose: list[str] = []  # files written outside any unit (rendered on every build)
         self._folders: set = set()  # made in `work` so far, relative to it
         self._row_variants: dict = {}
         self._cells: dict = {}  # (type, value, decimals) -> its cell in a systems table
@@ -203,6 +197,8 @@ class SiteWriter:
         self.bytes += len(data)
         if self._unit is not None:
             self._unit[0].append(path)
+        else:
+            self.loose.append(path)
         return len(data)
 
     def page(self, template: str, path: str, **context) -> None:
@@ -266,7 +262,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
         with atomic_folder(out) as work:
             w = SiteWriter(kb, work, tracker, lines)
             t = time.perf_counter()
-            w.state = State(kb, out, f"{w.date.isoformat()} search={search}", w.graph_lines())
+            w.state = State(kb, out, search, w.graph_lines())
             w.keep_memos()
             report.timings["changes"] = time.perf_counter() - t
             t = time.perf_counter()
@@ -295,12 +291,17 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             report.pages = len(w.pages)
             report.files, report.bytes = w.files, w.bytes
             report.units, report.reused = len(w.state.units), w.state.reused
-            for folder in ("static", "pagefind"):  # copied or written by others
-                for path in (work / folder).rglob("*"):
-                    if path.is_file():
-                        report.files += 1
-                        report.bytes += path.stat().st_size
+            others = {}  # copied or written by others
+            for folder in ("static", "pagefind"):
+                if (work / folder).is_dir():
+                    others.update(site_files(work / folder, prefix=f"{folder}/"))
+            report.files += len(others)
+            report.bytes += sum(size for size, _ in others.values())
+            others.update((path, ((st := os.stat(work / path)).st_size, st.st_mtime_ns)) for path in w.loose)
         w.state.save(out)
+        # every file of the site with its size and modification time, as `uptodate.site_files` finds them
+        report.listing = {path: (size, mtime) for unit in w.state.units.values() for path, size, mtime in unit.files}
+        report.listing.update(others)
     finally:
         kb.index = index
     report.seconds = time.perf_counter() - started

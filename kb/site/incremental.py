@@ -28,7 +28,6 @@ A reused file is the file a full build would write, so an incremental build is b
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from rdflib.namespace import RDF
 
 from ..export import nt_term, split_line
 from ..shards import Shards
+from ..uptodate import inputs_stamp, state_path
 
 FORMAT = 9
 
@@ -286,33 +286,14 @@ class Change:
         return "*" in reads or not reads.isdisjoint(self.tags)
 
 
-def inputs_stamp(kb, out: Path, date: str) -> str:
-    """Everything but the entries that the site's bytes depend on: if any of it changed, nothing is reused."""
-    h = hashlib.blake2b(digest_size=16)
-    root = kb.config.root.resolve()
-    code = Path(__file__).resolve().parent.parent
-    h.update(f"{FORMAT}\0{out.resolve()}\0{date}\0".encode())
-    paths = [root / "kb.toml"]
-    for folder in (kb.config.ontology_dir.resolve(), root / "site_build", kb.config.queries_dir.resolve(), code):
-        paths += sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    for path in paths:
-        try:
-            st = path.stat()
-            h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-        except OSError:
-            h.update(f"{path}\0-\0".encode())
-    return h.hexdigest()
-
-
 class State:
     """The kept state of the previous build (empty when there is none usable) and the one being made."""
 
-    def __init__(self, kb, out: Path, date: str, lines: list[str]):
-        # one kept state per output folder, so that building elsewhere (-o) keeps this one's
-        self.path = kb.config.cache_dir / f"site-{hashlib.blake2b(str(out).encode(), digest_size=6).hexdigest()}.pickle"
+    def __init__(self, kb, out: Path, search: bool, lines: list[str]):
+        self.path = state_path(kb.config, out, ".pickle")
         self._shards = Shards(self.path)
         self.out = out
-        self.stamp = inputs_stamp(kb, out, date)
+        self.stamp = inputs_stamp(kb.config, out, search)
         self.lines = lines
         self.previous: dict[str, Unit] = {}
         self.units: dict[str, Unit] = {}
