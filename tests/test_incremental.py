@@ -178,7 +178,7 @@ def test_the_query_page_is_kept_unless_a_saved_query_reads_the_change(corpus):
 
 def test_the_dumps_keep_the_pieces_of_unchanged_subjects(corpus, monkeypatch):
     """After one changed description, the next build cuts every other subject's pieces of the dumps from the
-    previous dump files (`State.kept_pieces`), and writes only the changed subject's again."""
+    previous dump files (`State.kept_dumps`), and writes only the changed subject's again."""
     from kb.export import DUMP_FORMATS
     from kb.knowledge_base import open_kb
     from kb.site.build import DUMPS, SiteWriter
@@ -192,11 +192,13 @@ def test_the_dumps_keep_the_pieces_of_unchanged_subjects(corpus, monkeypatch):
     lines = w.graph_lines()
     state = State(kb, (corpus / "_site").resolve(), False, lines)
     names = {fmt: name for name, fmt, _ in DUMPS}
-    kept = state.kept_pieces("downloads", [names[fmt] for fmt in DUMP_FORMATS])
+    texts, kept = state.kept_dumps("downloads", [names[fmt] for fmt in DUMP_FORMATS])
     subjects = {line[:line.index(" ")] for line in lines}
     assert set(kept) == subjects - {"<https://w3id.org/milkb/id/t-80>"}
-    nt = (corpus / "_site" / "milkb.nt").read_text(encoding="utf-8")
-    assert all(nt.count(pieces[1]) == 1 and pieces[1].startswith(s + " ") for s, pieces in kept.items())
+    nt = (corpus / "_site" / "milkb.nt").read_bytes()
+    assert texts[DUMP_FORMATS.index("nt")] == nt
+    pieces = [nt[a:b] for a, b in (spans[DUMP_FORMATS.index("nt")] for spans in kept.values())]
+    assert all(nt.count(piece) == 1 and piece.startswith(s.encode() + b" ") for s, piece in zip(kept, pieces))
     _same_as_full(corpus, "description-t-80")
 
 

@@ -696,14 +696,15 @@ def _downloads(w: SiteWriter) -> None:
     w.page("downloads.html", "downloads.html", files=files, triples=len(kb.index), entities=len(m.entities))
 
 
-def _dumps(w: SiteWriter) -> dict[str, str]:
+def _dumps(w: SiteWriter) -> dict[str, str | bytes]:
     """The whole graph in each dump format, put together from one piece per subject (`export.dump_pieces`):
-    a subject none of whose triples changed since the last build keeps its pieces, cut from that build's dump
-    files (`State.kept_pieces`), and only the triples of the others are written again (all of them in a first
-    build). The result is the same text as writing the whole graph at once (`tests/test_lines.py`)."""
+    the pieces of the subjects none of whose triples changed since the last build are where they were in that
+    build's dump files (`State.kept_dumps`), and only the triples of the others are written again (all of
+    them in a first build). The result is the same text as writing the whole graph at once
+    (`tests/test_lines.py`)."""
     lines = w.graph_lines()
     names = {fmt: name for name, fmt, _ in DUMPS}
-    kept = w.state.kept_pieces("downloads", [names[fmt] for fmt in DUMP_FORMATS])
+    texts, kept = w.state.kept_dumps("downloads", [names[fmt] for fmt in DUMP_FORMATS]) or ([], {})
     if kept:  # the other subjects are the changed ones still in the graph
         changed = {s: found for s in w.state.change.subjects if (found := _lines_of(lines, s))}
         todo = sorted(changed, key=lambda s: s + " ")  # the order of the lines, in which Oxigraph writes them
@@ -723,18 +724,45 @@ def _dumps(w: SiteWriter) -> dict[str, str]:
         w.state.offsets = {}
         return {fmt: jsonld_text(w.ox_graph()) if fmt == "jsonld" else oxigraph_serialize(w.ox_graph(), fmt)
                 for fmt in DUMP_FORMATS}
-    pieces = {s: kept.get(s) or tuple(cut[fmt][s] for fmt in DUMP_FORMATS) for s in subjects}
     dumps, offsets = {}, {s: [] for s in subjects}  # where each subject's piece is in each dump, for the next build
     for i, fmt in enumerate(DUMP_FORMATS):
-        header, separator, footer = frames[fmt]
         order = sorted(subjects, key=lambda s: s[1:-1]) if fmt == "jsonld" else subjects  # nodes by @id
-        at = len(header)
-        for s in order:
-            offsets[s].append((at, at + len(pieces[s][i])))
-            at += len(pieces[s][i]) + len(separator)
-        dumps[fmt] = header + separator.join(pieces[s][i] for s in order) + footer
+        dumps[fmt] = _assemble(order, frames[fmt], cut[fmt], texts[i] if texts else b"", kept, i, offsets)
     w.state.offsets = offsets
     return dumps
+
+
+def _assemble(order: list[str], frame: tuple[str, str, str], new: dict[str, str], old: bytes, kept: dict, i: int,
+              offsets: dict) -> bytes:
+    """Dump `i` of the subjects in `order`, as UTF-8: each one's piece from `new`, else (kept) from the
+    previous dump `old` at `kept[s][i]`. Kept pieces that were next to each other there are taken as one run
+    of bytes (one slice for the many unchanged subjects between two changes); each subject's new place goes
+    to `offsets`. Bytes, not text: 66 MB of dumps at 10,000 systems are neither decoded nor encoded again."""
+    header, separator, footer = (part.encode("utf-8") for part in frame)
+    chunks, at, run = [], len(header), None  # run: [start, end] in `old`, and where it starts in the new dump
+    for s in order:
+        piece = new.get(s)
+        if piece is None:
+            start, end = kept[s][i]
+            if run is not None and start == run[1] + len(separator):
+                run[1] = end
+            else:
+                if run is not None:
+                    chunks.append(old[run[0]:run[1]])
+                run = [start, end, at]
+            offsets[s].append((run[2] + start - run[0], run[2] + end - run[0]))
+            at = run[2] + end - run[0] + len(separator)
+        else:
+            if run is not None:
+                chunks.append(old[run[0]:run[1]])
+                run = None
+            piece = piece.encode("utf-8")
+            offsets[s].append((at, at + len(piece)))
+            chunks.append(piece)
+            at += len(piece) + len(separator)
+    if run is not None:
+        chunks.append(old[run[0]:run[1]])
+    return header + separator.join(chunks) + footer
 
 
 def _lines_of(lines: list[str], subject: str) -> list[str]:

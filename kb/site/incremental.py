@@ -11,7 +11,7 @@ The next build compares the new graph with the kept triples. A unit whose reads 
 triples would render the same bytes, so its files are hard-linked from the previous site into the new
 version instead of being rendered again; everything else is rendered as in a full build. The downloads and
 the sitemap read the whole graph: any change renders them again (the dumps from the kept pieces of their
-unchanged subjects, `kept_pieces`). The queries page names what its saved queries can read (`Tracker.named`).
+unchanged subjects, `kept_dumps`). The queries page names what its saved queries can read (`Tracker.named`).
 Nothing is reused
 when anything but the entries changed (ontology, templates, static files, saved queries, kb.toml, milkb's
 own code, the build date, the output folder): the kept state names all of these (`inputs_stamp`). A kept
@@ -40,7 +40,7 @@ from ..export import nt_term, split_line
 from ..shards import Shards
 from ..uptodate import inputs_stamp, state_path
 
-FORMAT = 9
+FORMAT = 10  # 10: the dumps' offsets count bytes
 
 
 def tag(kind: str, *terms: str) -> str:
@@ -325,27 +325,26 @@ class State:
             self.change = Change(self.change.tags | touched, self.change.everything, self.change.subjects)
         return kept
 
-    def kept_pieces(self, key: str, names: list[str]) -> dict[str, tuple]:
-        """The dumps' pieces (`export.dump_pieces`) of each subject none of whose triples changed, cut from the
-        dump files `names` (one per format) that unit `key` wrote in the previous build, at the offsets kept
-        with it; none if a file is not as that build left it."""
+    def kept_dumps(self, key: str, names: list[str]) -> tuple[list[bytes], dict[str, list]] | None:
+        """The dump files `names` (one per format) that unit `key` wrote in the previous build, and where each
+        subject none of whose triples changed has its piece in each (`export.dump_pieces`), at the byte
+        offsets kept with them; None if there are none, or a file is not as that build left it."""
         unit = self.previous.get(key)
         if self.change is None or self.change.everything or not self._kept_offsets or unit is None:
-            return {}
+            return None
         written = {path: (size, mtime) for path, size, mtime in unit.files}
         texts = []
         for name in names:
             try:
-                with open(os.path.join(self.out, name), encoding="utf-8") as f:
+                with open(os.path.join(self.out, name), "rb") as f:
                     st = os.fstat(f.fileno())
                     if written.get(name) != (st.st_size, st.st_mtime_ns):
-                        return {}
+                        return None
                     texts.append(f.read())
-            except (OSError, UnicodeDecodeError):
-                return {}
+            except OSError:
+                return None
         changed = self.change.subjects
-        return {s: tuple(text[a:b] for text, (a, b) in zip(texts, spans))
-                for s, spans in self._kept_offsets.items() if s not in changed}
+        return texts, {s: spans for s, spans in self._kept_offsets.items() if s not in changed}
 
     def _load(self):
         """The kept state, if it was kept under today's stamp (kb/shards.py reads the stamp first, so that a
