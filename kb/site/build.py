@@ -427,11 +427,23 @@ def _system_row(m: SiteModel, s) -> dict:
 def _compute_row(m: SiteModel, s) -> dict:
     category = m.g.value(s, KB.category)
     origin = m.g.value(s, KB.origin)
-    return {
+    row = {
         "link": m.link(s), "category": m.link(category) if category is not None else None,
         "origin": m.link(origin) if origin is not None else None,
         "values": {key: m.value_of(s, p, via_armament=p == KB.caliber) for key, p in _compare_keys(m)},
     }
+    row["csv"] = _csv_line([m.id_of(s), _cell(row["link"].text), _cell(row["category"].text) if row["category"] else "",
+                            _cell(row["origin"].text) if row["origin"] else ""]
+                           + ["" if v is None else str(v) if isinstance(v, URIRef) else plain_number(v)
+                              for v in row["values"].values()] + [str(s)])
+    return row
+
+
+def _csv_line(cells: list[str]) -> str:
+    """One line of systems.csv: made with the system's row, and so kept with it for the next build."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(cells)
+    return buffer.getvalue()
 
 
 def _compare_keys(m: SiteModel) -> list[tuple[str, URIRef]]:
@@ -678,18 +690,10 @@ def _downloads(w: SiteWriter) -> None:
     dumps = _dumps(w)
     for name, fmt, label in DUMPS:
         files.append({"name": name, "label": label, "size": w.write(name, dumps[fmt])})
-    rows = [_system_row(m, s) for s in m.systems]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    keys = [str(m.ontology.value(p, KB.yamlKey)) for p in COMPARE_PROPERTIES]
-    writer.writerow(["id", "name", "category", "origin"] + keys + ["iri"])
-    for s, r in zip(m.systems, rows):
-        writer.writerow([m.id_of(s), _cell(r["link"].text), _cell(r["category"].text) if r["category"] else "",
-                         _cell(r["origin"].text) if r["origin"] else ""]
-                        + ["" if r["values"][k] is None else plain_number(r["values"][k]) if not isinstance(r["values"][k], URIRef) else str(r["values"][k]) for k in keys]
-                        + [str(s)])
-    w.write("systems.csv", buffer.getvalue())
-    files.append({"name": "systems.csv", "label": "CSV (systems table)", "size": len(buffer.getvalue().encode())})
+    keys = [key for key, _ in _compare_keys(m)]  # the order of each row's values
+    table = _csv_line(["id", "name", "category", "origin"] + keys + ["iri"]) + "".join(
+        _system_row(m, s)["csv"] for s in m.systems)
+    files.append({"name": "systems.csv", "label": "CSV (systems table)", "size": w.write("systems.csv", table)})
     void = _void(w, files)
     w.write("void.ttl", void)
     files.append({"name": "void.ttl", "label": "VoID description", "size": len(void.encode())})

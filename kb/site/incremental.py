@@ -40,7 +40,7 @@ from ..export import nt_term, split_line
 from ..shards import Shards
 from ..uptodate import inputs_stamp, state_path
 
-FORMAT = 10  # 10: the dumps' offsets count bytes
+FORMAT = 11  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line
 
 
 def tag(kind: str, *terms: str) -> str:
