@@ -92,6 +92,7 @@ class SiteWriter:
         self._unit: tuple[list, list] | None = None  # (files, pages) of the unit being rendered
         self.loose: list[str] = []  # files written outside any unit (rendered on every build)
         self._folders: set = set()  # made in `work` so far, relative to it
+        self._link_folders: dict[str, tuple[int, int]] = {}  # see `_link_folder`
         self._row_variants: dict = {}
         self._cells: dict = {}  # (type, value, decimals) -> its cell in a systems table
         self.date = build_date()
@@ -216,19 +217,34 @@ class SiteWriter:
         unit = self.state.reusable(key) if self.state is not None else None
         if unit is None:
             return False
-        work, previous = str(self.work), str(self.state.out)  # plain strings: 30,000 links at 10k systems
         for path, size, _ in unit.files:
-            self._folder(path)
-            try:
-                os.link(os.path.join(previous, path), os.path.join(work, path))
+            folder, name = os.path.split(path)
+            fds = self._link_folders.get(folder) or self._link_folder(path)
+            try:  # relative to the two folders: no path resolved twice a file, 30,000 links at 10k systems
+                os.link(name, name, src_dir_fd=fds[0], dst_dir_fd=fds[1])
             except OSError:  # a filesystem without hard links
-                shutil.copy2(os.path.join(previous, path), os.path.join(work, path))
+                shutil.copy2(os.path.join(self.state.out, path), os.path.join(self.work, path))
             self.files += 1
             self.bytes += size
         self.pages.extend(unit.pages)
         self.state.units[key] = unit
         self.state.reused += 1
         return True
+
+    def _link_folder(self, path: str) -> tuple[int, int]:
+        """Descriptors of the folder of `path` in the previous site and in `work` (made if need be), opened
+        once a build for the links into it; closed by `close`."""
+        self._folder(path)
+        folder = os.path.dirname(path)
+        fds = self._link_folders[folder] = tuple(os.open(os.path.join(site, folder), os.O_RDONLY | os.O_DIRECTORY)
+                                                 for site in (str(self.state.out), str(self.work)))
+        return fds
+
+    def close(self) -> None:
+        for fds in self._link_folders.values():
+            for fd in fds:
+                os.close(fd)
+        self._link_folders = {}
 
     @contextmanager
     def unit(self, key: str, whole_graph: bool = False):
@@ -258,6 +274,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
     out = out.resolve()
     index = kb.index
     kb.index = tracker = Tracker(index)  # every lookup of the graph while the site renders, recorded per unit
+    w = None
     try:
         with atomic_folder(out) as work:
             w = SiteWriter(kb, work, tracker, lines)
@@ -304,6 +321,8 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
         report.listing.update(others)
     finally:
         kb.index = index
+        if w is not None:
+            w.close()
     report.seconds = time.perf_counter() - started
     return report
 
