@@ -81,13 +81,12 @@ def record(config: Config, out: Path, search: bool, entries: str, files: dict, f
     """Note that the site now in `out` was built from the entries with fingerprint `entries` and holds
     `files` (as `site_files` finds them); `figures` are the build report's (pages, files, bytes). Best
     effort: without the record the next build is an ordinary one. In marshal's format, which reads the
-    32,000 files of a 10,000-system site in a few milliseconds."""
+    32,000 files of a 10,000-system site in 0.02 s."""
+    from .files import write_atomically
+
     data = marshal.dumps((FORMAT, inputs_stamp(config, out, search), entries, figures, files))
-    path = _record_path(config, out)
     try:
-        temporary = path.with_name(path.name + f".{os.getpid()}")
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
+        write_atomically(_record_path(config, out), data, durable=False)
     except OSError:
         pass
 

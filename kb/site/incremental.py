@@ -286,8 +286,8 @@ class State:
     """The kept state of the previous build (empty when there is none usable) and the one being made.
 
     The reads of the kept units and memo entries are kept as numbers (`array("i")`) of their strings in one
-    table (`_tags`, in the head): at 10,000 systems 790,000 reads of 370,000 distinct strings, which took 0.3 s
-    to unpickle as sets of strings in the shards, and as arrays take 0.02 s (plus the table's 0.04 s)."""
+    table (`_tags`, in a shard of its own): at 10,000 systems 790,000 reads of 370,000 distinct strings, which
+    took 0.3 s to unpickle as sets of strings, and as arrays a few hundredths (plus the table's)."""
 
     def __init__(self, kb, out: Path, search: bool, lines: list[str]):
         self.path = state_path(kb.config, out, ".pickle")
