@@ -10,14 +10,13 @@ links to is gone or changed class, in which case the file is parsed and mapped a
 link is reported). For any other file it keeps the parsed entry. Mappings are only reused while the code
 that makes them, the ontology and the base IRI are the same (`_mapping_stamp`). The cache holds entries
 before the checks across files (duplicate ids), which are made afresh each run. It is kept in shards by file
-(kb/shards.py), signed with a key kept outside the knowledge base (see `_key`), so a planted cache file is
+(kb/shards.py), signed with a key kept outside the knowledge base (kb/signing.py), so a planted cache file is
 ignored.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
-import hmac
 import os
 import pickle
 import time
@@ -237,36 +236,6 @@ def _unchanged(file: str, kept) -> tuple | None:
         return None
     size, mtime, seen_at, key = kept
     return key if _size_mtime(file) == (size, mtime) and mtime < seen_at - RACY_NS else None
-
-
-# Unpickling runs code, and `.kb-cache/` sits inside the knowledge base, which may come from anyone (a clone,
-# an archive). So the file is signed with a key of this user's, kept outside every knowledge base: a cache
-# this user's milkb did not write is ignored, never unpickled.
-
-def _key() -> bytes:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "milkb"
-    path = base / "cache-key"
-    if not path.exists():
-        base.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(os.urandom(32))
-        except FileExistsError:  # another milkb made it meanwhile
-            pass
-    return path.read_bytes()
-
-
-def _signature(data: bytes) -> bytes:
-    return hmac.new(_key(), data, hashlib.sha256).digest()
-
-
-def _verified(blob: bytes) -> bytes:
-    """The pickle in `blob` if its signature is this user's; ValueError otherwise."""
-    signature, data = blob[:32], blob[32:]
-    if len(signature) != 32 or not hmac.compare_digest(signature, _signature(data)):
-        raise ValueError("not written by this user's milkb")
-    return data
 
 
 def _stat(path) -> str:

@@ -8,7 +8,7 @@ entry's file, a page's entity), and a shard whose items are the very objects it 
 written again: the new head names it as it stands.
 
 - The head holds the cache's small or fast-changing parts, and the name and SHA-256 digest of each shard.
-  It is signed with the user's key (`parse_cache._signature`), so a planted head is ignored; a shard is
+  It is signed with the user's key (kb/signing.py), so a planted head is ignored; a shard is
   read only if its digest is the one the signed head names, so a planted or damaged shard is too.
 - A shard file's name holds its digest and is never rewritten in place: the head is replaced last (by
   rename), and a shard no head names any more is removed after that. A run cut off at any point leaves
@@ -55,11 +55,11 @@ class Shards:
     def load(self, stamp) -> tuple[object, dict] | None:
         """(head, items) if saved under `stamp` and intact, else None. The head is unpickled only if its
         stamp matches, so a cache of another version costs one small read."""
-        from .parse_cache import _verified
+        from .signing import verified
 
         self._loaded = {}
         try:
-            data = io.BytesIO(_verified(self.path.read_bytes()))
+            data = io.BytesIO(verified(self.path.read_bytes()))
             if pickle.load(data) != (stamp, rdflib.__version__):  # its terms are pickled by value (below)
                 return None
             head, names = pickle.load(data)
@@ -80,7 +80,7 @@ class Shards:
         """Keep `head` and `items`, each item in the shard `shard_key(key)` picks. Raises OSError or
         PickleError (the caller decides whether a cache that cannot be written matters)."""
         from .files import write_atomically
-        from .parse_cache import _signature
+        from .signing import signed
 
         groups: dict[int, dict] = {}
         for key, value in items.items():
@@ -98,7 +98,7 @@ class Shards:
             names[shard] = (name, digest)
         data = (pickle.dumps((stamp, rdflib.__version__), protocol=pickle.HIGHEST_PROTOCOL)
                 + pickle.dumps((head, names), protocol=pickle.HIGHEST_PROTOCOL))
-        write_atomically(self.path, _signature(data) + data)
+        write_atomically(self.path, signed(data))
         self._loaded = {shard: (*names[shard], groups[shard]) for shard in groups}
         named = {name for name, _ in names.values()}
         for old in self.path.parent.glob(f"{self.path.name}.*"):

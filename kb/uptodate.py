@@ -83,10 +83,11 @@ def record(config: Config, out: Path, search: bool, entries: str, files: dict, f
     effort: without the record the next build is an ordinary one. In marshal's format, which reads the
     32,000 files of a 10,000-system site in 0.02 s."""
     from .files import write_atomically
+    from .signing import signed
 
     data = marshal.dumps((FORMAT, inputs_stamp(config, out, search), entries, figures, files))
     try:
-        write_atomically(_record_path(config, out), data, durable=False)
+        write_atomically(_record_path(config, out), signed(data), durable=False)
     except OSError:
         pass
 
@@ -95,10 +96,11 @@ def unchanged(config: Config, out: Path, search: bool, entries) -> dict | None:
     """The figures `record`ed for the site in `out` if nothing it was made from has changed since and it
     holds the files it held then, and the saved query store holds the same entries; else None.
     `entries()` gives the entries' fingerprint as they are now (asked only when the rest agrees)."""
+    from .signing import verified
     from .store_cache import saved_meta
 
-    try:
-        form, stamp, built_from, figures, files = marshal.loads(_record_path(config, out).read_bytes())
+    try:  # signed, as the other caches: a planted record could make a build keep a stale site
+        form, stamp, built_from, figures, files = marshal.loads(verified(_record_path(config, out).read_bytes()))
         if form != FORMAT or stamp != inputs_stamp(config, out, search) or site_files(out) != files:
             return None
     except (OSError, EOFError, ValueError, TypeError):

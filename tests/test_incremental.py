@@ -83,7 +83,14 @@ CHANGES = [  # none of them changes what the site shows
     ("page removed", lambda root: (root / "_site" / "index.html").unlink()),
     ("file added to the site", lambda root: (root / "_site" / "stray.html").write_text("stray")),
     ("query store removed", lambda root: shutil.rmtree(root / ".kb-cache" / "store")),
+    ("record not signed by this user", lambda root: _unsign(next((root / ".kb-cache").glob("site-*.built")))),
 ]
+
+
+def _unsign(record: Path) -> None:
+    """The record as another user's milkb would have written it: the same data, another signature."""
+    data = record.read_bytes()
+    record.write_bytes(bytes(32) + data[32:])
 
 
 def test_a_build_with_nothing_changed_writes_nothing_and_any_change_builds_again(tmp_path):
