@@ -465,7 +465,7 @@ def build(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Si
         finally:
             if saving is not None:
                 saving.join()
-    uptodate.record(config, target, not no_search, entries.fingerprint, report.listing,
+    uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing,
                     {"pages": report.pages, "files": report.files, "bytes": report.bytes})
     size = report.bytes / 1_000_000
     print(f"built {report.pages} pages ({report.files} files, {size:.1f} MB) into {target} "  # no rich: 30 ms

@@ -77,15 +77,16 @@ def _record_path(config: Config, out: Path) -> Path:
     return state_path(config, out, ".built")
 
 
-def record(config: Config, out: Path, search: bool, entries: str, files: dict, figures: dict) -> None:
-    """Note that the site now in `out` was built from the entries with fingerprint `entries` and holds
-    `files` (as `site_files` finds them); `figures` are the build report's (pages, files, bytes). Best
-    effort: without the record the next build is an ordinary one. In marshal's format, which reads the
-    32,000 files of a 10,000-system site in 0.02 s."""
+def record(config: Config, out: Path, stamp: str, entries: str, files: dict, figures: dict) -> None:
+    """Note that the site now in `out` was built from inputs with `inputs_stamp` `stamp` (taken before the
+    build rendered) and entries with fingerprint `entries` (taken before it read them), and holds `files` (as
+    `site_files` finds them); `figures` are the build report's (pages, files, bytes). Best effort: without the
+    record the next build is an ordinary one. In marshal's format, which reads the 32,000 files of a
+    10,000-system site in 0.02 s."""
     from .files import write_atomically
     from .signing import signed
 
-    data = marshal.dumps((FORMAT, inputs_stamp(config, out, search), entries, figures, files))
+    data = marshal.dumps((FORMAT, stamp, entries, figures, files))
     try:
         write_atomically(_record_path(config, out), signed(data), durable=False)
     except OSError:

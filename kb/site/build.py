@@ -58,6 +58,7 @@ class BuildReport:
     reused: int = 0  # of which linked unchanged from the previous build
     timings: dict[str, float] = field(default_factory=dict)
     listing: dict = field(default_factory=dict)  # path → (size, mtime) of every file (`uptodate.record`)
+    stamp: str = ""  # of the inputs it was built from, taken before it rendered (`uptodate.inputs_stamp`)
 
 
 def link_html(l, root: str) -> Markup:
@@ -280,6 +281,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             w = SiteWriter(kb, work, tracker, lines)
             t = time.perf_counter()
             w.state = State(kb, out, search, w.graph_lines())
+            report.stamp = w.state.stamp
             w.keep_memos()
             report.timings["changes"] = time.perf_counter() - t
             t = time.perf_counter()

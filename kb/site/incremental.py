@@ -28,7 +28,6 @@ A reused file is the file a full build would write, so an incremental build is b
 """
 from __future__ import annotations
 
-import functools
 import os
 import pickle
 from array import array
@@ -305,7 +304,7 @@ class State:
         self._kept_offsets: dict[str, list] = {}
         self.offsets: dict[str, list] | None = None  # each subject's piece of each dump this build wrote
         self._tags: list[str] = []  # the kept reads' strings, by number
-        self._compacted = 0  # how many there were when the table was last compacted (`_compact`)
+        self._compacted = 0  # how many there were when the table was last compacted (`_compacted_table`)
         self._numbers: dict[str, int] | None = None  # string → number, made when first needed
         self._touch: tuple | None = None  # (the change, the numbers of its tags, the number of "*")
         old = self._load()
@@ -415,20 +414,18 @@ class State:
             found.append(n)
         return found
 
-    def _compact(self, kept: list) -> None:
-        """Drop the strings no kept reads use any more once the table has doubled since it was last made
-        (after many changes), numbering the rest again in every one of `kept` (units and memo entries)."""
+    def _compacted_table(self, kept) -> dict[int, int] | None:
+        """Once the table has doubled since it was last made (after many changes), drop the strings none of
+        the `kept` reads use any more; the new number of each old one, or None if the table stays."""
         if not self._compacted:  # a table made afresh: every string in it is used
             self._compacted = len(self._tags)
-            return
+            return None
         if len(self._tags) <= 2 * self._compacted + COMPACT_SLACK:
-            return
-        used = sorted(set().union(*(reads for _, reads in kept)))
-        renumber = {old: new for new, old in enumerate(used)}
+            return None
+        used = sorted(set().union(*kept))
         self._tags = [self._tags[n] for n in used]
         self._compacted, self._numbers, self._touch = len(used), None, None
-        for holder, reads in kept:
-            holder(array("i", [renumber[n] for n in reads]))
+        return {old: new for new, old in enumerate(used)}
 
     def key(self, kind: str, *terms) -> str:
         """The string naming a lookup (`Reads.keys`): `kind` and the terms' N-Triples forms, made once."""
@@ -447,22 +444,24 @@ class State:
                 if unit.files and unit.files[0][2] == 0:  # written by this build: (path, 0, 0)
                     unit.files = [(path, (st := os.stat(os.path.join(site, path))).st_size, st.st_mtime_ns)
                                   for path, _, _ in unit.files]
+            for unit in self.units.values():
+                unit.reads = self._numbered(unit.reads)
+            memos = {name: {key: found if isinstance(found[1], array)  # a kept one stays the object loaded
+                            else (found[0], self._numbered(found[1].keys(self.key) if isinstance(found[1], Reads)
+                                                           else found[1]))
+                            for key, found in cache.items()}
+                     for name, cache in self.memos.items()}
+            renumber = self._compacted_table([unit.reads for unit in self.units.values()]
+                                             + [found[1] for entries in memos.values() for found in entries.values()])
+            if renumber is not None:  # new objects, so that every shard is written again (kb/shards.py)
+                def again(reads):
+                    return array("i", [renumber[n] for n in reads])
+
+                self.units = {key: Unit(again(u.reads), u.files, u.pages) for key, u in self.units.items()}
+                memos = {name: {key: (value, again(reads)) for key, (value, reads) in entries.items()}
+                         for name, entries in memos.items()}
             # An entity's page and its table row go to the shard of the entity (kb/shards.py): after one edit,
             # the shards of the few entities it touches are written again. The rest is in the head.
-            kept = []  # (a function setting them, the numbered reads) of every unit and memo entry kept
-            for key, unit in self.units.items():
-                unit.reads = self._numbered(unit.reads)
-                kept.append((functools.partial(_set_unit_reads, self.units, key), unit.reads))
-            memos = {}
-            for name, cache in self.memos.items():
-                memos[name] = entries = {}
-                for key, found in cache.items():
-                    if not isinstance(found[1], array):  # a kept one stays the object loaded
-                        reads = found[1].keys(self.key) if isinstance(found[1], Reads) else found[1]
-                        found = (found[0], self._numbered(reads))
-                    entries[key] = found
-                    kept.append((functools.partial(_set_reads, entries, key), found[1]))
-            self._compact(kept)  # after it, `self.units` and `memos` hold new objects for every renumbered one
             head = {"lines": self.lines, "units": {}, "memos": {name: {} for name in self.memos},
                     "offsets": self.offsets if self.offsets is not None else self._kept_offsets,  # None: not written
                     "compacted": self._compacted}
@@ -482,16 +481,6 @@ class State:
             self._shards.save((FORMAT, self.stamp), head, items, _entity_of)
         except (OSError, pickle.PickleError):
             pass  # a read-only root still builds, only never incrementally
-
-
-def _set_reads(entries: dict, key, reads: array) -> None:
-    entries[key] = (entries[key][0], reads)
-
-
-def _set_unit_reads(units: dict, key: str, reads: array) -> None:
-    """A new object, not the loaded one changed: a shard of loaded objects is not written again (kb/shards.py)."""
-    unit = units[key]
-    units[key] = Unit(reads, unit.files, unit.pages)
 
 
 def _entity_of(item: tuple) -> str:
