@@ -90,7 +90,7 @@ class SiteWriter:
         self.work = work
         self.model = SiteModel(kb, tracker)
         self.state: State | None = None  # the previous build's units, and this one's
-        self._unit: tuple[list, list] | None = None  # (files, pages) of the unit being rendered
+        self._unit: tuple[list, list] | None = None  # (files as (path, size, mtime), pages) of the unit rendered
         self.loose: list[str] = []  # files written outside any unit (rendered on every build)
         self._folders: set = set()  # made in `work` so far, relative to it
         self._link_folders: dict[str, tuple[int, int]] = {}  # see `_link_folder`
@@ -193,12 +193,13 @@ class SiteWriter:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
+            st = os.fstat(fd)  # what the kept state checks before the next build links the file
         finally:
             os.close(fd)
         self.files += 1
         self.bytes += len(data)
         if self._unit is not None:
-            self._unit[0].append(path)
+            self._unit[0].append((path, st.st_size, st.st_mtime_ns))
         else:
             self.loose.append(path)
         return len(data)
@@ -259,7 +260,7 @@ class SiteWriter:
         finally:
             self._unit = None
         if self.state is not None:
-            self.state.units[key] = Unit(reads.keys(self.state.key), [(f, 0, 0) for f in files], pages)
+            self.state.units[key] = Unit(reads.keys(self.state.key), files, pages)
 
 
 def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=None,
@@ -317,7 +318,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             report.files += len(others)
             report.bytes += sum(size for size, _ in others.values())
             others.update((path, ((st := os.stat(work / path)).st_size, st.st_mtime_ns)) for path in w.loose)
-        w.state.save(out)
+        w.state.save()
         # every file of the site with its size and modification time, as `uptodate.site_files` finds them
         report.listing = {path: (size, mtime) for unit in w.state.units.values() for path, size, mtime in unit.files}
         report.listing.update(others)

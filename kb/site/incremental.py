@@ -28,6 +28,7 @@ A reused file is the file a full build would write, so an incremental build is b
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 from array import array
@@ -41,14 +42,20 @@ from ..export import nt_term, split_line
 from ..shards import Shards
 from ..uptodate import inputs_stamp, state_path
 
-FORMAT = 12  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 12: reads numbered
-COMPACT_SLACK = 10_000  # strings the table of kept reads may gain beyond twice its size before it is compacted
+FORMAT = 13  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests
 
 
 def tag(kind: str, *terms: str) -> str:
     """The string naming one lookup of the graph, of `kind` (see `Change`) with terms as N-Triples writes them:
     what a unit's reads are kept as (`Reads.keys`) and what a change is checked as (`Change.between`)."""
     return kind + "".join(terms)
+
+
+def digest(tag_: str) -> int:
+    """The 64-bit number a tag is kept as (`Reads.keys`), the same in every process. Two tags with one digest
+    (about one chance in 10^7 at a million distinct tags) can only make a unit render again needlessly,
+    never keep one that a change touches: a unit is touched when a digest of its reads is a changed tag's."""
+    return int.from_bytes(hashlib.blake2b(tag_.encode(), digest_size=8).digest(), "little", signed=True)
 
 
 def memo_tag(name: str, key) -> str:
@@ -80,18 +87,18 @@ class Reads:
         self.everything = self.everything or other.everything
         self.tags |= other.tags
 
-    def keys(self, key) -> frozenset:
-        """The reads as one set of strings, each naming a lookup (`Change.tags`), for the kept state; `key`
-        memoises the strings so that units share them (`State.key`)."""
+    def keys(self, key) -> array:
+        """The reads as the kept state keeps them: the digests of the tags naming each lookup (`Change.tags`),
+        made in the process that rendered the unit (a worker); `key` memoises them (`State.key`)."""
         tags = {key("F", p, s) for p, subjects in self.facts.items() for s in subjects}
         tags.update(key("S", s) for s in self.subjects)
         tags.update(key("P", p, o) for p, o in self.pairs)
         tags.update(key("Q", p) for p in self.predicates)
         tags.update(key("O", o) for o in self.objects)
         if self.everything:
-            tags.add("*")
-        tags |= self.tags
-        return frozenset(tags)
+            tags.add(key("*"))
+        tags.update(key("=", t) for t in self.tags)
+        return array("q", tags)
 
 
 class Tracker:
@@ -245,7 +252,7 @@ class TrackedDict(dict):
 class Unit:
     """A unit as kept: its reads, its files (path, size, mtime_ns) and the pages among them."""
 
-    reads: frozenset | array  # `Reads.keys` as made in this build; kept, the numbers of those strings (`State`)
+    reads: array  # `Reads.keys`: the digests of the tags of what it read
     files: list = field(default_factory=list)
     pages: list = field(default_factory=list)
 
@@ -284,9 +291,10 @@ class Change:
 class State:
     """The kept state of the previous build (empty when there is none usable) and the one being made.
 
-    The reads of the kept units and memo entries are kept as numbers (`array("i")`) of their strings in one
-    table (`_tags`, in a shard of its own): at 10,000 systems 790,000 reads of 370,000 distinct strings, which
-    took 0.3 s to unpickle as sets of strings, and as arrays a few hundredths (plus the table's)."""
+    The reads of the kept units and memo entries are kept as 64-bit digests of their tags (`digest`, an
+    `array("q")` each), made by the workers that render the units: at 10,000 systems 790,000 reads of 370,000
+    distinct tags. Kept as sets of strings they took 0.3 s to unpickle; numbered in one table of the strings,
+    numbering them took the building process 1.2 s at every full build and the table 31 MB."""
 
     def __init__(self, kb, out: Path, search: bool, lines: list[str]):
         self.path = state_path(kb.config, out, ".pickle")
@@ -303,18 +311,13 @@ class State:
         self._kept_memos: dict[str, dict] = {}
         self._kept_offsets: dict[str, list] = {}
         self.offsets: dict[str, list] | None = None  # each subject's piece of each dump this build wrote
-        self._tags: list[str] = []  # the kept reads' strings, by number
-        self._compacted = 0  # how many there were when the table was last compacted (`_compacted_table`)
-        self._numbers: dict[str, int] | None = None  # string → number, made when first needed
-        self._touch: tuple | None = None  # (the change, the numbers of its tags, the number of "*")
+        self._touch: tuple | None = None  # (the change, the digests of its tags)
         old = self._load()
         if old is not None:
             self.previous = old["units"]
             self.change = Change.between(old["lines"], lines)
             self._kept_memos = old["memos"]
             self._kept_offsets = old["offsets"]
-            self._tags, self._compacted = old["tags"], old["compacted"]
-        self._loaded_tags = len(self._tags)
 
     def kept_memo(self, name: str) -> dict:
         """The entries of memo `name` kept from the previous build that the change does not touch: a table
@@ -361,8 +364,6 @@ class State:
         for (kind, *key), value in items.items():
             if kind == "unit":
                 head["units"][key[0]] = value
-            elif kind == "tags":
-                head["tags"] = value
             else:
                 head["memos"][key[0]][key[1]] = value
         return head
@@ -383,90 +384,39 @@ class State:
         return unit
 
     def _touches(self, reads: array) -> bool:
-        """Whether the change meets kept `reads` (numbers in `_tags`)."""
+        """Whether the change meets kept `reads` (`Reads.keys`)."""
         change = self.change
         if change.everything:
             return True
         if not change.tags:  # nothing changed
             return False
         if self._touch is None or self._touch[0] is not change:  # `kept_memo` adds to the change
-            numbers = self._number_of()
-            self._touch = (change, {numbers[t] for t in change.tags if t in numbers}, numbers.get("*"))
-        _, touched, everything = self._touch
-        return (everything is not None and everything in reads) or not touched.isdisjoint(reads)
+            self._touch = (change, {digest(t) for t in change.tags} | {digest("*")})  # "*": it read every triple
+        return not self._touch[1].isdisjoint(reads)
 
-    def _number_of(self) -> dict[str, int]:
-        if self._numbers is None:
-            self._numbers = {t: i for i, t in enumerate(self._tags)}
-        return self._numbers
-
-    def _numbered(self, reads) -> array:
-        """`reads` (`Reads.keys`) as the numbers of their strings in `_tags`, which gets the new ones."""
-        if isinstance(reads, array):  # kept
-            return reads
-        numbers, tags = self._number_of(), self._tags
-        found = array("i")
-        for t in reads:
-            n = numbers.get(t)
-            if n is None:
-                n = numbers[t] = len(tags)
-                tags.append(t)
-            found.append(n)
-        return found
-
-    def _compacted_table(self, kept) -> dict[int, int] | None:
-        """Once the table has doubled since it was last made (after many changes), drop the strings none of
-        the `kept` reads use any more; the new number of each old one, or None if the table stays."""
-        if not self._compacted:  # a table made afresh: every string in it is used
-            self._compacted = len(self._tags)
-            return None
-        if len(self._tags) <= 2 * self._compacted + COMPACT_SLACK:
-            return None
-        used = sorted(set().union(*kept))
-        self._tags = [self._tags[n] for n in used]
-        self._compacted, self._numbers, self._touch = len(used), None, None
-        return {old: new for new, old in enumerate(used)}
-
-    def key(self, kind: str, *terms) -> str:
-        """The string naming a lookup (`Reads.keys`): `kind` and the terms' N-Triples forms, made once."""
+    def key(self, kind: str, *terms) -> int:
+        """The digest of the tag naming a lookup (`Reads.keys`), made once a process: of `kind` and the terms'
+        N-Triples forms; kind "=" names a tag made already (`Reads.tags`), "*" the whole graph."""
         found = self._keys.get((kind, *terms))
         if found is None:
-            found = self._keys[(kind, *terms)] = tag(kind, *map(nt_term, terms))
+            text = terms[0] if kind == "=" else "*" if kind == "*" else tag(kind, *map(nt_term, terms))
+            found = self._keys[(kind, *terms)] = digest(text)
         return found
 
-    def save(self, out: Path) -> None:
-        """Keep the units with the files as they now are in `out` (the swapped-in site)."""
+    def save(self) -> None:
+        """Keep the units, with the size and mtime each file had when written (`SiteWriter.write` takes them
+        from the open file: 32,000 stat calls less at 10,000 systems), once the site is swapped in."""
         if self.change is not None and self.change.empty and self.reused == len(self.units) == len(self.previous):
             return  # every unit linked as it was kept: the kept state still describes the site
         try:
-            site = str(out)
-            for unit in self.units.values():  # a reused unit's files are linked with their size and mtime
-                if unit.files and unit.files[0][2] == 0:  # written by this build: (path, 0, 0)
-                    unit.files = [(path, (st := os.stat(os.path.join(site, path))).st_size, st.st_mtime_ns)
-                                  for path, _, _ in unit.files]
-            for unit in self.units.values():
-                unit.reads = self._numbered(unit.reads)
-            memos = {name: {key: found if isinstance(found[1], array)  # a kept one stays the object loaded
-                            else (found[0], self._numbered(found[1].keys(self.key) if isinstance(found[1], Reads)
-                                                           else found[1]))
+            memos = {name: {key: (found[0], found[1].keys(self.key)) if isinstance(found[1], Reads) else found
                             for key, found in cache.items()}
                      for name, cache in self.memos.items()}
-            renumber = self._compacted_table([unit.reads for unit in self.units.values()]
-                                             + [found[1] for entries in memos.values() for found in entries.values()])
-            if renumber is not None:  # new objects, so that every shard is written again (kb/shards.py)
-                def again(reads):
-                    return array("i", [renumber[n] for n in reads])
-
-                self.units = {key: Unit(again(u.reads), u.files, u.pages) for key, u in self.units.items()}
-                memos = {name: {key: (value, again(reads)) for key, (value, reads) in entries.items()}
-                         for name, entries in memos.items()}
             # An entity's page and its table row go to the shard of the entity (kb/shards.py): after one edit,
             # the shards of the few entities it touches are written again. The rest is in the head.
             head = {"lines": self.lines, "units": {}, "memos": {name: {} for name in self.memos},
-                    "offsets": self.offsets if self.offsets is not None else self._kept_offsets,  # None: not written
-                    "compacted": self._compacted}
-            # the table in a shard of its own, written again only when it gained strings (a new list then)
-            items = {("tags",): self._tags if len(self._tags) == self._loaded_tags else list(self._tags)}
+                    "offsets": self.offsets if self.offsets is not None else self._kept_offsets}  # None: not written
+            items = {}
             for key, unit in self.units.items():
                 if key.startswith("id/"):
                     items[("unit", key)] = unit
@@ -485,5 +435,5 @@ class State:
 
 def _entity_of(item: tuple) -> str:
     """The entity an item of the kept state belongs to: the id of `("unit", "id/ID")`, the IRI's last
-    segment of a row `("memo", "rows", IRI)`; the table of the reads' strings `("tags",)` goes by "tags"."""
+    segment of a row `("memo", "rows", IRI)`."""
     return str(item[-1]).rsplit("/", 1)[-1]
