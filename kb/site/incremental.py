@@ -53,8 +53,9 @@ def tag(kind: str, *terms: str) -> str:
 
 def digest(tag_: str) -> int:
     """The 64-bit number a tag is kept as (`Reads.keys`), the same in every process. Two tags with one digest
-    (about one chance in 10^7 at a million distinct tags) can only make a unit render again needlessly,
-    never keep one that a change touches: a unit is touched when a digest of its reads is a changed tag's."""
+    (at a million distinct tags, about 3 chances in 10^8 that any two share one) can only make a unit render
+    again needlessly, never keep one a change touches: a unit is touched when a digest of its reads is a
+    changed tag's."""
     return int.from_bytes(hashlib.blake2b(tag_.encode(), digest_size=8).digest(), "little", signed=True)
 
 
