@@ -260,7 +260,7 @@ class SiteWriter:
         finally:
             self._unit = None
         if self.state is not None:
-            self.state.units[key] = Unit(reads.keys(self.state.key), files, pages)
+            self.state.units[key] = Unit(reads.keys(self.state.digests), files, pages)
 
 
 def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=None,
@@ -368,7 +368,7 @@ def _kept_form(w: SiteWriter, found: tuple) -> tuple:
     """A memo entry (value, reads) with its reads as the kept state keeps them (`Reads.keys`): made in the
     worker, they cost the building process neither the conversion when it saves nor unpickling terms."""
     value, reads = found
-    return (value, reads.keys(w.state.key)) if isinstance(reads, Reads) else found
+    return (value, reads.keys(w.state.digests)) if isinstance(reads, Reads) else found
 
 
 def _started(w: SiteWriter) -> tuple:
