@@ -96,18 +96,17 @@ def record(config: Config, out: Path, stamp: str, entries: str, files: dict, fig
 def unchanged(config: Config, out: Path, search: bool, entries) -> dict | None:
     """The figures `record`ed for the site in `out` if nothing it was made from has changed since and it
     holds the files it held then, and the saved query store holds the same entries; else None.
-    `entries()` gives the entries' fingerprint as they are now (asked when the inputs' stamp agrees, and
-    before the site's files are stat-ed: after an edit, the build that follows stats them itself)."""
+    `entries()` gives the entries' fingerprint as they are now (asked only when the rest agrees: a forked
+    child computes it while this process stats the site, 0.1 and 0.25 s at 10,000 systems)."""
     from .signing import verified
     from .store_cache import saved_meta
 
     try:  # signed, as the other caches: a planted record could make a build keep a stale site
         form, stamp, built_from, figures, files = marshal.loads(verified(_record_path(config, out).read_bytes()))
-        if (form != FORMAT or stamp != inputs_stamp(config, out, search) or built_from != entries()
-                or site_files(out) != files):
+        if form != FORMAT or stamp != inputs_stamp(config, out, search) or site_files(out) != files:
             return None
     except (OSError, EOFError, ValueError, TypeError):
         return None
-    if (saved_meta(config) or {}).get("fingerprint") != built_from:
+    if built_from != entries() or (saved_meta(config) or {}).get("fingerprint") != built_from:
         return None
     return figures
