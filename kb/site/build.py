@@ -260,6 +260,7 @@ class SiteWriter:
         finally:
             self._unit = None
         if self.state is not None:
+            files = list({f[0]: f for f in files}.values())  # a path written twice: as it was written last
             self.state.units[key] = Unit(reads.keys(self.state.digests), files, pages)
 
 

@@ -157,7 +157,7 @@ class Tracker:
     def memoised(self, cache: dict, key, compute):
         """`compute()`, once per `key` in `cache`; what it read counts for every unit that uses the result:
         as a reference to the entry if `cache` is kept across builds (`kept`; it may hold entries kept from
-        the previous build, their reads as strings), else as a copy of its reads."""
+        the previous build, their reads as digests), else as a copy of its reads."""
         name = self.kept.get(id(cache))
         found = cache.get(key)
         if found is None:
@@ -353,7 +353,7 @@ class State:
 
     def kept_memo(self, name: str) -> dict:
         """The entries of memo `name` kept from the previous build that the change does not touch: a table
-        row, a category's systems, with what they read (numbered), ready to put in the memo's cache. The
+        row, a category's systems, with what they read (as digests), ready to put in the memo's cache. The
         change then also names each entry it touches, so that the units that used one are touched too."""
         kept, touched = {}, set()
         for key, found in self._kept_memos.pop(name, {}).items():
