@@ -432,9 +432,6 @@ class State:
         if self.change is not None and self.change.empty and self.reused == len(self.units) == len(self.previous):
             return  # every unit linked as it was kept: the kept state still describes the site
         try:
-            memos = {name: {key: (found[0], found[1].keys(self.digests)) if isinstance(found[1], Reads) else found
-                            for key, found in cache.items()}
-                     for name, cache in self.memos.items()}
             # An entity's page and its table row go to the shard of the entity (kb/shards.py): after one edit,
             # the shards of the few entities it touches are written again. The rest is in the head.
             head = {"lines": self.lines, "units": {}, "memos": {name: {} for name in self.memos},
@@ -445,8 +442,10 @@ class State:
                     items[("unit", key)] = unit
                 else:
                     head["units"][key] = unit
-            for name, entries in memos.items():
-                for key, found in entries.items():
+            for name, cache in self.memos.items():
+                for key, found in cache.items():
+                    if isinstance(found[1], Reads):  # made here (a kept one stays the object loaded)
+                        found = (found[0], found[1].keys(self.digests))
                     if name == "rows":
                         items[("memo", name, key)] = found
                     else:
