@@ -106,6 +106,10 @@ def command(func):
         except UsageError as e:
             err.print(Text(f"error: {e}"))
             raise typer.Exit(2)
+        except BrokenPipeError as e:
+            if not _reader_gone():  # a server or a worker that went away: say so
+                raise _fail(_os_reason(e))
+            raise typer.Exit(_quiet_stdout())
         except OSError as e:  # a full disk, a read-only folder, a file gone: say which, no traceback
             raise _fail(_os_reason(e))
         finally:
@@ -113,6 +117,22 @@ def command(func):
                 gc.enable()
 
     return wrapper
+
+
+def _reader_gone() -> bool:
+    """Whether standard output is a pipe whose reader has closed it (`kb query … | head`)."""
+    import select
+
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _quiet_stdout() -> int:
+    """Point standard output at /dev/null, so that what is still buffered for a closed pipe is dropped
+    quietly; the exit status then, 1, as rich's Console and Python's documentation end on EPIPE."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1
 
 
 def _fail(message: str) -> typer.Exit:
@@ -592,6 +612,8 @@ def run() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except OSError:  # a closed pipe: what could be said was said
+        except BrokenPipeError:  # the reader stopped reading: what could be said was said
+            code = code or _quiet_stdout()
+        except OSError:
             code = code or 1
     os._exit(code)

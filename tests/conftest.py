@@ -42,14 +42,17 @@ class Run:
         return [line for line in self.stderr.splitlines() if re.match(r"^\S+:\d+: ", line)]
 
 
-def run_kb(*args: str, cwd: Path | None = None, input: str | None = None, env: dict | None = None) -> Run:
+def run_kb(*args: str, cwd: Path | None = None, input: str | None = None, env: dict | None = None,
+           stdout: int = subprocess.PIPE) -> Run:
+    """`kb` with these arguments, run as a user would; `stdout` a descriptor to write to instead of a pipe
+    this test reads (the output is then "")."""
     environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "COLUMNS": "200",
                    "HOME": str(cwd or REPO),
                    "XDG_CACHE_HOME": str(TEST_CACHE_HOME),
                    **(env or {})}
-    proc = subprocess.run([kb_executable(), *args], cwd=cwd, capture_output=True, text=True, input=input,
-                          timeout=300, env=environment)
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+    proc = subprocess.run([kb_executable(), *args], cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                          input=input, timeout=300, env=environment)
+    return Run(proc.returncode, proc.stdout or "", proc.stderr)
 
 
 def make_root(tmp_path: Path, source: Path = DATA / "kb") -> Path:

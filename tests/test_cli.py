@@ -2,8 +2,10 @@
 import csv
 import io
 import json
+import os
 import xml.etree.ElementTree as ET
 
+import pytest
 from rdflib import Graph
 
 from .conftest import run_kb
@@ -191,3 +193,29 @@ def test_a_broken_entry_stops_reading_commands_with_its_problems(kb_root):
     result = run_kb("show", "t-72", cwd=kb_root)
     assert result.code == 1
     assert "entries/systems/t-80.yaml:2: unknown category `tank`" in result.stderr
+
+
+READERS = [("export", "--format", "nt"), ("query", "--format", "csv", "SELECT ?s ?p ?o WHERE { ?s ?p ?o }"),
+           ("query", "SELECT ?s ?p ?o WHERE { ?s ?p ?o }"), ("show", "tos-1"), ("search", "t")]
+
+
+@pytest.mark.parametrize("args", READERS, ids=lambda args: " ".join(args[:2]))
+def test_a_reader_that_stops_reading_ends_the_command_quietly(kb_root, args):
+    """`kb export | head`: once the pipe's reader has gone, the command ends with status 1 and says nothing
+    (no "Broken pipe", no traceback), as rich and Python's documentation end on EPIPE."""
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before the first line is written
+    try:
+        result = run_kb(*args, cwd=kb_root, stdout=write)
+    finally:
+        os.close(write)
+    assert (result.code, result.stderr) == (1, "")
+
+
+@pytest.mark.parametrize("args", READERS[:2], ids=lambda args: " ".join(args[:2]))
+def test_output_that_cannot_be_written_is_still_an_error(kb_root, args):
+    """Only a reader gone is quiet: a full device is said, in one line."""
+    with open("/dev/full", "w") as full:
+        result = run_kb(*args, cwd=kb_root, stdout=full.fileno())
+    assert result.code == 1
+    assert result.stderr == "error: No space left on device\n"
