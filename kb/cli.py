@@ -467,7 +467,8 @@ def build(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Si
     config = load_config(_root() or find_root())
     entries = Saved.fingerprint_meanwhile(config)  # of the entries as they are before they are read
     target = output if output is not None else config.root / "_site"
-    if (kept := uptodate.unchanged(config, target, not no_search, lambda: entries.fingerprint)) is not None:
+    kept, listing = uptodate.unchanged(config, target, not no_search, lambda: entries.fingerprint)
+    if kept is not None:
         print(f"{target} is up to date: nothing changed since the last build ({kept['pages']} pages, "  # no rich: 30-60 ms
               f"{kept['files']} files, {kept['bytes'] / 1_000_000:.1f} MB)")
         return
@@ -476,15 +477,22 @@ def build(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Si
 
     kb = _kb(shacl=True)
     lines = graph_lines(kb.mapped, kb.schema.ontology, kb.index)
-    saving = save_meanwhile(config, kb, lines, entries.fingerprint)  # so that `kb show` and `kb query` start at once
+    saving = []  # the query store, so that `kb show` and `kb query` start at once: saved meanwhile
+
+    def save(previous: list[str] | None) -> None:  # once the previous build's graph is known
+        saving.append(save_meanwhile(config, kb, lines, entries.fingerprint, previous))
+
     with _progress() as step:
         try:
-            report = build_site(kb, target, search=not no_search, progress=step, lines=lines)
+            report = build_site(kb, target, search=not no_search, progress=step, lines=lines, listing=listing,
+                                previous=save)
         except OSError as e:
             raise _fail(f"cannot write the site to {target}: {_os_reason(e)} — the previous site is unchanged")
         finally:
-            if saving is not None:
-                saving.join()
+            if not saving:  # the build failed before it knew
+                save(None)
+            if saving[0] is not None:
+                saving[0].join()
     uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing,
                     {"pages": report.pages, "files": report.files, "bytes": report.bytes})
     size = report.bytes / 1_000_000

@@ -245,10 +245,11 @@ def save(config: Config, kb, print_: str, lines: list[str] | None = None) -> Non
     _write(config, lines, lookups_of(kb), schema_summary_of(kb), print_)
 
 
-def save_meanwhile(config: Config, kb, lines: list[str], print_: str):
+def save_meanwhile(config: Config, kb, lines: list[str], print_: str, previous: list[str] | None = None):
     """`save` in a thread, unless the saved store already holds this graph (None then). The thread's work is
     Oxigraph's loading (1.7 s of 2 s at 10,000 systems), which lets go of the GIL: this thread goes on
-    meanwhile. Join it before the process exits."""
+    meanwhile. Join it before the process exits. `previous`: the lines of the graph the last build saw (`kb
+    build`); if the saved store holds that graph, only the difference is written into it (`_update`)."""
     import threading
 
     if (saved_meta(config) or {}).get("fingerprint") == print_:
@@ -261,36 +262,79 @@ def save_meanwhile(config: Config, kb, lines: list[str], print_: str):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         except (AttributeError, OSError):
             pass
-        _write(config, lines, lookups, summary, print_)
+        _write(config, lines, lookups, summary, print_, previous)
 
     thread = threading.Thread(target=work, name="store saver")
     thread.start()
     return thread
 
 
-def _write(config: Config, lines: list[str], lookups: dict, summary: dict, print_: str) -> None:
-    """The store of `lines` in a new folder, then swapped in, and the files `Saved` reads beside it."""
+def _write(config: Config, lines: list[str], lookups: dict, summary: dict, print_: str,
+           previous: list[str] | None = None) -> None:
+    """The store of `lines`, and the files `Saved` reads beside it: made in a new folder, then swapped in; or,
+    if it holds `previous` now, changed into it in place (`_update`)."""
     import pyoxigraph as ox
 
     from .files import write_atomically
 
     folder, meta = _paths(config)
     fresh = folder.with_name(f"store.new-{os.getpid()}")
+    data = "\n".join(lines).encode("utf-8")
     try:
         config.cache_dir.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(fresh, ignore_errors=True)
-        store = ox.Store(str(fresh))  # Oxigraph reads the lines itself: no Python object per triple
-        store.bulk_load(input="\n".join(lines).encode("utf-8"), format=ox.RdfFormat.TURTLE)
-        store.flush()
-        del store
-        meta.unlink(missing_ok=True)  # no fingerprint names a store while the folders move
-        old = folder.with_name(f"store.old-{os.getpid()}")
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(fresh, folder)
-        shutil.rmtree(old, ignore_errors=True)
+        if not (previous is not None and _update(folder, meta, previous, lines)):
+            shutil.rmtree(fresh, ignore_errors=True)
+            store = ox.Store(str(fresh))  # Oxigraph reads the lines itself: no Python object per triple
+            store.bulk_load(input=data, format=ox.RdfFormat.TURTLE)
+            store.flush()
+            del store
+            meta.unlink(missing_ok=True)  # no fingerprint names a store while the folders move
+            old = folder.with_name(f"store.old-{os.getpid()}")
+            if folder.exists():
+                os.replace(folder, old)
+            os.replace(fresh, folder)
+            shutil.rmtree(old, ignore_errors=True)
         write_atomically(_lookups_path(config), json.dumps(lookups, ensure_ascii=False))
         write_atomically(meta, json.dumps({"fingerprint": print_, "format": FORMAT, "prefixes": prefixes_of(config),
-                                           "summary": summary}, ensure_ascii=False))
+                                           "summary": summary, "lines": _digest(data)}, ensure_ascii=False))
     except OSError:
         shutil.rmtree(fresh, ignore_errors=True)
+
+
+IN_PLACE = 50_000  # changed triples at most written into the saved store in place; more: a new store
+
+
+def _update(folder: Path, meta: Path, previous: list[str], lines: list[str]) -> bool:
+    """Change the saved store from graph `previous` to graph `lines` (both as N-Triples lines) in one
+    transaction, if it holds `previous` (the digest its `store.json` records) and the two differ by few
+    triples, none with a blank node (DELETE DATA cannot name one). After one edit at 10,000 systems this takes
+    0.15 s of Oxigraph's time instead of 1.7 s for loading all 200,000 triples again. False if not done: the
+    caller then writes a new store. The store is not trusted meanwhile (no `store.json`)."""
+    import pyoxigraph as ox
+
+    try:
+        saved = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT or not folder.is_dir():
+        return False
+    old, new = set(previous), set(lines)
+    removed, added = sorted(old - new), sorted(new - old)
+    if len(removed) + len(added) > IN_PLACE or any("_:" in line for line in (*removed, *added)):
+        return False
+    if saved.get("lines") != _digest("\n".join(previous).encode("utf-8")):
+        return False
+    meta.unlink(missing_ok=True)
+    try:
+        store = ox.Store(str(folder))
+        store.update("DELETE DATA {\n" + "\n".join(removed) + "\n} ;\nINSERT DATA {\n" + "\n".join(added) + "\n}")
+        store.flush()
+        del store
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return True
+
+
+def _digest(data: bytes) -> str:
+    """What `store.json` records of the lines the store holds: whether a build may change it in place."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()

@@ -33,7 +33,7 @@ def forked_pool(jobs: int, work):
     gc.freeze()  # the workers share the parent's objects copy-on-write; a collection in them would copy them all
     try:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_die_with_parent) as pool:
+                                 initializer=die_with_parent) as pool:
             yield pool
     finally:
         _shared = None
@@ -45,8 +45,8 @@ def shared():
     return _shared
 
 
-def _die_with_parent() -> None:
-    """In a worker: be killed when the parent dies (kill -9 included), so that no worker goes on writing into
+def die_with_parent() -> None:
+    """In a worker (or another forked child): be killed when the parent dies (kill -9 included), so that no worker goes on writing into
     a build folder nobody will swap in (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op)."""
     import ctypes
     import signal

@@ -324,3 +324,37 @@ def test_builds_by_forked_workers_stay_the_same_as_full_ones(tmp_path):
     _edit(root / "entries" / "systems" / "t-80bv.yaml", r"^variant_of: t-80b$", "variant_of: t-80")
     reused, units = _same_as_full(root, "forked-back", jobs="2")
     assert 0 < reused < units
+
+
+@pytest.mark.parametrize("forked", [False, True], ids=["here", "forked"])
+def test_the_reused_files_are_linked_and_a_failed_link_is_raised(tmp_path, monkeypatch, forked):
+    """`Links` makes each reused file in the new folder the previous one's file (a hard link), here or, when
+    there are many, in a forked child while the build goes on; a link that cannot be made (the previous file
+    is gone) fails the build with that file's error, wherever it was made."""
+    from kb.site.output import Links
+
+    monkeypatch.setattr(Links, "FORKED", 10 if forked else 1_000)
+    old, new, failing = tmp_path / "old", tmp_path / "new", tmp_path / "failing"
+    for folder in (old, new, failing):
+        (folder / "id").mkdir(parents=True)
+    for i in range(50):
+        (old / "id" / f"{i}.html").write_text(f"page {i}")
+    fds = [os.open(folder / "id", os.O_RDONLY) for folder in (old, new, failing)]
+    try:
+        with Links(old, new) as links:
+            for i in range(50):
+                links.add((fds[0], fds[1]), f"{i}.html", f"id/{i}.html")
+            links.start()
+            assert (links._child is not None) == forked
+        assert all((new / "id" / f"{i}.html").stat().st_ino == (old / "id" / f"{i}.html").stat().st_ino
+                   for i in range(50))
+        with pytest.raises(FileNotFoundError) as raised:
+            with Links(old, failing) as links:
+                for i in range(49, -1, -1):
+                    name = f"{i}.html" if i != 7 else "gone.html"
+                    links.add((fds[0], fds[2]), name, f"id/{name}")
+                links.start()
+        assert raised.value.filename.endswith("gone.html")
+    finally:
+        for fd in fds:
+            os.close(fd)

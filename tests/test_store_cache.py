@@ -168,3 +168,50 @@ def test_a_build_saves_the_store_the_next_query_answers_from(kb_root):
     _edit_unseen(entry, "crew: 4", "crew: 8")
     assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "4"]
     assert [p.name for p in (kb_root / ".kb-cache").iterdir() if p.name.startswith("store.")] == ["store.json"]
+
+
+def _store_graph(root):
+    """The graph in the saved store, read by Oxigraph itself."""
+    import pyoxigraph as ox
+    from rdflib import Graph
+
+    store = ox.Store.read_only(str(root / ".kb-cache" / "store"))
+    data = store.dump(format=ox.RdfFormat.N_TRIPLES, from_graph=ox.DefaultGraph())
+    return Graph().parse(data=data.decode("utf-8"), format="nt")
+
+
+def _exported(root):
+    from rdflib import Graph
+
+    exported = run_kb("export", "--format", "nt", cwd=root)
+    assert exported.code == 0, exported.stderr
+    return Graph().parse(data=exported.stdout, format="nt")
+
+
+def test_a_rebuild_changes_the_saved_store_in_place_into_the_new_graph(kb_root):
+    """After an edit, `kb build` writes only the difference into the store it saved last time (the same
+    folder, no new store), and the store then holds exactly the graph `kb export` writes. A store that does
+    not hold the previous build's graph (its record says otherwise) is made anew, with the same result."""
+    import json
+
+    from rdflib.compare import isomorphic
+
+    shutil.copytree(REPO / "site_build", kb_root / "site_build")
+    store, meta = kb_root / ".kb-cache" / "store", kb_root / ".kb-cache" / "store.json"
+    entry = kb_root / "entries" / "systems" / "t-72.yaml"
+    assert run_kb("build", "--no-search", cwd=kb_root).code == 0
+    folder = store.stat().st_ino
+    entry.write_text(entry.read_text().replace("crew: 3", "crew: 4").replace("name: T-72", "name: T-72 (edited)"))
+    assert run_kb("build", "--no-search", cwd=kb_root).code == 0
+    assert store.stat().st_ino == folder  # changed in place
+    graph = _store_graph(kb_root)
+    assert isomorphic(graph, _exported(kb_root)) and len(graph) > 100
+    assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "4"]
+
+    saved = json.loads(meta.read_text())
+    meta.write_text(json.dumps({**saved, "lines": "not the digest of the previous graph"}))
+    entry.write_text(entry.read_text().replace("crew: 4", "crew: 5"))
+    assert run_kb("build", "--no-search", cwd=kb_root).code == 0
+    assert store.stat().st_ino != folder  # a new store
+    assert isomorphic(_store_graph(kb_root), _exported(kb_root))
+    assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "5"]

@@ -37,7 +37,7 @@ from .model import SiteModel, TreeNodeBuilder, concept_id, plain_number, safe_ur
 from ..faults import fault_point
 from ..workers import cpus, forked_pool, shared
 from .markdown import render_markdown
-from .output import atomic_folder
+from .output import Links, atomic_folder
 from .svg import family_tree_svg, timeline_svg
 
 COMPARE_PROPERTIES = (KB.combatMass, KB.caliber, KB.crew, KB.maxSpeed, KB.maxRange, KB.launchTubes,
@@ -85,9 +85,11 @@ def number_cell(v, decimals: int | None) -> str:
 class SiteWriter:
     """Renders templates into the build folder; every link in a page is relative to the page."""
 
-    def __init__(self, kb: KnowledgeBase, work: Path, tracker: Tracker | None = None, lines: list[str] | None = None):
+    def __init__(self, kb: KnowledgeBase, work: Path, tracker: Tracker | None = None, lines: list[str] | None = None,
+                 links: Links | None = None):
         self.kb = kb
         self.work = work
+        self.links = links  # of the reused files, made meanwhile (`Links`)
         self.model = SiteModel(kb, tracker)
         self.state: State | None = None  # the previous build's units, and this one's
         self._unit: tuple[list, list] | None = None  # (files as (path, size, mtime), pages) of the unit rendered
@@ -221,11 +223,7 @@ class SiteWriter:
             return False
         for path, size, _ in unit.files:
             folder, name = os.path.split(path)
-            fds = self._link_folders.get(folder) or self._link_folder(path)
-            try:  # relative to the two folders: no path resolved twice a file, 30,000 links at 10k systems
-                os.link(name, name, src_dir_fd=fds[0], dst_dir_fd=fds[1])
-            except OSError:  # a filesystem without hard links
-                shutil.copy2(os.path.join(self.state.out, path), os.path.join(self.work, path))
+            self.links.add(self._link_folders.get(folder) or self._link_folder(path), name, path)
             self.files += 1
             self.bytes += size
         self.pages.extend(unit.pages)
@@ -265,9 +263,12 @@ class SiteWriter:
 
 
 def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=None,
-               lines: list[str] | None = None) -> BuildReport:
+               lines: list[str] | None = None, listing: dict | None = None, previous=None) -> BuildReport:
     """Write the whole site into a new folder and swap it in place of `out` only when complete. `lines`: the
-    graph's `export.graph_lines`, when the caller has them.
+    graph's `export.graph_lines`, when the caller has them; `listing`: the files of the site now in `out`
+    with their size and modification time (`uptodate.site_files`), when the caller has just found them;
+    `previous(lines)` is called with the graph of the previous build (as N-Triples lines, None if there is
+    none) as soon as it is known.
 
     Units of the site that no change since the previous build touches are hard-linked from it rather than
     rendered again (kb/site/incremental.py); the result is the same bytes as a build from scratch."""
@@ -279,10 +280,12 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
     kb.index = tracker = Tracker(index)  # every lookup of the graph while the site renders, recorded per unit
     w = None
     try:
-        with atomic_folder(out) as work:
-            w = SiteWriter(kb, work, tracker, lines)
+        with atomic_folder(out) as work, Links(out, work) as links:
+            w = SiteWriter(kb, work, tracker, lines, links)
             t = time.perf_counter()
-            w.state = State(kb, out, search, w.graph_lines())
+            w.state = State(kb, out, search, w.graph_lines(), listing)
+            if previous is not None:
+                previous(w.state.previous_lines)
             report.stamp = w.state.stamp
             w.keep_memos()
             report.timings["changes"] = time.perf_counter() - t
@@ -304,6 +307,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             _whole_graph_part(w, "publishing files", _publishing_files)  # the sitemap lists every page
             report.timings["dumps"] = time.perf_counter() - t  # what they took beyond the index pages
             fault_point("pages-written")
+            links.finish()  # every file is in the new folder from here on
             if search:
                 step("search index")
                 t = time.perf_counter()
@@ -339,6 +343,7 @@ def _entity_pages(w: SiteWriter, step) -> None:
     each inherits the model as it stands, writes its own pages and reports what it wrote."""
     m = w.model
     todo = [iri for iri in m.entities if not w.reused(_entity_unit(m, iri))]
+    w.links.start()  # the reused pages' files are linked meanwhile
     total = len(todo)
     jobs = _jobs(total)
     chunks = [(lo, min(lo + ENTITY_CHUNK, total)) for lo in range(0, total, ENTITY_CHUNK)]

@@ -328,10 +328,11 @@ class State:
     distinct tags. Kept as sets of strings they took 0.3 s to unpickle; numbered in one table of the strings,
     numbering them took the building process 1.2 s at every full build and the table 31 MB."""
 
-    def __init__(self, kb, out: Path, search: bool, lines: list[str]):
+    def __init__(self, kb, out: Path, search: bool, lines: list[str], listing: dict | None = None):
         self.path = state_path(kb.config, out, ".pickle")
         self._shards = Shards(self.path)
         self.out = out
+        self.listing = listing  # path → (size, mtime) of the files in `out`, if found just before the build
         self.stamp = inputs_stamp(kb.config, out, search)
         self.lines = lines
         self.previous: dict[str, Unit] = {}
@@ -345,6 +346,7 @@ class State:
         self.offsets: dict[str, list] | None = None  # each subject's piece of each dump this build wrote
         self._touch: tuple | None = None  # (the change, the digests of its tags)
         old = self._load()
+        self.previous_lines: list[str] | None = None if old is None else old["lines"]  # the last build's graph
         if old is not None:
             self.previous = old["units"]
             self.change = Change.between(old["lines"], lines)
@@ -405,6 +407,9 @@ class State:
         unit = self.previous.get(key)
         if unit is None or self.change is None or self._touches(unit.reads):
             return None
+        if self.listing is not None:
+            listing = self.listing
+            return unit if all(listing.get(path) == (size, mtime) for path, size, mtime in unit.files) else None
         out = str(self.out)
         for path, size, mtime in unit.files:
             try:

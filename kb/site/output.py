@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..faults import fault_point
+from ..workers import die_with_parent
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -145,3 +146,90 @@ def _empty_in_background(trash: Path) -> None:
     except OSError:
         for path in leftovers:
             shutil.rmtree(path, ignore_errors=True)
+
+
+class Links:
+    """The hard links of a rebuild's reused files, from the previous site into the new one. Many of them
+    (32,000 at 10,000 systems: 0.6-0.7 s of system calls) are made by a forked child while this process
+    renders the rest; a thread could not, as it would wait for the interpreter lock after every link.
+
+    `add` the links as the units are found reused, `start` once the bulk is known, `finish` before anything
+    reads the new folder (it makes what was added since, waits for the child and raises its error), and
+    `cancel` on failure, before the unfinished folder is removed."""
+
+    FORKED = 2_000  # fewer are made here: forking the building process costs a few ms per 100 MB
+
+    def __init__(self, old: Path, work: Path):
+        self.old, self.work = str(old), str(work)
+        self._todo: list[tuple[int, int, str, str]] = []  # (folder in old, folder in work, name, path)
+        self._child: tuple[int, int] | None = None  # (pid, read end of its error pipe)
+
+    def __enter__(self) -> "Links":
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is None:
+            self.finish()
+        else:
+            self.cancel()
+
+    def add(self, folders: tuple[int, int], name: str, path: str) -> None:
+        self._todo.append((*folders, name, path))
+
+    def start(self) -> None:
+        if len(self._todo) < self.FORKED or self._child is not None or not hasattr(os, "fork"):
+            return
+        todo, self._todo = self._todo, []
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: link, report an error as "errno\0message\0file", exit at once
+            code = 0
+            try:
+                os.close(read)
+                die_with_parent()
+                self._link(todo)
+            except OSError as e:
+                os.write(write, f"{e.errno or 0}\0{e.strerror or e}\0{e.filename or ''}".encode(errors="replace"))
+                code = 1
+            except BaseException:
+                code = 2
+            finally:
+                os._exit(code)
+        os.close(write)
+        self._child = (pid, read)
+
+    def finish(self) -> None:
+        todo, self._todo = self._todo, []
+        try:
+            self._link(todo)
+        finally:
+            self._wait()
+
+    def cancel(self) -> None:
+        self._todo = []
+        if self._child is not None:
+            try:
+                os.kill(self._child[0], 9)
+            except ProcessLookupError:
+                pass
+            self._wait(check=False)
+
+    def _wait(self, check: bool = True) -> None:
+        if self._child is None:
+            return
+        (pid, read), self._child = self._child, None
+        _, status = os.waitpid(pid, 0)
+        with os.fdopen(read, "rb") as pipe:
+            said = pipe.read().decode(errors="replace")
+        if check and status != 0:
+            number, message, filename = (said.split("\0") + ["", "", ""])[:3] if said else ("0", "", "")
+            raise OSError(int(number) if number.isdigit() else 0,
+                          message or f"the process linking the reused files failed (status {status})",
+                          filename or None)
+
+    def _link(self, todo: list) -> None:
+        for old_folder, new_folder, name, path in todo:
+            try:  # relative to the two folders: no path resolved twice a file
+                os.link(name, name, src_dir_fd=old_folder, dst_dir_fd=new_folder)
+            except OSError:  # a filesystem without hard links
+                shutil.copy2(os.path.join(self.old, path), os.path.join(self.work, path))
