@@ -123,15 +123,20 @@ def _reader_gone() -> bool:
     """Whether standard output is a pipe whose reader has closed it (`kb query … | head`)."""
     import select
 
-    poller = select.poll()
-    poller.register(sys.stdout.fileno(), select.POLLOUT)
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+    except (AttributeError, ValueError, OSError):  # no standard output (`kb … >&-`), or no poll here
+        return False
     return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 def _quiet_stdout() -> int:
     """Point standard output at /dev/null, so that what is still buffered for a closed pipe is dropped
     quietly; the exit status then, 1, as rich's Console and Python's documentation end on EPIPE."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, sys.stdout.fileno())
+    os.close(null)
     return 1
 
 
@@ -490,9 +495,10 @@ def build(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Si
             raise _fail(f"cannot write the site to {target}: {_os_reason(e)} — the previous site is unchanged")
         finally:
             if not saving:  # the build failed before it knew
+                saving.append(None)
                 save(None)
-            if saving[0] is not None:
-                saving[0].join()
+            if saving[-1] is not None:
+                saving[-1].join()
     uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing,
                     {"pages": report.pages, "files": report.files, "bytes": report.bytes})
     size = report.bytes / 1_000_000

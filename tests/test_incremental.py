@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -358,3 +359,81 @@ def test_the_reused_files_are_linked_and_a_failed_link_is_raised(tmp_path, monke
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def _processes_in(folder: Path) -> list[int]:
+    """The processes whose working folder is `folder` (Linux /proc)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/cwd") == str(folder):
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs Linux /proc")
+def test_a_rebuild_failing_while_its_files_are_linked_leaves_the_site_and_no_process(corpus):
+    """A rebuild of the bundled corpus after one edit reuses about 2,700 files, more than `Links.FORKED`: a
+    forked child links them while the build goes on. The build fails right after the entity pages (a full
+    disk, by the fault hook): it says so in one line, the previous site is left as it was, no build folder is
+    left, and the child does not outlive the build."""
+    site = corpus / "_site"
+    before = _tree(site)
+    entry = corpus / "entries" / "systems" / "t-80.yaml"
+    text = entry.read_text(encoding="utf-8")
+    _edit(entry, r"^description: >-$", "description: >-\n  Edited while the disk fills.")
+    try:
+        failed = run_kb("build", "--no-search", "-o", "_site", cwd=corpus,
+                        env=ENV | {"MILKB_FAULT_AT": "entity-pages-written:enospc"})
+    finally:
+        entry.write_text(text, encoding="utf-8")
+    assert failed.code == 1
+    assert failed.stderr.count("\n") == 1 and "No space left on device" in failed.stderr, failed.stderr
+    assert _tree(site) == before
+    assert not list(corpus.glob("._site.build-*"))
+    assert _processes_in(corpus.resolve()) == []
+
+
+def test_a_cancelled_linking_child_is_stopped_at_once(tmp_path, monkeypatch):
+    """`Links.cancel` (a build failing) kills the child that links the reused files and waits for it: it
+    does not go on linking into a folder that is being removed."""
+    from kb.site.output import Links
+
+    monkeypatch.setattr(Links, "FORKED", 10)
+    old, new = tmp_path / "old", tmp_path / "new"
+    (old / "id").mkdir(parents=True)
+    (new / "id").mkdir(parents=True)
+    count = 30_000  # linking them takes the child about half a second
+    for i in range(count):
+        os.close(os.open(old / "id" / f"{i}.html", os.O_WRONLY | os.O_CREAT))
+    fds = (os.open(old / "id", os.O_RDONLY), os.open(new / "id", os.O_RDONLY))
+    try:
+        links = Links(old, new)
+        for i in range(count):
+            links.add(fds, f"{i}.html", f"id/{i}.html")
+        links.start()
+        pid = links._child[0]
+        links.cancel()
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reaped
+        linked = len(os.listdir(new / "id"))
+        time.sleep(0.2)
+        assert len(os.listdir(new / "id")) == linked < count
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def test_a_listing_is_used_only_for_the_folder_it_was_made_of(tmp_path):
+    """The listing `kb build` makes of the site before it loads anything replaces a stat per kept file only
+    while the output is still that folder: another build may have swapped in a new one meanwhile."""
+    from kb.site.incremental import _same_folder
+
+    st = os.stat(tmp_path)
+    files = {"index.html": (10, 20)}
+    assert _same_folder(tmp_path, ((st.st_dev, st.st_ino), files)) is files
+    assert _same_folder(tmp_path, ((st.st_dev, st.st_ino + 1), files)) is None
+    assert _same_folder(tmp_path / "gone", ((st.st_dev, st.st_ino), files)) is None
+    assert _same_folder(tmp_path, None) is None

@@ -167,7 +167,8 @@ def test_a_build_saves_the_store_the_next_query_answers_from(kb_root):
     assert run_kb("build", "--no-search", cwd=kb_root).code == 0
     _edit_unseen(entry, "crew: 4", "crew: 8")
     assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "4"]
-    assert [p.name for p in (kb_root / ".kb-cache").iterdir() if p.name.startswith("store.")] == ["store.json"]
+    assert sorted(p.name for p in (kb_root / ".kb-cache").iterdir() if p.name.startswith("store.")) == [
+        "store.json", "store.lock"]  # no folder left by the saving
 
 
 def _store_graph(root):
@@ -188,30 +189,45 @@ def _exported(root):
     return Graph().parse(data=exported.stdout, format="nt")
 
 
-def test_a_rebuild_changes_the_saved_store_in_place_into_the_new_graph(kb_root):
-    """After an edit, `kb build` writes only the difference into the store it saved last time (the same
-    folder, no new store), and the store then holds exactly the graph `kb export` writes. A store that does
-    not hold the previous build's graph (its record says otherwise) is made anew, with the same result."""
+def _shared_files(store, before):
+    """How many of the store's data files are files of an earlier store (`before`: their inodes)."""
+    return len({p.stat().st_ino for p in store.glob("*.sst")} & before)
+
+
+def test_a_rebuild_saves_a_changed_copy_of_the_saved_store(kb_root):
+    """After an edit, `kb build` makes the new store from a copy of the one it saved last time (sharing its
+    data files), with only the difference written, and that store holds exactly the graph `kb export` writes.
+    The store in use is never written: a reader that opened it before the build still reads the old graph. A
+    store that does not hold the previous build's graph (its record says otherwise) is loaded anew, with the
+    same result."""
     import json
 
+    import pyoxigraph as ox
     from rdflib.compare import isomorphic
 
     shutil.copytree(REPO / "site_build", kb_root / "site_build")
     store, meta = kb_root / ".kb-cache" / "store", kb_root / ".kb-cache" / "store.json"
     entry = kb_root / "entries" / "systems" / "t-72.yaml"
     assert run_kb("build", "--no-search", cwd=kb_root).code == 0
-    folder = store.stat().st_ino
+    before = {p.stat().st_ino for p in store.glob("*.sst")}
+    reader = ox.Store.read_only(str(store))
+    crew = "SELECT ?c WHERE { <https://w3id.org/milkb/id/t-72> <https://w3id.org/milkb/ontology#crew> ?c }"
     entry.write_text(entry.read_text().replace("crew: 3", "crew: 4").replace("name: T-72", "name: T-72 (edited)"))
     assert run_kb("build", "--no-search", cwd=kb_root).code == 0
-    assert store.stat().st_ino == folder  # changed in place
+    assert [row[0].value for row in reader.query(crew)] == ["3"]  # the reader's store was not changed
+    del reader
+    assert _shared_files(store, before) > 0  # a copy of the saved store
     graph = _store_graph(kb_root)
     assert isomorphic(graph, _exported(kb_root)) and len(graph) > 100
     assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "4"]
 
+    before = {p.stat().st_ino for p in store.glob("*.sst")}
     saved = json.loads(meta.read_text())
     meta.write_text(json.dumps({**saved, "lines": "not the digest of the previous graph"}))
     entry.write_text(entry.read_text().replace("crew: 4", "crew: 5"))
     assert run_kb("build", "--no-search", cwd=kb_root).code == 0
-    assert store.stat().st_ino != folder  # a new store
+    assert _shared_files(store, before) == 0  # loaded anew
     assert isomorphic(_store_graph(kb_root), _exported(kb_root))
     assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "5"]
+    assert sorted(p.name for p in (kb_root / ".kb-cache").iterdir() if p.name.startswith("store")) == [
+        "store", "store-lookups.json", "store.json", "store.lock"]

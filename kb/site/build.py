@@ -263,10 +263,10 @@ class SiteWriter:
 
 
 def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=None,
-               lines: list[str] | None = None, listing: dict | None = None, previous=None) -> BuildReport:
+               lines: list[str] | None = None, listing: tuple | None = None, previous=None) -> BuildReport:
     """Write the whole site into a new folder and swap it in place of `out` only when complete. `lines`: the
-    graph's `export.graph_lines`, when the caller has them; `listing`: the files of the site now in `out`
-    with their size and modification time (`uptodate.site_files`), when the caller has just found them;
+    graph's `export.graph_lines`, when the caller has them; `listing`: the site now in `out`, its files with
+    their size and modification time, when the caller has just found them (`uptodate.unchanged`);
     `previous(lines)` is called with the graph of the previous build (as N-Triples lines, None if there is
     none) as soon as it is known.
 

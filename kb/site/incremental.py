@@ -320,6 +320,18 @@ class Change:
         return not self.tags and not self.everything
 
 
+def _same_folder(out: Path, listing: tuple | None) -> dict | None:
+    """The files of `listing` ((device, inode) of a folder, its files: `uptodate.unchanged`) if `out` is still
+    that folder, not one swapped in since by another build."""
+    if listing is None:
+        return None
+    try:
+        st = os.stat(out)
+    except OSError:
+        return None
+    return listing[1] if (st.st_dev, st.st_ino) == listing[0] else None
+
+
 class State:
     """The kept state of the previous build (empty when there is none usable) and the one being made.
 
@@ -328,11 +340,11 @@ class State:
     distinct tags. Kept as sets of strings they took 0.3 s to unpickle; numbered in one table of the strings,
     numbering them took the building process 1.2 s at every full build and the table 31 MB."""
 
-    def __init__(self, kb, out: Path, search: bool, lines: list[str], listing: dict | None = None):
+    def __init__(self, kb, out: Path, search: bool, lines: list[str], listing: tuple | None = None):
         self.path = state_path(kb.config, out, ".pickle")
         self._shards = Shards(self.path)
         self.out = out
-        self.listing = listing  # path → (size, mtime) of the files in `out`, if found just before the build
+        self.listing = _same_folder(out, listing)  # path → (size, mtime) of the files in `out`, or None
         self.stamp = inputs_stamp(kb.config, out, search)
         self.lines = lines
         self.previous: dict[str, Unit] = {}

@@ -179,9 +179,17 @@ class Links:
     def start(self) -> None:
         if len(self._todo) < self.FORKED or self._child is not None or not hasattr(os, "fork"):
             return
+        try:
+            read, write = os.pipe()
+        except OSError:  # out of descriptors: `finish` makes them all here
+            return
+        try:
+            pid = os.fork()
+        except OSError:  # out of processes or memory: likewise
+            os.close(read)
+            os.close(write)
+            return
         todo, self._todo = self._todo, []
-        read, write = os.pipe()
-        pid = os.fork()
         if pid == 0:  # the child: link, report an error as "errno\0message\0file", exit at once
             code = 0
             try:
@@ -217,15 +225,16 @@ class Links:
     def _wait(self, check: bool = True) -> None:
         if self._child is None:
             return
-        (pid, read), self._child = self._child, None
-        _, status = os.waitpid(pid, 0)
+        pid, read = self._child
+        _, status = os.waitpid(pid, 0)  # interrupted (Ctrl-C), the child is still known to `cancel`
+        self._child = None
         with os.fdopen(read, "rb") as pipe:
             said = pipe.read().decode(errors="replace")
-        if check and status != 0:
+        code = os.waitstatus_to_exitcode(status)
+        if check and code != 0:
             number, message, filename = (said.split("\0") + ["", "", ""])[:3] if said else ("0", "", "")
             raise OSError(int(number) if number.isdigit() else 0,
-                          message or f"the process linking the reused files failed (status {status})",
-                          filename or None)
+                          message or f"the process linking the reused files ended with {code}", filename or None)
 
     def _link(self, todo: list) -> None:
         for old_folder, new_folder, name, path in todo:
