@@ -247,29 +247,58 @@ def save(config: Config, kb, print_: str, lines: list[str] | None = None) -> Non
 
 
 def save_meanwhile(config: Config, kb, lines: list[str], print_: str, previous: list[str] | None = None):
-    """`save` in a thread, unless the saved store already holds this graph (None then). The thread's work is
-    Oxigraph's loading (1.7 s of 2 s at 10,000 systems), which lets go of the GIL: this thread goes on
-    meanwhile. Join it before the process exits. `previous`: the lines of the graph the last build saw (`kb
+    """`save` in a forked child, unless the saved store already holds this graph (None then): something to
+    `join()` before the process exits. The child takes the other CPU, at the lowest priority, and no time of
+    this process's GIL: comparing graphs, writing the names and encoding the lines take it 0.5-1 s at 10,000
+    systems, besides Oxigraph's loading (1.7 s). `previous`: the lines of the graph the last build saw (`kb
     build`); if the saved store holds that graph, the new store is a copy of it with only the difference
-    written (`_changed_copy`): 0.2 s instead of 1.7 s at 10,000 systems, though the comparison of the two
-    graphs' 200,000 lines (about 0.3 s) holds the GIL."""
-    import threading
-
+    written (`_changed_copy`). Without fork, a thread does the same."""
     if (saved_meta(config) or {}).get("fingerprint") == print_:
         return None
-    # made here, not in the thread: they read kb's graph, which the build then reads (and tracks) meanwhile
-    lookups, summary = lookups_of(kb), schema_summary_of(kb)
 
-    def work():
-        try:  # the command's own work first: this thread takes only the CPU time left over
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    def work(lookups: dict, summary: dict, me: int) -> None:  # me: this process (0) or thread
+        try:  # the command's own work first: the saving takes only the CPU time left over
+            os.setpriority(os.PRIO_PROCESS, me, 19)
         except (AttributeError, OSError):
             pass
         _write(config, lines, lookups, summary, print_, previous)
 
-    thread = threading.Thread(target=work, name="store saver")
+    if hasattr(os, "fork"):
+        try:
+            pid = os.fork()
+        except OSError:  # out of processes or memory: a thread, below
+            pid = None
+        if pid == 0:  # the child: its own copy of the graph, as it is now
+            try:
+                work(lookups_of(kb), schema_summary_of(kb), 0)
+            except Exception as e:  # best effort, as `save`: the next command loads the entries
+                os.write(2, f"milkb: the query store was not saved ({type(e).__name__}: {e})\n".encode())
+            finally:
+                os._exit(0)
+        if pid is not None:
+            return _Child(pid)
+    import threading
+
+    # made here, not in the thread: they read kb's graph, which the build then reads (and tracks) meanwhile
+    lookups, summary = lookups_of(kb), schema_summary_of(kb)
+    thread = threading.Thread(target=lambda: work(lookups, summary, threading.get_native_id()), name="store saver")
     thread.start()
     return thread
+
+
+class _Child:
+    """A forked child, to `join()` as a thread."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    def join(self) -> None:
+        if self.pid is not None:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            self.pid = None
 
 
 def _write(config: Config, lines: list[str], lookups: dict, summary: dict, print_: str,
