@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -264,17 +265,24 @@ def save_meanwhile(config: Config, kb, lines: list[str], print_: str, previous: 
         _write(config, lines, lookups, summary, print_, previous)
 
     if hasattr(os, "fork"):
+        import signal
+
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # no Ctrl-C in the child's first steps
         try:
             pid = os.fork()
         except OSError:  # out of processes or memory: a thread, below
             pid = None
         if pid == 0:  # the child: its own copy of the graph, as it is now
             try:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the build; the store is finished
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+                _detach_output()
                 work(lookups_of(kb), schema_summary_of(kb), 0)
             except Exception as e:  # best effort, as `save`: the next command loads the entries
                 os.write(2, f"milkb: the query store was not saved ({type(e).__name__}: {e})\n".encode())
             finally:
                 os._exit(0)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if pid is not None:
             return _Child(pid)
     import threading
@@ -286,8 +294,21 @@ def save_meanwhile(config: Config, kb, lines: list[str], print_: str, previous: 
     return thread
 
 
+def _detach_output() -> None:
+    """In the saving child: standard input and output on /dev/null (a pipe the command's caller reads ends
+    with the command, not with the saving), and Python's streams new objects, so that no lock another thread
+    of the parent held at the fork (rich's progress bar) can block a write. Standard error stays, for the one
+    line that says the store was not saved."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(null, fd)
+    os.close(null)
+    sys.stdout = open(os.devnull, "w")
+    sys.stderr = open(os.devnull, "w")
+
+
 class _Child:
-    """A forked child, to `join()` as a thread."""
+    """A forked child, to `join()` as a thread. It finishes the store even if this process is killed."""
 
     def __init__(self, pid: int):
         self.pid = pid
@@ -317,6 +338,9 @@ def _write(config: Config, lines: list[str], lookups: dict, summary: dict, print
     try:
         config.cache_dir.mkdir(parents=True, exist_ok=True)
         with _locked(config.cache_dir / "store.lock"):
+            for pattern in ("store.new-*", "store.old-*"):  # left by a saver stopped mid-way: only the
+                for stale in config.cache_dir.glob(pattern):  # lock's holder makes them
+                    shutil.rmtree(stale, ignore_errors=True)
             shutil.rmtree(fresh, ignore_errors=True)
             if not (previous is not None and _changed_copy(folder, meta, previous, lines, fresh)):
                 shutil.rmtree(fresh, ignore_errors=True)
@@ -351,7 +375,7 @@ def _locked(path: Path):
         yield
 
 
-IN_PLACE = 50_000  # changed triples at most carried into a copy of the saved store; more: a new store
+COPY_AT_MOST = 50_000  # changed triples at most carried into a copy of the saved store; more: a new store
 
 
 def _changed_copy(folder: Path, meta: Path, previous: list[str], lines: list[str], fresh: Path) -> bool:
@@ -372,7 +396,7 @@ def _changed_copy(folder: Path, meta: Path, previous: list[str], lines: list[str
         return False
     old, new = set(previous), set(lines)
     removed, added = sorted(old - new), sorted(new - old)
-    if len(removed) + len(added) > IN_PLACE or any("_:" in line for line in (*removed, *added)):
+    if len(removed) + len(added) > COPY_AT_MOST or any(_unmatched(line) for line in (*removed, *added)):
         return False
     try:
         ox.Store.read_only(str(folder)).backup(str(fresh))
@@ -383,6 +407,15 @@ def _changed_copy(folder: Path, meta: Path, previous: list[str], lines: list[str
     except (OSError, SyntaxError, ValueError):
         return False
     return True
+
+
+def _unmatched(line: str) -> bool:
+    """Whether DELETE DATA could miss or overreach this line: a blank node (it cannot name one), or a language
+    tag with capitals (Oxigraph keeps tags in lower case, so `@en-GB` and `@en-gb` are one triple there)."""
+    if "_:" in line:
+        return True
+    tag = line.rfind('"@')
+    return tag >= 0 and line[tag:] != line[tag:].lower()
 
 
 def _digest(data: bytes) -> str:

@@ -2,6 +2,7 @@
 ontology file or kb.toml has changed, and give exactly what a fresh load gives."""
 import os
 import shutil
+from pathlib import Path
 
 from .conftest import REPO, run_kb
 
@@ -210,12 +211,14 @@ def test_a_rebuild_saves_a_changed_copy_of_the_saved_store(kb_root):
     entry = kb_root / "entries" / "systems" / "t-72.yaml"
     assert run_kb("build", "--no-search", cwd=kb_root).code == 0
     before = {p.stat().st_ino for p in store.glob("*.sst")}
+    folder = store.stat().st_ino
     reader = ox.Store.read_only(str(store))
     crew = "SELECT ?c WHERE { <https://w3id.org/milkb/id/t-72> <https://w3id.org/milkb/ontology#crew> ?c }"
     entry.write_text(entry.read_text().replace("crew: 3", "crew: 4").replace("name: T-72", "name: T-72 (edited)"))
     assert run_kb("build", "--no-search", cwd=kb_root).code == 0
     assert [row[0].value for row in reader.query(crew)] == ["3"]  # the reader's store was not changed
     del reader
+    assert store.stat().st_ino != folder  # a new folder: the one in use was not written
     assert _shared_files(store, before) > 0  # a copy of the saved store
     graph = _store_graph(kb_root)
     assert isomorphic(graph, _exported(kb_root)) and len(graph) > 100
@@ -231,3 +234,52 @@ def test_a_rebuild_saves_a_changed_copy_of_the_saved_store(kb_root):
     assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "5"]
     assert sorted(p.name for p in (kb_root / ".kb-cache").iterdir() if p.name.startswith("store")) == [
         "store", "store-lookups.json", "store.json", "store.lock"]
+
+
+def test_one_command_at_a_time_saves_the_store(kb_root):
+    """Saving takes `.kb-cache/store.lock`: while another process holds it, a command that must save the
+    store waits for it, then saves and answers."""
+    import fcntl
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import kb_executable
+
+    (kb_root / ".kb-cache").mkdir(exist_ok=True)
+    meta = kb_root / ".kb-cache" / "store.json"
+    with open(kb_root / ".kb-cache" / "store.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        query = subprocess.Popen([kb_executable(), "query", CREW, "--format", "csv"], cwd=kb_root, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(kb_root)})
+        deadline = time.monotonic() + 60
+        while not (kb_root / ".kb-cache" / "parsed.pickle").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the entries are loaded and checked; then it saves the store
+        time.sleep(1.0)
+        assert query.poll() is None and not meta.exists()  # waiting for the lock
+    out, err = query.communicate(timeout=60)
+    assert query.returncode == 0, err
+    assert out.splitlines() == ["crew", "3"] and meta.is_file()
+
+
+def test_without_fork_a_thread_saves_the_store(kb_root, monkeypatch):
+    """Where the build cannot fork (no fork, or no process left), the store is saved by a thread as well."""
+    import threading
+
+    from kb import store_cache
+    from kb.export import graph_lines
+    from kb.knowledge_base import load_valid_kb
+
+    kb = load_valid_kb(kb_root, shacl=False)
+    lines = graph_lines(kb.mapped, kb.schema.ontology, kb.index)
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    saving = store_cache.save_meanwhile(kb.config, kb, lines, store_cache.fingerprint(kb.config))
+    assert isinstance(saving, threading.Thread)
+    saving.join()
+    assert store_cache.saved_meta(kb.config)["fingerprint"] == store_cache.fingerprint(kb.config)
+    assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "3"]
