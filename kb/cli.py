@@ -28,12 +28,18 @@ class _Console:
     def __init__(self, **options):
         self._options, self._console = options, None
 
-    def __getattr__(self, name):
+    @property
+    def real(self):
+        """The Console itself, for rich code that uses it as more than its attributes (rich's progress bar
+        enters it as a context manager, which looks on the type, not through `__getattr__`)."""
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(**self._options)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
 
 
 # Piped output is not wrapped at 80 columns, so tables stay one row per line for other programs.
@@ -519,7 +525,7 @@ def _progress():
             yield lambda *a, **k: None
             return
         from rich.progress import Progress
-        with Progress(console=err, transient=True) as progress:
+        with Progress(console=err.real, transient=True) as progress:
             tasks = {}
 
             def step(name, done=0, total=0):

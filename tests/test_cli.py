@@ -219,3 +219,56 @@ def test_output_that_cannot_be_written_is_still_an_error(kb_root, args):
         result = run_kb(*args, cwd=kb_root, stdout=full.fileno())
     assert result.code == 1
     assert result.stderr == "error: No space left on device\n"
+
+
+def _on_a_terminal(args: list[str], cwd) -> tuple[int, str]:
+    """`kb` with its standard input, output and error on a pseudo-terminal, as a person at a terminal runs it
+    (rich then draws progress bars); (exit status, everything it wrote there)."""
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
+
+    from .conftest import kb_executable
+
+    master, slave = os.openpty()
+    written = []
+
+    def drain():
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not chunk:
+                break
+            written.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        proc = subprocess.run([kb_executable(), *args], cwd=cwd, stdin=slave, stdout=slave, stderr=slave, timeout=300,
+                              env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8",
+                                   "HOME": str(cwd), "TERM": "xterm-256color", "COLUMNS": "120"})
+    finally:
+        os.close(slave)
+    reader.join(10)
+    os.close(master)
+    return proc.returncode, b"".join(written).decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("command", [["build", "--no-search"], ["validate"], ["export", "-o", "out.nt", "--format", "nt"]],
+                         ids=lambda command: command[0])
+def test_the_commands_with_a_progress_bar_work_on_a_terminal(kb_root, command):
+    """On a terminal, `kb build`, `kb validate` and `kb export` show rich's progress bar and end as they do
+    in a pipe (the tests above): no traceback, status 0."""
+    import shutil
+
+    from .conftest import REPO
+
+    shutil.copytree(REPO / "site_build", kb_root / "site_build")
+    code, written = _on_a_terminal(command, kb_root)
+    assert code == 0, written
+    assert "Traceback" not in written and "Error" not in written, written
+    if command[0] == "build":
+        assert "built " in written and (kb_root / "_site" / "index.html").is_file()
