@@ -46,8 +46,9 @@ def shared():
 
 
 def die_with_parent() -> None:
-    """In a worker (or another forked child): be killed when the parent dies (kill -9 included), so that no worker goes on writing into
-    a build folder nobody will swap in (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    """In a worker (or another forked child): be killed when the parent dies (kill -9 included), so that no
+    worker goes on writing into a build folder nobody will swap in (Linux prctl PR_SET_PDEATHSIG; elsewhere a
+    no-op)."""
     import ctypes
     import signal
 

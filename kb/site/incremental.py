@@ -419,18 +419,16 @@ class State:
         unit = self.previous.get(key)
         if unit is None or self.change is None or self._touches(unit.reads):
             return None
-        if self.listing is not None:
-            listing = self.listing
-            return unit if all(listing.get(path) == (size, mtime) for path, size, mtime in unit.files) else None
-        out = str(self.out)
-        for path, size, mtime in unit.files:
-            try:
-                st = os.stat(os.path.join(out, path))
-            except OSError:
-                return None
-            if st.st_size != size or st.st_mtime_ns != mtime:
-                return None
-        return unit
+        now = self.listing.get if self.listing is not None else self._size_mtime
+        return unit if all(now(path) == (size, mtime) for path, size, mtime in unit.files) else None
+
+    def _size_mtime(self, path: str) -> tuple[int, int] | None:
+        """(size, modification time) of file `path` of the site in `out`, None if it is gone."""
+        try:
+            st = os.stat(os.path.join(self.out, path))
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns
 
     def _touches(self, reads: array) -> bool:
         """Whether the change meets kept `reads` (`Reads.keys`)."""
