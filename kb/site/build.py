@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -293,11 +293,20 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             shutil.copytree(kb.config.root / "site_build" / "static", work / "static")
             if kb.config.sparql_endpoint:  # the same editor as `kb serve`, for the queries page
                 shutil.copytree(Path(__file__).parent.parent / "editor" / "static" / "yasgui", work / "static" / "yasgui")
-            _entity_pages(w, step)
-            fault_point("entity-pages-written")
-            report.timings["entity pages"] = time.perf_counter() - t
-            t = time.perf_counter()
-            with _whole_graph_parts(w, [("queries.html", _query_page, False), ("downloads", _downloads, True)]):
+            whole = _whole_graph_parts(w, [("queries.html", _query_page, False), ("downloads", _downloads, True)])
+            with ExitStack() as meanwhile:
+                # A rebuild renders few entity pages: the whole-graph parts start first, on the other CPU
+                # meanwhile. A build from scratch: they start after them, as the entity pages take every CPU.
+                rebuild = w.state.change is not None and not w.state.change.everything
+                if rebuild:
+                    meanwhile.enter_context(whole)
+                todo = [iri for iri in w.model.entities if not w.reused(_entity_unit(w.model, iri))]
+                _entity_pages(w, todo, step)
+                fault_point("entity-pages-written")
+                report.timings["entity pages"] = time.perf_counter() - t
+                t = time.perf_counter()
+                if not rebuild:
+                    meanwhile.enter_context(whole)
                 _index_pages(w, search)
                 _category_pages(w)
                 _compare_pages(w)
@@ -338,11 +347,9 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
 # --- entity pages ------------------------------------------------------------------------------
 
 
-def _entity_pages(w: SiteWriter, step) -> None:
-    """One page (with its .ttl and .jsonld) per entity, shared out over the CPUs by forked workers:
-    each inherits the model as it stands, writes its own pages and reports what it wrote."""
-    m = w.model
-    todo = [iri for iri in m.entities if not w.reused(_entity_unit(m, iri))]
+def _entity_pages(w: SiteWriter, todo: list, step) -> None:
+    """The page (with its .ttl and .jsonld) of each entity in `todo`, shared out over the CPUs by forked
+    workers: each inherits the model as it stands, writes its own pages and reports what it wrote."""
     w.links.start()  # the reused pages' files are linked meanwhile
     total = len(todo)
     jobs = _jobs(total)
