@@ -112,7 +112,7 @@ class Saved:
     def fingerprint(self) -> str:
         """The fingerprint of the entries as they are now."""
         if self._print is None:
-            self._print = _fingerprint_of_child(*self._child) if self._child else None
+            self._print = _fingerprint_of_child(self._child) if self._child else None
             self._child = None
         if self._print is None:  # no child, or it failed
             self._print = fingerprint(self._config)
@@ -141,31 +141,18 @@ def saved_meta(config: Config) -> dict | None:
     return saved if isinstance(saved, dict) and saved.get("format") == FORMAT and folder.is_dir() else None
 
 
-def _fingerprint_child(config: Config) -> tuple[int, int] | None:
-    """(pid, read end of a pipe) of a child writing `fingerprint(config)` into the pipe; None if no fork."""
-    if not hasattr(os, "fork"):
-        return None
-    try:
-        read, write = os.pipe()
-        pid = os.fork()
-    except OSError:
-        return None
-    if pid == 0:  # the child: nothing but the fingerprint, then out without running any cleanup
-        try:
-            os.close(read)
-            os.write(write, fingerprint(config).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    return pid, read
+def _fingerprint_child(config: Config):
+    """A forked child (kb/workers.py) working out `fingerprint(config)`; None if there is no fork. It need not
+    die with this process (its job takes 0.1 s), and so does without `ctypes` (4 ms of a 0.2 s `kb query`)."""
+    from .workers import Child
+
+    return Child.fork(lambda: fingerprint(config).encode(), "the fingerprint of the entries", with_parent=False)
 
 
-def _fingerprint_of_child(pid: int, read: int) -> str | None:
+def _fingerprint_of_child(child) -> str | None:
     try:
-        with os.fdopen(read, "rb") as pipe:
-            text = pipe.read().decode()
-        os.waitpid(pid, 0)
-    except OSError:
+        text = child.result().decode()
+    except (OSError, UnicodeDecodeError):
         return None
     return text if len(text) == 64 else None
 
@@ -264,27 +251,23 @@ def save_meanwhile(config: Config, kb, lines: list[str], print_: str, previous: 
             pass
         _write(config, lines, lookups, summary, print_, previous)
 
-    if hasattr(os, "fork"):
-        import signal
-
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # no Ctrl-C in the child's first steps
+    def child() -> None:  # its own copy of the graph, as it is now
         try:
-            pid = os.fork()
-        except OSError:  # out of processes or memory: a thread, below
-            pid = None
-        if pid == 0:  # the child: its own copy of the graph, as it is now
-            try:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the build; the store is finished
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-                _detach_output()
-                work(lookups_of(kb), schema_summary_of(kb), 0)
-            except Exception as e:  # best effort, as `save`: the next command loads the entries
-                os.write(2, f"milkb: the query store was not saved ({type(e).__name__}: {e})\n".encode())
-            finally:
-                os._exit(0)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        if pid is not None:
-            return _Child(pid)
+            _detach_output()
+            work(lookups_of(kb), schema_summary_of(kb), 0)
+        except Exception as e:  # best effort, as `save`: the next command loads the entries
+            os.write(2, f"milkb: the query store was not saved ({type(e).__name__}: {e})\n".encode())
+
+    import fcntl  # noqa: F401 - what the child uses is imported here (kb/workers.py `_before_fork`)
+
+    import pyoxigraph  # noqa: F401
+
+    from . import describe, files  # noqa: F401
+    from .workers import Child
+
+    saver = Child.fork(child, "the query store's saver", with_parent=False)  # finishes if the build is killed
+    if saver is not None:
+        return saver
     import threading
 
     # made here, not in the thread: they read kb's graph, which the build then reads (and tracks) meanwhile
@@ -305,21 +288,6 @@ def _detach_output() -> None:
     os.close(null)
     sys.stdout = open(os.devnull, "w")
     sys.stderr = open(os.devnull, "w")
-
-
-class _Child:
-    """A forked child, to `join()` as a thread. It finishes the store even if this process is killed."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-
-    def join(self) -> None:
-        if self.pid is not None:
-            try:
-                os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                pass
-            self.pid = None
 
 
 def _write(config: Config, lines: list[str], lookups: dict, summary: dict, print_: str,

@@ -4,10 +4,14 @@ the whole-graph parts of the site, the parsing and mapping of many changed entri
 A worker is forked, so it starts with the parent's objects as they stand (the model, the index of entries)
 without pickling them; only each part's result travels back. A worker that dies (killed, out of memory)
 fails the command with BrokenProcessPool, never hangs it, and a worker never outlives the command.
+
+`Child` is one forked child doing one job beside the command: the fingerprint of the entries, the links of a
+rebuild's reused files, the saving of the query store (which alone outlives a killed command).
 """
 from __future__ import annotations
 
 import os
+import signal
 from contextlib import contextmanager
 
 _shared = None  # what the workers of the pool being started read (`shared()`)
@@ -30,6 +34,7 @@ def forked_pool(jobs: int, work):
     from concurrent.futures import ProcessPoolExecutor
 
     _shared = work
+    _before_fork()
     gc.freeze()  # the workers share the parent's objects copy-on-write; a collection in them would copy them all
     try:
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"),
@@ -48,13 +53,117 @@ def shared():
 def die_with_parent() -> None:
     """In a worker (or another forked child): be killed when the parent dies (kill -9 included), so that no
     worker goes on writing into a build folder nobody will swap in (Linux prctl PR_SET_PDEATHSIG; elsewhere a
-    no-op)."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass
+    no-op). The parent calls `_before_fork` first: this imports nothing."""
+    if _prctl:
+        _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
     if os.getppid() == 1:  # the parent died before the call above
         os._exit(1)
+
+
+_prctl = None  # libc's prctl, found by `_before_fork`; False where there is none
+
+
+def _before_fork() -> None:
+    """In the parent, before a fork: find what `die_with_parent` calls. A forked child must import nothing:
+    another thread of the parent (importing rich, say) may have held an import lock at the fork, and the
+    child would wait for it forever."""
+    global _prctl
+    if _prctl is None:
+        try:
+            import ctypes
+
+            _prctl = ctypes.CDLL(None).prctl
+        except (OSError, AttributeError):
+            _prctl = False
+
+
+class Child:
+    """A forked child doing one job beside this process (`Child.fork`). What the job returns (bytes) comes
+    back through a pipe, and so does an OSError it raises, as that error."""
+
+    def __init__(self, pid: int, read: int, what: str):
+        self.pid: int | None = pid  # until it is reaped
+        self._read, self._what = read, what
+
+    @classmethod
+    def fork(cls, job, what: str, *, with_parent: bool = True) -> Child | None:
+        """`job()` in a forked child; None where there is no fork, or no pipe or process to be had (the
+        caller then does the job itself). `what` names the child in an error. `with_parent`: the child is
+        killed when this process dies; else it finishes its job, ignoring Ctrl-C (as Ctrl-C reaches every
+        process of a terminal's foreground group)."""
+        if not hasattr(os, "fork"):
+            return None
+        if with_parent:
+            _before_fork()
+        try:
+            read, write = os.pipe()
+        except OSError:
+            return None
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, set() if with_parent else {signal.SIGINT})
+        try:
+            pid = os.fork()
+        except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            os.close(read)
+            os.close(write)
+            return None
+        if pid == 0:  # the child: the job, its answer as "\0" + bytes or "errno\0message\0file", out at once
+            code = 0
+            try:
+                os.close(read)
+                if with_parent:
+                    die_with_parent()
+                else:
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                _write_all(write, b"\0" + (job() or b""))
+            except OSError as e:
+                _write_all(write, f"{e.errno or 0}\0{e.strerror or e}\0{e.filename or ''}".encode(errors="replace"))
+                code = 1
+            except BaseException:
+                code = 2
+            finally:
+                os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.close(write)
+        return cls(pid, read, what)
+
+    def result(self) -> bytes:
+        """Wait for the child and return what its job returned; its OSError is raised here, and an OSError
+        too if it ended otherwise. Interrupted (Ctrl-C), the child stays known to `kill`."""
+        with os.fdopen(self._read, "rb", closefd=False) as pipe:
+            said = pipe.read()
+        try:
+            code = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        except ChildProcessError:  # reaped elsewhere: judged by what it said
+            code = 0 if said.startswith(b"\0") else 1
+        self.pid = None
+        os.close(self._read)
+        if code == 0 and said.startswith(b"\0"):
+            return said[1:]
+        number, message, filename = (said.decode(errors="replace").split("\0") + ["", "", ""])[:3]
+        raise OSError(int(number) if number.isdigit() else 0,
+                      message if code == 1 and message else f"{self._what} ended with {code}", filename or None)
+
+    def join(self) -> None:
+        """Wait for the child, whatever became of it (as a thread's `join`)."""
+        if self.pid is not None:
+            try:
+                self.result()
+            except OSError:
+                pass
+
+    def kill(self) -> None:
+        """Stop the child at once and reap it."""
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, 9)
+            except ProcessLookupError:
+                pass
+            self.join()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]

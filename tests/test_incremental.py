@@ -414,7 +414,7 @@ def test_a_cancelled_linking_child_is_stopped_at_once(tmp_path, monkeypatch):
         for i in range(count):
             links.add(fds, f"{i}.html", f"id/{i}.html")
         links.start()
-        pid = links._child[0]
+        pid = links._child.pid
         links.cancel()
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reaped

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..faults import fault_point
-from ..workers import die_with_parent
+from ..workers import Child
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -162,7 +162,7 @@ class Links:
     def __init__(self, old: Path, work: Path):
         self.old, self.work = str(old), str(work)
         self._todo: list[tuple[int, int, str, str]] = []  # (folder in old, folder in work, name, path)
-        self._child: tuple[int, int] | None = None  # (pid, read end of its error pipe)
+        self._child: Child | None = None
 
     def __enter__(self) -> "Links":
         return self
@@ -177,64 +177,27 @@ class Links:
         self._todo.append((*folders, name, path))
 
     def start(self) -> None:
-        if len(self._todo) < self.FORKED or self._child is not None or not hasattr(os, "fork"):
+        if len(self._todo) < self.FORKED or self._child is not None:
             return
-        try:
-            read, write = os.pipe()
-        except OSError:  # out of descriptors: `finish` makes them all here
-            return
-        try:
-            pid = os.fork()
-        except OSError:  # out of processes or memory: likewise
-            os.close(read)
-            os.close(write)
-            return
-        todo, self._todo = self._todo, []
-        if pid == 0:  # the child: link, report an error as "errno\0message\0file", exit at once
-            code = 0
-            try:
-                os.close(read)
-                die_with_parent()
-                self._link(todo)
-            except OSError as e:
-                os.write(write, f"{e.errno or 0}\0{e.strerror or e}\0{e.filename or ''}".encode(errors="replace"))
-                code = 1
-            except BaseException:
-                code = 2
-            finally:
-                os._exit(code)
-        os.close(write)
-        self._child = (pid, read)
+        todo = self._todo
+        self._child = Child.fork(lambda: self._link(todo), "the process linking the reused files")
+        if self._child is not None:  # else (no fork, out of processes): `finish` makes them all here
+            self._todo = []
 
     def finish(self) -> None:
         todo, self._todo = self._todo, []
         try:
             self._link(todo)
         finally:
-            self._wait()
+            if self._child is not None:
+                self._child.result()  # raises the child's error
+                self._child = None
 
     def cancel(self) -> None:
         self._todo = []
         if self._child is not None:
-            try:
-                os.kill(self._child[0], 9)
-            except ProcessLookupError:
-                pass
-            self._wait(check=False)
-
-    def _wait(self, check: bool = True) -> None:
-        if self._child is None:
-            return
-        pid, read = self._child
-        _, status = os.waitpid(pid, 0)  # interrupted (Ctrl-C), the child is still known to `cancel`
-        self._child = None
-        with os.fdopen(read, "rb") as pipe:
-            said = pipe.read().decode(errors="replace")
-        code = os.waitstatus_to_exitcode(status)
-        if check and code != 0:
-            number, message, filename = (said.split("\0") + ["", "", ""])[:3] if said else ("0", "", "")
-            raise OSError(int(number) if number.isdigit() else 0,
-                          message or f"the process linking the reused files ended with {code}", filename or None)
+            self._child.kill()
+            self._child = None
 
     def _link(self, todo: list) -> None:
         for old_folder, new_folder, name, path in todo:
