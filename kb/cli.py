@@ -488,10 +488,14 @@ def build(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Si
 
     kb = _kb(shacl=True)
     lines = graph_lines(kb.mapped, kb.schema.ontology, kb.index)
-    saving = []  # the query store, so that `kb show` and `kb query` start at once: saved meanwhile
+    started, saver = False, None  # the query store, saved meanwhile: `kb show` and `kb query` then start at once
 
-    def save(previous: list[str] | None) -> None:  # once the previous build's graph is known
-        saving.append(save_meanwhile(config, kb, lines, entries.fingerprint, previous))
+    def save(state) -> None:  # once the kept state is loaded (kb/site/incremental.py `State`); None: not known
+        nonlocal started, saver
+        started = True
+        change = state.change if state is not None else None
+        update = (state.kept_graph, change.removed, change.added) if change is not None else None
+        saver = save_meanwhile(config, kb, lines, entries.fingerprint, state and state.graph, update)
 
     with _progress() as step:
         try:
@@ -500,11 +504,10 @@ def build(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Si
         except OSError as e:
             raise _fail(f"cannot write the site to {target}: {_os_reason(e)} — the previous site is unchanged")
         finally:
-            if not saving:  # the build failed before it knew
-                saving.append(None)
+            if not started:  # the build failed before it knew
                 save(None)
-            if saving[-1] is not None:
-                saving[-1].join()
+            if saver is not None:
+                saver.join()
     uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing,
                     {"pages": report.pages, "files": report.files, "bytes": report.bytes})
     size = report.bytes / 1_000_000

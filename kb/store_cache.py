@@ -234,12 +234,14 @@ def save(config: Config, kb, print_: str, lines: list[str] | None = None) -> Non
     _write(config, lines, lookups_of(kb), schema_summary_of(kb), print_)
 
 
-def save_meanwhile(config: Config, kb, lines: list[str], print_: str, previous: list[str] | None = None):
+def save_meanwhile(config: Config, kb, lines: list[str], print_: str, graph: str | None = None,
+                   update: tuple | None = None):
     """`save` in a forked child, unless the saved store already holds this graph (None then): something to
     `join()` before the process exits. The child takes the other CPU, at the lowest priority, and no time of
-    this process's GIL: comparing graphs, writing the names and encoding the lines take it 0.5-1 s at 10,000
-    systems, besides Oxigraph's loading (1.7 s). `previous`: the lines of the graph the last build saw (`kb
-    build`); if the saved store holds that graph, the new store is a copy of it with only the difference
+    this process's GIL: writing the names and encoding the lines take it 0.5-1 s at 10,000 systems, besides
+    Oxigraph's loading (1.7 s). `graph` names the graph of `lines` (`kb build`: kb/site/incremental.py
+    `State.graph`); `update` is (the name of the last build's graph, the lines it removes from it, the lines
+    it adds): if the saved store holds that graph, the new store is a copy of it with only the difference
     written (`_changed_copy`). Without fork, a thread does the same."""
     if (saved_meta(config) or {}).get("fingerprint") == print_:
         return None
@@ -249,7 +251,7 @@ def save_meanwhile(config: Config, kb, lines: list[str], print_: str, previous: 
             os.setpriority(os.PRIO_PROCESS, me, 19)
         except (AttributeError, OSError):
             pass
-        _write(config, lines, lookups, summary, print_, previous)
+        _write(config, lines, lookups, summary, print_, graph, update)
 
     def child() -> None:  # its own copy of the graph, as it is now
         try:
@@ -290,19 +292,19 @@ def _detach_output() -> None:
     sys.stderr = open(os.devnull, "w")
 
 
-def _write(config: Config, lines: list[str], lookups: dict, summary: dict, print_: str,
-           previous: list[str] | None = None) -> None:
-    """The store of `lines`, and the files `Saved` reads beside it. The store is made in a new folder, then
-    swapped in: a folder once swapped in is never written again, as other commands may be reading it. The new
-    folder is the saved store changed into `lines` if that store holds `previous` (`_changed_copy`), else
-    `lines` loaded into an empty store. One process at a time, under `.kb-cache/store.lock`."""
+def _write(config: Config, lines: list[str], lookups: dict, summary: dict, print_: str, graph: str | None = None,
+           update: tuple | None = None) -> None:
+    """The store of `lines` (named `graph`, if it has a name), and the files `Saved` reads beside it. The store
+    is made in a new folder, then swapped in: a folder once swapped in is never written again, as other
+    commands may be reading it. The new folder is the saved store changed by `update` if that store holds the
+    graph the update starts from (`_changed_copy`), else `lines` loaded into an empty store. One process at a
+    time, under `.kb-cache/store.lock`."""
     import pyoxigraph as ox
 
     from .files import write_atomically
 
     folder, meta = _paths(config)
     fresh = folder.with_name(f"store.new-{os.getpid()}")
-    data = "\n".join(lines).encode("utf-8")
     try:
         config.cache_dir.mkdir(parents=True, exist_ok=True)
         with _locked(config.cache_dir / "store.lock"):
@@ -310,10 +312,10 @@ def _write(config: Config, lines: list[str], lookups: dict, summary: dict, print
                 for stale in config.cache_dir.glob(pattern):  # lock's holder makes them
                     shutil.rmtree(stale, ignore_errors=True)
             shutil.rmtree(fresh, ignore_errors=True)
-            if not (previous is not None and _changed_copy(folder, meta, previous, lines, fresh)):
+            if not (update is not None and _changed_copy(folder, meta, update, fresh)):
                 shutil.rmtree(fresh, ignore_errors=True)
                 store = ox.Store(str(fresh))  # Oxigraph reads the lines itself: no Python object per triple
-                store.bulk_load(input=data, format=ox.RdfFormat.TURTLE)
+                store.bulk_load(input="\n".join(lines).encode("utf-8"), format=ox.RdfFormat.TURTLE)
                 store.flush()
                 del store
             meta.unlink(missing_ok=True)  # no fingerprint names a store while the folders move
@@ -324,7 +326,7 @@ def _write(config: Config, lines: list[str], lookups: dict, summary: dict, print
             shutil.rmtree(old, ignore_errors=True)
             write_atomically(_lookups_path(config), json.dumps(lookups, ensure_ascii=False))
             write_atomically(meta, json.dumps({"fingerprint": print_, "format": FORMAT, "prefixes": prefixes_of(config),
-                                               "summary": summary, "lines": _digest(data)}, ensure_ascii=False))
+                                               "summary": summary, "graph": graph}, ensure_ascii=False))
     except OSError:
         shutil.rmtree(fresh, ignore_errors=True)
 
@@ -346,24 +348,23 @@ def _locked(path: Path):
 COPY_AT_MOST = 50_000  # changed triples at most carried into a copy of the saved store; more: a new store
 
 
-def _changed_copy(folder: Path, meta: Path, previous: list[str], lines: list[str], fresh: Path) -> bool:
-    """Make `fresh` the saved store changed from graph `previous` into graph `lines` (both as N-Triples lines),
-    if it holds `previous` (the digest its `store.json` records) and the two differ by few triples, none with
-    a blank node (DELETE DATA cannot name one). The copy is Oxigraph's backup (hard links to the saved store's
-    immutable files), changed by one update. After one edit at 10,000 systems this takes 0.2 s instead of
-    1.7 s for loading all 200,000 triples again. False if not done."""
+def _changed_copy(folder: Path, meta: Path, update: tuple, fresh: Path) -> bool:
+    """Make `fresh` the saved store changed by `update` (the name of a graph, the N-Triples lines to remove
+    from it and those to add), if it holds that graph (the name its `store.json` records) and the change is
+    of few triples, none with a blank node (DELETE DATA cannot name one). The copy is Oxigraph's backup (hard
+    links to the saved store's immutable files), changed by one update. After one edit at 10,000 systems
+    this takes 0.2 s instead of 1.7 s for loading all 200,000 triples again. False if not done."""
     import pyoxigraph as ox
 
+    graph, removed, added = update
     try:
         saved = json.loads(meta.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     if not isinstance(saved, dict) or saved.get("format") != FORMAT or not folder.is_dir():
         return False
-    if saved.get("lines") != _digest("\n".join(previous).encode("utf-8")):
+    if graph is None or saved.get("graph") != graph:
         return False
-    old, new = set(previous), set(lines)
-    removed, added = sorted(old - new), sorted(new - old)
     if len(removed) + len(added) > COPY_AT_MOST or any(_unmatched(line) for line in (*removed, *added)):
         return False
     try:
@@ -384,8 +385,3 @@ def _unmatched(line: str) -> bool:
         return True
     tag = line.rfind('"@')
     return tag >= 0 and line[tag:] != line[tag:].lower()
-
-
-def _digest(data: bytes) -> str:
-    """What `store.json` records of the lines the store holds: whether a build may start from it."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()

@@ -226,7 +226,7 @@ def test_a_rebuild_saves_a_changed_copy_of_the_saved_store(kb_root):
 
     before = {p.stat().st_ino for p in store.glob("*.sst")}
     saved = json.loads(meta.read_text())
-    meta.write_text(json.dumps({**saved, "lines": "not the digest of the previous graph"}))
+    meta.write_text(json.dumps({**saved, "graph": "not the previous build's graph"}))
     entry.write_text(entry.read_text().replace("crew: 4", "crew: 5"))
     assert run_kb("build", "--no-search", cwd=kb_root).code == 0
     assert _shared_files(store, before) == 0  # loaded anew

@@ -267,8 +267,9 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
     """Write the whole site into a new folder and swap it in place of `out` only when complete. `lines`: the
     graph's `export.graph_lines`, when the caller has them; `listing`: the site now in `out`, its files with
     their size and modification time, when the caller has just found them (`uptodate.unchanged`);
-    `previous(lines)` is called with the graph of the previous build (as N-Triples lines, None if there is
-    none) as soon as it is known.
+    `previous(state)` is called with the kept state (kb/site/incremental.py `State`) as soon as it is loaded:
+    its `graph` names this build's graph, and its `change` (if there was a previous build) says how it
+    differs from that build's graph, `kept_graph`.
 
     Units of the site that no change since the previous build touches are hard-linked from it rather than
     rendered again (kb/site/incremental.py); the result is the same bytes as a build from scratch."""
@@ -285,7 +286,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             t = time.perf_counter()
             w.state = State(kb, out, search, w.graph_lines(), listing)
             if previous is not None:
-                previous(w.state.previous_lines)
+                previous(w.state)
             report.stamp = w.state.stamp
             w.keep_memos()
             report.timings["changes"] = time.perf_counter() - t

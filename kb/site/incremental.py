@@ -34,6 +34,7 @@ import pickle
 from array import array
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 
 from rdflib.namespace import RDF
@@ -42,7 +43,8 @@ from ..export import nt_term, split_line
 from ..shards import Shards
 from ..uptodate import inputs_stamp, state_path
 
-FORMAT = 13  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests
+FORMAT = 14  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
+# 14: the graph's lines kept by subject, in the shards
 
 
 def tag(kind: str, *terms: str) -> str:
@@ -298,14 +300,23 @@ class Change:
     tags: frozenset
     everything: bool = False  # a changed line could not be read: every unit is touched
     subjects: frozenset = frozenset()  # the subject of each added or removed triple, as N-Triples writes it
+    removed: tuple = ()  # the lines of the triples removed, and of those added (sorted)
+    added: tuple = ()
 
     @classmethod
-    def between(cls, old: list[str], new: list[str]) -> "Change":
-        """The change from graph `old` to graph `new`, both as N-Triples lines (`export.nt_line`)."""
+    def between(cls, old: dict[str, list[str]], new: dict[str, list[str]]) -> "Change":
+        """The change from graph `old` to graph `new`, both as N-Triples lines (`export.nt_line`) by subject
+        (`by_subject`). Only the subjects whose lines are not the very same list are compared."""
+        removed, added = set(), set()
+        for s in old.keys() | new.keys():
+            before, now = old.get(s, ()), new.get(s, ())
+            if before is not now:
+                removed.update(set(before).difference(now))
+                added.update(set(now).difference(before))
         tags: set = set()
         subjects: set = set()
         everything = False
-        for line in set(old).symmetric_difference(new):
+        for line in removed | added:
             triple = split_line(line)
             if triple is None:
                 everything = True
@@ -313,7 +324,7 @@ class Change:
             s, p, o = triple
             tags.update((tag("F", p, s), tag("S", s), tag("P", p, o), tag("Q", p), tag("O", o)))
             subjects.add(s)
-        return cls(frozenset(tags), everything, frozenset(subjects))
+        return cls(frozenset(tags), everything, frozenset(subjects), tuple(sorted(removed)), tuple(sorted(added)))
 
     @property
     def empty(self) -> bool:
@@ -346,7 +357,6 @@ class State:
         self.out = out
         self.listing = _same_folder(out, listing)  # path → (size, mtime) of the files in `out`, or None
         self.stamp = inputs_stamp(kb.config, out, search)
-        self.lines = lines
         self.previous: dict[str, Unit] = {}
         self.units: dict[str, Unit] = {}
         self.change: Change | None = None
@@ -357,11 +367,20 @@ class State:
         self._kept_offsets: dict[str, list] = {}
         self.offsets: dict[str, list] | None = None  # each subject's piece of each dump this build wrote
         self._touch: tuple | None = None  # (the change, the digests of its tags)
+        self.groups = by_subject(lines)
+        self.graph = os.urandom(8).hex()  # names this graph, for the query store saved from it (kb/store_cache.py)
+        self.kept_graph: str | None = None  # the kept state's graph
         old = self._load()
-        self.previous_lines: list[str] | None = None if old is None else old["lines"]  # the last build's graph
         if old is not None:
+            kept = old["lines"]
+            for subject, run in self.groups.items():  # an unchanged subject keeps the list loaded: the shard
+                if kept.get(subject) == run:  # that holds it is not written again (kb/shards.py)
+                    self.groups[subject] = kept[subject]
             self.previous = old["units"]
-            self.change = Change.between(old["lines"], lines)
+            self.change = Change.between(kept, self.groups)
+            self.kept_graph = old["graph"]
+            if not self.change.removed and not self.change.added:
+                self.graph = self.kept_graph
             self._kept_memos = old["memos"]
             self._kept_offsets = old["offsets"]
 
@@ -407,9 +426,12 @@ class State:
         if saved is None:
             return None
         head, items = saved
+        head["lines"] = {}
         for (kind, *key), value in items.items():
             if kind == "unit":
                 head["units"][key[0]] = value
+            elif kind == "lines":
+                head["lines"][key[0]] = value
             else:
                 head["memos"][key[0]][key[1]] = value
         return head
@@ -449,9 +471,9 @@ class State:
         try:
             # An entity's page and its table row go to the shard of the entity (kb/shards.py): after one edit,
             # the shards of the few entities it touches are written again. The rest is in the head.
-            head = {"lines": self.lines, "units": {}, "memos": {name: {} for name in self.memos},
+            head = {"graph": self.graph, "units": {}, "memos": {name: {} for name in self.memos},
                     "offsets": self.offsets if self.offsets is not None else self._kept_offsets}  # None: not written
-            items = {}
+            items = {("lines", subject): run for subject, run in self.groups.items()}
             for key, unit in self.units.items():
                 if key.startswith("id/"):
                     items[("unit", key)] = unit
@@ -472,5 +494,13 @@ class State:
 
 def _entity_of(item: tuple) -> str:
     """The entity an item of the kept state belongs to: the id of `("unit", "id/ID")`, the IRI's last
-    segment of a row `("memo", "rows", IRI)`."""
-    return str(item[-1]).rsplit("/", 1)[-1]
+    segment of a row `("memo", "rows", IRI)` and of the lines of a subject `("lines", "<IRI>")` or
+    `("lines", "<IRI#statement>")`."""
+    return str(item[-1]).rsplit("/", 1)[-1].split("#", 1)[0].rstrip(">")
+
+
+def by_subject(lines: list[str]) -> dict[str, list[str]]:
+    """Sorted N-Triples lines by their subject (the lines of a subject are a run of them): what the kept
+    state holds of a build's graph, in the shard of the subject's entity, so that after one edit only the
+    shards of the subjects it changed are written again."""
+    return {subject: list(run) for subject, run in groupby(lines, key=lambda line: line[:line.find(" ")])}
