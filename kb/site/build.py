@@ -495,12 +495,14 @@ def _index_pages(w: SiteWriter, search: bool) -> None:
     kb = w.kb
     if not w.reused("index.html"):
         with w.unit("index.html"):
-            weapon_systems = [s for s in m.systems if m.is_weapon_system(s)]
+            # the systems under "component" are a kept list (a change of any other system's category reads
+            # nothing here): not a category lookup per system, which cost every rebuild 0.2 s at 10,000
+            weapon_systems = len(m.systems) - len(m.systems_in(KBC.component))
             entities = set(m.entities)
             counts = {kb.schema.class_label(c): len(entities.intersection(g.subjects(RDF.type, c)))
                       for c in kb.schema.classes.values()}
             top = [c for c in m.concepts if g.value(c, SKOS.broader) is None]
-            w.page("index.html", "index.html", counts=counts, weapon_systems=len(weapon_systems), triples=len(g),
+            w.page("index.html", "index.html", counts=counts, weapon_systems=weapon_systems, triples=len(g),
                    categories=_concept_tree(m, sorted(top, key=str)),
                    recent=sorted((m.event(e) for e in g.subjects(RDF.type, KB.Event)), key=lambda e: e["date"])[-5:][::-1])
     if not w.reused("systems.html"):

@@ -11,7 +11,6 @@ from ..knowledge_base import KnowledgeBase
 from ..lookup import incoming_facts, label_of, literal_key, statement_qualifiers, statements_of
 from ..namespaces import GEO, KB, KBC, SCHEMA, interned
 from ..schema import concept_ancestors
-from ..stats import is_weapon_system
 from .incremental import TrackedDict, Tracker
 from .markdown import render_markdown
 
@@ -157,9 +156,6 @@ class SiteModel:
 
     def narrower(self, concept) -> list[URIRef]:
         return sorted(self.g.subjects(SKOS.broader, concept), key=lambda c: self.concepts.get(c, ""))
-
-    def is_weapon_system(self, system) -> bool:
-        return KBC.component not in self.system_concepts.get(system, (None, {KBC.component}))[1]
 
     # --- values ----------------------------------------------------------------------------
 
