@@ -442,7 +442,10 @@ class State:
         if unit is None or self.change is None or self._touches(unit.reads):
             return None
         now = self.listing.get if self.listing is not None else self._size_mtime
-        return unit if all(now(path) == (size, mtime) for path, size, mtime in unit.files) else None
+        for path, size, mtime in unit.files:  # a loop, not all(): 10,800 units at 10,000 systems
+            if now(path) != (size, mtime):
+                return None
+        return unit
 
     def _size_mtime(self, path: str) -> tuple[int, int] | None:
         """(size, modification time) of file `path` of the site in `out`, None if it is gone."""
