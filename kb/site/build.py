@@ -108,6 +108,7 @@ class SiteWriter:
         self.env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))
         self.env.filters["number"] = plain_number
         self.env.globals["link"] = link_html
+        self.env.globals["system_rows"] = self.system_rows
         self.env.globals["system_row"] = self.system_row
         self._lines, self._ox = lines, None
         config = kb.config
@@ -117,19 +118,29 @@ class SiteWriter:
             "dataset_iri": config.dataset_iri,
         })
 
-    def system_row(self, row: dict, columns: list[dict], root: str, show_category: bool) -> Markup:
-        """A system's table row: its name, category, origin and a cell per quantity column.
+    def system_rows(self, rows: list[dict], columns: list[dict], root: str, show_category: bool) -> Markup:
+        """The rows of a systems table, each a line: its name, category, origin and a cell per quantity column.
 
-        Python rather than a template macro, for the same reason as `link_html`: at 10,000 systems the
-        index, category and comparison tables hold 75,000 rows (a macro took 3 s of the build). The same
-        system appears in many tables, at several depths of the site, so each variant is made once, with a
-        stand-in for the path to the site root put in afterwards. The variants are kept in the row, and so
-        for the next build with it (`keep_memos`)."""
+        Python rather than a template macro or loop, for the same reason as `link_html`: at 10,000 systems
+        the index, category and comparison tables hold 75,000 rows (a macro took 3 s of the build, a call per
+        row 30 us). The same system appears in many tables, at several depths of the site, so each variant of
+        a row is made once, with a stand-in for the path to the site root put in for the whole table. The
+        variants are kept in the row, and so for the next build with it (`keep_memos`)."""
         key = (show_category, tuple((c["key"], c["decimals"]) for c in columns))
         key = self._row_variants.setdefault(key, key)  # one object, so the kept rows share it
+        html = "".join([self._row_html(row, key) for row in rows])
+        return Markup(html.replace(_ROOT, root))
+
+    def system_row(self, row: dict, columns: list[dict], root: str, show_category: bool) -> Markup:
+        """One row of a systems table, without its line end: for templates that loop over the rows
+        themselves (this one's before `system_rows`, which a knowledge base may have kept)."""
+        return self.system_rows([row], columns, root, show_category)[:-1]
+
+    def _row_html(self, row: dict, key: tuple) -> str:
         variants = row.setdefault("html", {})
         html = variants.get(key)
         if html is None:
+            show_category = key[0]
             head = variants.get(show_category)  # the cells before the quantities, the same in every table
             if head is None:
                 cells = [f'<tr><th scope="row" class="name">{link_html(row["link"], _ROOT)}</th>']
@@ -144,9 +155,9 @@ class SiteWriter:
                 if cell is None:
                     cell = self._cells[type(v), v, decimals] = number_cell(v, decimals)
                 parts.append(cell)
-            parts.append("</tr>")
+            parts.append("</tr>\n")
             html = variants[key] = "".join(parts)
-        return Markup(html.replace(_ROOT, root)) if _ROOT in html else Markup(html)
+        return html
 
     def keep_memos(self) -> None:
         """Start the model's memos (table rows, each category's systems) from those of the previous build
