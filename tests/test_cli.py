@@ -272,3 +272,31 @@ def test_the_commands_with_a_progress_bar_work_on_a_terminal(kb_root, command):
     assert "Traceback" not in written and "Error" not in written, written
     if command[0] == "build":
         assert "built " in written and (kb_root / "_site" / "index.html").is_file()
+
+
+@pytest.mark.parametrize("template, mistake, message", [
+    ("index.html", "{% if %}", "template error: Expected an expression"),  # a syntax error
+    ("index.html", "{{ no_such_function() }}", "template error: 'no_such_function' is undefined"),
+    ("entity.html", "{{ no_such_function() }}", "template error: 'no_such_function' is undefined"),  # in workers
+], ids=["syntax", "undefined", "in-a-worker"])
+def test_a_mistake_in_a_template_is_a_problem_at_its_line(kb_root, template, mistake, message):
+    """The templates in `site_build/` are the knowledge base's own: a mistake in one is reported as
+    `path:line: message`, status 1, no traceback, and the site built before is left as it was."""
+    import shutil
+
+    from .conftest import REPO
+
+    shutil.copytree(REPO / "site_build", kb_root / "site_build")
+    assert run_kb("build", "--no-search", cwd=kb_root).code == 0
+    before = (kb_root / "_site" / "index.html").read_bytes()
+    path = kb_root / "site_build" / "templates" / template
+    lines = path.read_text().splitlines(keepends=True)
+    lines.insert(5, mistake + "\n")  # line 6, inside the page's main block
+    path.write_text("".join(lines))
+    result = run_kb("build", "--no-search", cwd=kb_root, env={"MILKB_JOBS": "2"})
+    assert result.code == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert any(line.startswith(f"site_build/templates/{template}:6: {message}") for line in result.problem_lines), \
+        result.stderr
+    assert (kb_root / "_site" / "index.html").read_bytes() == before
+    assert not [p for p in kb_root.iterdir() if p.name.startswith("._site")]

@@ -11,13 +11,14 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urljoin
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from markupsafe import Markup, escape
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
@@ -27,6 +28,7 @@ from ..export import (DUMP_FORMATS, dump_frame, dump_pieces, export_graph, graph
                       jsonld_pieces, nt_line, oxigraph_serialize, parse_lines, sorted_triples,
                       turtle as turtle_text)
 from ..knowledge_base import KnowledgeBase
+from ..problems import KBError, Problem, relative
 from ..namespaces import KB, KBC, PREFIXES, SCHEMA
 from ..uptodate import build_date, site_files
 from ..query import saved_queries, saved_query_reads
@@ -59,6 +61,18 @@ class BuildReport:
     timings: dict[str, float] = field(default_factory=dict)
     listing: dict = field(default_factory=dict)  # path → (size, mtime) of every file (`uptodate.record`)
     stamp: str = ""  # of the inputs it was built from, taken before it rendered (`uptodate.inputs_stamp`)
+
+
+def _template_problem(e: TemplateError, root: Path) -> KBError:
+    """Where a template went wrong: the file and line jinja2 names for a syntax error, else the innermost
+    template line of the traceback (jinja2 puts the templates' own lines there)."""
+    filename, line = getattr(e, "filename", None), getattr(e, "lineno", None) or 0
+    if not filename:
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.endswith((".html", ".txt"))]
+        if frames:
+            filename, line = frames[-1].filename, frames[-1].lineno or 0
+    path = relative(Path(filename), root) if filename else "site_build/templates"
+    return KBError([Problem(path, line, f"template error: {e.message or type(e).__name__}", "template")])
 
 
 def link_html(l, root: str) -> Markup:
@@ -219,11 +233,19 @@ class SiteWriter:
 
     def page(self, template: str, path: str, **context) -> None:
         root = "../" * path.count("/")
-        html = self.env.get_template(template).render(root=root, path=path, canonical=self.absolute(path), **context)
+        html = self.render(template, root=root, path=path, canonical=self.absolute(path), **context)
         self.write(path, html)
         self.pages.append(path)
         if self._unit is not None:
             self._unit[1].append(path)
+
+    def render(self, template: str, **context) -> str:
+        """Template `template` of the knowledge base's `site_build/templates`, filled in. A mistake in a
+        template (they are the knowledge base's own) is a problem at its file and line, not a traceback."""
+        try:
+            return self.env.get_template(template).render(**context)
+        except TemplateError as e:
+            raise _template_problem(e, self.kb.config.root) from None
 
     # --- units of an incremental build (kb/site/incremental.py) ------------------------------
 
@@ -865,8 +887,8 @@ def _publishing_files(w: SiteWriter) -> None:
     w.write("sitemap.xml", '<?xml version="1.0" encoding="UTF-8"?>\n'
             '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n' + urls + "</urlset>\n")
     w.write("robots.txt", f"User-agent: *\nAllow: /\nSitemap: {w.absolute('sitemap.xml')}\n")
-    w.write(".htaccess", w.env.get_template("htaccess.txt").render(base_path=base_path))
-    w.write("nginx.conf", w.env.get_template("nginx.conf.txt").render(base_path=base_path))
+    w.write(".htaccess", w.render("htaccess.txt", base_path=base_path))
+    w.write("nginx.conf", w.render("nginx.conf.txt", base_path=base_path))
 
 
 def _pagefind(work: Path) -> None:
