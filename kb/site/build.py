@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urljoin
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, select_autoescape
 from markupsafe import Markup, escape
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
@@ -244,6 +244,8 @@ class SiteWriter:
         template (they are the knowledge base's own) is a problem at its file and line, not a traceback."""
         try:
             return self.env.get_template(template).render(**context)
+        except TemplateNotFound:  # an OSError: "cannot write the site to …: 'x.html' not found in search path …"
+            raise
         except TemplateError as e:
             raise _template_problem(e, self.kb.config.root) from None
 
