@@ -184,6 +184,36 @@ def test_the_query_page_is_kept_unless_a_saved_query_reads_the_change(corpus):
     assert page.stat().st_ino != before
 
 
+def test_only_the_saved_queries_that_read_a_change_run_again(corpus, monkeypatch):
+    """Each saved query's answer is kept with what it read (`_query_page`): after a changed description no
+    query runs; after a changed crew, `main-battle-tanks` (which reads crew) runs again but not every query
+    does. The site is still the one a full build writes."""
+    import kb.site.build as build
+    from kb.knowledge_base import load_valid_kb
+    from kb.query import saved_queries
+
+    everyone = set(saved_queries(corpus / "queries"))
+    ran: list[str] = []
+    real = build.raw_query
+    monkeypatch.setattr(build, "raw_query", lambda store, text, name, *rest: ran.append(name) or real(store, text, name, *rest))
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+
+    def rebuild() -> set[str]:
+        ran.clear()
+        build.build_site(load_valid_kb(corpus), corpus / "_site", search=False)
+        return set(ran)
+
+    _same_as_full(corpus, "before-query-runs")
+    assert rebuild() == set()  # nothing changed
+    _edit(corpus / "entries" / "systems" / "t-80.yaml", r"^description: >-$", "description: >-\n  Edited again.")
+    assert rebuild() == set()
+    _edit(corpus / "entries" / "systems" / "t-80.yaml", r"^crew: \{value: 3,", "crew: {value: 4,")
+    again = rebuild()
+    assert "main-battle-tanks" in again and again < everyone, again
+    _same_as_full(corpus, "crew-t-80")
+
+
 def test_the_dumps_keep_the_pieces_of_unchanged_subjects(corpus, monkeypatch):
     """After one changed description, the next build cuts every other subject's pieces of the dumps from the
     previous dump files (`State.kept_dumps`), and writes only the changed subject's again."""

@@ -83,6 +83,9 @@ class SiteModel:
         self.g = self.tracker
         self.row_cache: dict = {}  # system → (its table row, what it read) (kb/site/build.py)
         self.systems_in_cache: dict = {}  # (concept, deep) → (its systems, what it read)
+        self.query_cache: dict = {}  # saved query's name → (its answer on the page, what it read) (build.py)
+        # the memos kept for the next build (kb/site/incremental.py `State.kept_memo`), by name
+        self.memos = {"rows": self.row_cache, "systems in": self.systems_in_cache, "queries": self.query_cache}
         self.compare_keys: list | None = None  # (YAML key, property) of the compared quantities (build.py)
         self.ontology = kb.schema.ontology
         self._entities = sorted((kb.iri(e.id) for e in kb.entries if e.data is not None), key=str)
