@@ -1,6 +1,9 @@
 """Loading and mapping: the small knowledge base maps to exactly the expected triples."""
+import re
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rdflib import Graph, Literal, URIRef
 from rdflib.compare import graph_diff, isomorphic, to_isomorphic
 from rdflib.namespace import XSD
@@ -50,3 +53,48 @@ def test_loader_keeps_lines(kb):
     entry = next(e for e in kb.entries if e.id == "t-80")
     assert entry.data.value["combat_mass"].key_line == 9
     assert entry.data.value["operators"].value[1].line == 18
+
+
+UNITS = ["t", "mm", "km", "km/h", "kW"]  # the units of the ontology's quantities (kb:unit)
+
+
+@given(number=st.from_regex(r"[-+]?([0-9]{1,16}(\.[0-9]{0,20})?|\.[0-9]{1,20})([eE][-+]?[0-9]{1,3})?", fullmatch=True),
+       unit=st.sampled_from(UNITS))
+@settings(max_examples=400, deadline=None)
+def test_a_quantity_written_in_its_own_unit_is_what_pint_makes_of_it(number, unit):
+    """`46 t` for a property in tonnes is read without pint (`kb.quantities._convert`: no pint import for
+    a new figure); the value, or the error, is the one pint's conversion gives."""
+    from decimal import Decimal
+
+    from kb import quantities
+
+    def outcome(compute):
+        try:
+            return compute()
+        except quantities.QuantityError as e:
+            return ("error", str(e), e.hint, e.code)
+
+    def by_pint():
+        ureg = quantities._registry()
+        written = str(int(number)) if re.fullmatch(r"[-+]?[0-9]+", number) else number  # pint: `046` is 0
+        value = Decimal(str(ureg.Quantity(f"{written} {unit}").to(ureg.Unit(unit)).magnitude))
+        if not value.is_finite():
+            raise quantities.QuantityError(f"`{number} {unit}` is not a finite number",
+                                           f"write a number and a unit, e.g. `12 {unit}`")
+        if abs(value) >= quantities.LARGEST:
+            raise quantities.QuantityError(f"`{number} {unit}` is too large a number", "check the value and its unit",
+                                           "out-of-range")
+        return quantities.canonical_decimal(value)
+
+    assert outcome(lambda: quantities._convert.__wrapped__(f"{number} {unit}", unit)) == outcome(by_pint)
+
+
+def test_a_number_with_leading_zeros_is_read_as_written():
+    """pint reads `046` as 0 (a Python integer cannot start with 0): milkb reads it as 46, in any unit."""
+    from decimal import Decimal
+
+    from kb import quantities
+
+    assert quantities._convert.__wrapped__("046 t", "t") == Decimal(46)
+    assert quantities._convert.__wrapped__("046 kg", "t") == Decimal("0.046")
+    assert quantities._convert.__wrapped__("-007", "t") == Decimal(-7)
