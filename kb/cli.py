@@ -509,7 +509,7 @@ def build(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Si
             if saver is not None:
                 saver.join()
     uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing,
-                    {"pages": report.pages, "files": report.files, "bytes": report.bytes})
+                    {"pages": report.pages, "files": report.files, "bytes": report.bytes}, kb.sources)
     size = report.bytes / 1_000_000
     print(f"built {report.pages} pages ({report.files} files, {size:.1f} MB) into {target} "  # no rich: 30 ms
           f"in {report.seconds:.2f} s"

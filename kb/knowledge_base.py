@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from pathlib import Path
 
@@ -33,6 +33,7 @@ class KnowledgeBase:
     index: Index  # entries + vocabulary + category scheme: what queries see and exports write
     problems: list[Problem]
     _graph: Graph | None = None
+    sources: dict = field(default_factory=dict)  # entry file → (size, mtime, when seen, digest): `EntryCache.sources`
 
     @property
     def graph(self) -> Graph:
@@ -113,7 +114,7 @@ def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "dire
                                      None if changed is None else focus_nodes(changed, index)))
     cache.save(mapped, shapes_ok=(not problems and mapped.all_clean) if shacl else None)
     problems = sorted(set(problems), key=problem_order)
-    return KnowledgeBase(config, schema, entries, mapped, index, problems)
+    return KnowledgeBase(config, schema, entries, mapped, index, problems, sources=cache.sources)
 
 
 def load_valid_kb(root: Path | None = None, *, shacl: bool = True) -> KnowledgeBase:

@@ -127,6 +127,13 @@ class EntryCache:
                     else:
                         entries[pos] = self._take(key, entry)
 
+    @property
+    def sources(self) -> dict[str, tuple]:
+        """Each entry file read by `load`, by its path from the root: (size, mtime, when seen, BLAKE2b digest of
+        its bytes), as `uptodate` needs to tell a touched file from a changed one (without the ones whose
+        stat could not be trusted when read)."""
+        return {rel: (size, mtime, seen, key[4]) for rel, (size, mtime, seen, key) in self._stats.items()}
+
     def changed_lines(self, mapped: MappedGraph) -> set[str] | None:
         """The triples (as N-Triples lines) by which `mapped` differs from the graph that last met the shapes,
         or None if there is no such graph or an entry of this one did not map cleanly: then every focus node

@@ -131,6 +131,23 @@ class Saved:
         return self.store is not None and self.fingerprint == self._saved_print
 
 
+def restamp(config: Config, old: str, new: str) -> bool:
+    """Put the saved store of fingerprint `old` under fingerprint `new` (the entries were touched, not
+    changed: the same graph); False if the store saved now is not that of `old`."""
+    from .files import write_atomically
+
+    meta = _paths(config)[1]
+    try:
+        with _locked(config.cache_dir / "store.lock"):
+            saved = saved_meta(config)
+            if saved is None or saved.get("fingerprint") != old:
+                return False
+            write_atomically(meta, json.dumps({**saved, "fingerprint": new}, ensure_ascii=False))
+    except OSError:
+        return False
+    return True
+
+
 def saved_meta(config: Config) -> dict | None:
     """What `store.json` says of the saved store, if it is in this version's format and the store is there."""
     folder, meta = _paths(config)

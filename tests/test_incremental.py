@@ -58,7 +58,8 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def test_an_unchanged_knowledge_base_reuses_every_part(corpus):
-    os.utime(corpus / "entries" / "systems" / "t-80.yaml")  # touched, not changed: not a no-op build
+    entry = corpus / "entries" / "systems" / "t-80.yaml"  # a comment: other bytes, the same graph
+    entry.write_text(entry.read_text(encoding="utf-8") + "# a comment\n", encoding="utf-8")
     reused, units = _same_as_full(corpus, "unchanged")
     assert units > 900 and reused == units
 
@@ -76,7 +77,6 @@ def _append(path: Path) -> None:
 
 
 CHANGES = [  # none of them changes what the site shows
-    ("entry touched", lambda root: _touch(root / "entries" / "systems" / "t-80.yaml")),
     ("ontology touched", lambda root: _touch(next((root / "ontology").glob("*.ttl")))),
     ("template touched", lambda root: _touch(root / "site_build" / "templates" / "entity.html")),
     ("saved query touched", lambda root: _touch(next((root / "queries").glob("*.rq")))),
@@ -115,6 +115,37 @@ def test_a_build_with_nothing_changed_writes_nothing_and_any_change_builds_again
         again = run_kb("build", "--no-search", "-o", "_site", cwd=root, env=ENV)
         assert UP_TO_DATE in again.stdout, f"{step}: the build after it should have had nothing to do"
         assert site.stat().st_ino != inode and _tree(site) == first
+
+
+def test_an_entry_touched_or_put_back_as_built_leaves_the_site_alone(tmp_path):
+    """An entry file with a new mtime but the bytes the site was built from (touched, checked out again, or
+    broken and then put back) leaves the site alone: its digest is compared with the one the build recorded
+    (kb/uptodate.py), and the query store is kept under the new fingerprint, so `kb query` answers from it
+    without saving another. One changed byte builds again."""
+    root = copy_bundled(tmp_path / "kb")
+    _build(root, "_site")
+    site, store = root / "_site", root / ".kb-cache" / "store"
+    first, inode = _tree(site), site.stat().st_ino
+    entry = root / "entries" / "systems" / "t-80.yaml"
+    text = entry.read_text(encoding="utf-8")
+
+    def up_to_date(step: str) -> None:
+        result = run_kb("build", "--no-search", "-o", "_site", cwd=root, env=ENV)
+        assert result.code == 0 and UP_TO_DATE in result.stdout, f"{step}: {result.stdout}{result.stderr}"
+        assert site.stat().st_ino == inode and _tree(site) == first, step
+        saved = store.stat().st_ino
+        assert run_kb("query", "--saved", "main-battle-tanks", "--format", "csv", cwd=root).code == 0
+        assert store.stat().st_ino == saved, f"{step}: kb query did not answer from the saved store"
+
+    _touch(entry)
+    up_to_date("touched")
+    entry.write_text(text + "oops: [\n", encoding="utf-8")
+    assert run_kb("build", "--no-search", "-o", "_site", cwd=root, env=ENV).code == 1
+    entry.write_text(text, encoding="utf-8")
+    up_to_date("broken, then put back")
+    entry.write_text(text.replace("T-80", "T-80 ", 1), encoding="utf-8")
+    result = run_kb("build", "--no-search", "-o", "_site", cwd=root, env=ENV)
+    assert result.code == 0 and result.stdout.startswith("built "), result.stdout + result.stderr
 
 
 def test_the_build_date_and_the_search_option_are_inputs_of_the_site(monkeypatch):
