@@ -18,19 +18,25 @@ from pathlib import Path
 
 from .config import Config
 
-FORMAT = "2"  # bump when the graph a given set of entries maps to changes, or what is saved with it
+FORMAT = "3"  # bump when the graph a given set of entries maps to changes, or what is saved with it
+# (3: the graph named, not digested, in store.json; `046 t` read as 46 t)
+_MAPPING_CODE = ("export.py", "loader.py", "mapping.py", "namespaces.py", "quantities.py", "schema.py", "shards.py")
 
 
 def fingerprint(config: Config) -> str:
-    """A hash of (path, size, mtime) of everything the graph is built from."""
+    """A hash of (path, size, mtime) of everything the graph is built from: the entries, the ontology,
+    `kb.toml` and milkb's own code that maps them (as `parse_cache._code_stamp`), so that a new version
+    never answers from a store an older one saved."""
     found = []
     for folder in (config.entries_dir, config.ontology_dir):
         _stat_files(str(folder), found)
-    try:
-        st = (config.root / "kb.toml").stat()
-        found.append(("kb.toml", st.st_size, st.st_mtime_ns))
-    except OSError:
-        pass
+    code = os.path.dirname(os.path.abspath(__file__))
+    for path in [str(config.root / "kb.toml")] + [os.path.join(code, name) for name in _MAPPING_CODE]:
+        try:
+            st = os.stat(path)
+            found.append((path, st.st_size, st.st_mtime_ns))
+        except OSError:
+            pass
     found.sort()
     return hashlib.sha256(f"milkb-store {FORMAT}\n{found!r}".encode("utf-8", "surrogateescape")).hexdigest()
 
@@ -46,8 +52,15 @@ def _stat_files(folder: str, found: list) -> None:
                     if e.is_dir(follow_symlinks=False):
                         stack.append(e.path)
                     elif e.name.endswith((".yaml", ".yml", ".ttl")):
-                        st = e.stat()
-                        found.append((e.path, st.st_size, st.st_mtime_ns))
+                        try:
+                            st = e.stat()
+                        except OSError:  # a dangling link (an editor's lock file `.#x.yaml`): named, not
+                            found.append((e.path, -1, -1))  # skipped, nor the rest of the folder with it
+                            continue
+                        if e.is_symlink():  # its target's size and mtime, and that it is a link (entries
+                            found.append((e.path, st.st_size, st.st_mtime_ns, "link"))  # may not be)
+                        else:
+                            found.append((e.path, st.st_size, st.st_mtime_ns))
         except OSError:
             continue
 

@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import marshal
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def unchanged(config: Config, out: Path, search: bool, entries) -> tuple[dict | 
     `entries()` gives the entries' fingerprint as they are now (asked only when the rest agrees: a forked
     child computes it while this process stats the site, 0.1 and 0.25 s at 10,000 systems)."""
     from .signing import verified
-    from .store_cache import restamp, saved_meta
+    from .store_cache import fingerprint, restamp, saved_meta
 
     try:  # signed, as the other caches: a planted record could make a build keep a stale site
         form, stamp, built_from, figures, files, sources = marshal.loads(verified(_record_path(config, out).read_bytes()))
@@ -120,7 +121,9 @@ def unchanged(config: Config, out: Path, search: bool, entries) -> tuple[dict | 
     now = entries() if same_site else None
     if same_site and now != built_from:  # an entry touched, or changed: as built if every file has its bytes
         seen = _same_sources(config, sources)
-        if seen is not None and restamp(config, built_from, now):  # the store now under the new fingerprint
+        # and nothing moved while it looked (the fingerprint was taken before, the stamp before that)
+        if (seen is not None and fingerprint(config) == now and inputs_stamp(config, out, search) == stamp
+                and restamp(config, built_from, now)):  # the store now under the new fingerprint
             record(config, out, stamp, now, files, figures, seen)
             return figures, None
     if not same_site or now != built_from:
@@ -142,14 +145,17 @@ def _same_sources(config: Config, sources: dict) -> dict | None:
             return None
         try:
             st = os.lstat(path)
-            if (st.st_size, st.st_mtime_ns) == kept[:2] and kept[1] < kept[2] - RACY_NS:
+            if not stat.S_ISREG(st.st_mode) or st.st_size != kept[0]:  # a link, a pipe, another size: changed
+                return None
+            if st.st_mtime_ns == kept[1] and kept[1] < kept[2] - RACY_NS:
                 found[rel] = kept
                 continue
-            with open(path, "rb") as f:
-                data = f.read()
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+            with open(fd, "rb") as f:
+                data = f.read(kept[0] + 1)  # never more than the file had
         except OSError:
             return None
-        if len(data) != kept[0] or hashlib.blake2b(data, digest_size=16).digest() != kept[3]:
+        if hashlib.blake2b(data, digest_size=16).digest() != kept[3] or len(data) != kept[0]:
             return None
         found[rel] = (st.st_size, st.st_mtime_ns, now, kept[3])
     return found if found.keys() == sources.keys() else None
@@ -161,4 +167,4 @@ def _entry_files(folder: str) -> list[str]:
 
     found: list = []
     _stat_files(folder, found)
-    return [path for path, _, _ in found]
+    return [found_one[0] for found_one in found]

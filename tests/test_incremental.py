@@ -148,6 +148,41 @@ def test_an_entry_touched_or_put_back_as_built_leaves_the_site_alone(tmp_path):
     assert result.code == 0 and result.stdout.startswith("built "), result.stdout + result.stderr
 
 
+def test_an_entry_replaced_by_a_link_or_a_pipe_is_not_taken_for_the_built_one(tmp_path):
+    """The touched-entry check of kb/uptodate.py never follows a link nor opens a pipe: an entry replaced by
+    a link to a file with its very bytes is the loader's problem (links are refused), and a pipe is a change;
+    neither hangs nor is called up to date."""
+    root = copy_bundled(tmp_path / "kb")
+    _build(root, "_site")
+    entry = root / "entries" / "systems" / "t-80.yaml"
+    copy = tmp_path / "t-80.yaml"
+    shutil.copy2(entry, copy)
+    entry.unlink()
+    entry.symlink_to(copy)
+    result = run_kb("build", "--no-search", "-o", "_site", cwd=root, env=ENV)
+    assert result.code == 1 and "symbolic link" in result.stderr, result.stdout + result.stderr
+    entry.unlink()
+    os.mkfifo(entry)
+    result = run_kb("build", "--no-search", "-o", "_site", cwd=root, env=ENV)  # run_kb's timeout: no hang
+    assert UP_TO_DATE not in result.stdout, result.stdout
+
+
+def test_a_dangling_link_among_the_entries_hides_no_other_file_from_the_fingerprint(kb_root):
+    """An editor's lock file (`.#x.yaml`, a link to nowhere) in a folder of entries: the fingerprint still
+    sees a change to every other file there (kb/store_cache.py `fingerprint`)."""
+    from kb.config import load_config
+    from kb.store_cache import fingerprint
+
+    config = load_config(kb_root)
+    folder = kb_root / "entries" / "systems"
+    (folder / ".#aaa.yaml").symlink_to("nobody@host.1234")
+    before = fingerprint(config)
+    for entry in sorted(p for p in folder.glob("*.yaml") if not p.name.startswith(".")):
+        os.utime(entry, ns=(1, 1))
+        assert fingerprint(config) != before, entry.name
+        before = fingerprint(config)
+
+
 def test_the_build_date_and_the_search_option_are_inputs_of_the_site(monkeypatch):
     """A build on another day, or with the other search option, is not the same build: neither the no-op of
     `kb/uptodate.py` nor the kept parts of the previous site apply."""
