@@ -16,7 +16,6 @@ ignored.
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import pickle
 import time
@@ -27,6 +26,8 @@ from .mapping import Kept, MappedGraph, entry_index
 from .problems import Problem
 from .schema import Schema
 from .shards import Shards
+from .store_cache import MAPPING_CODE
+from .uptodate import RACY_NS, content_digest
 
 FORMAT = 6  # bump when what is kept changes shape
 UNPARSED = Node({}, 0, "map")  # the data of an entry whose kept mapping stands in for its parse
@@ -72,7 +73,7 @@ class EntryCache:
                     entries.append(Entry(entry_id, cls, rel, problems=[problem]))
                     self._changed = True
                     continue
-                key = (rel, entry_id, str(cls), len(data), hashlib.blake2b(data, digest_size=16).digest())
+                key = (rel, entry_id, str(cls), len(data), content_digest(data))
                 if seen is not None and seen[0] == len(data):
                     self._stats[rel] = (*seen, now, key)
                     self._restated |= seen[1] < now - RACY_NS  # the next run can trust it: keep it
@@ -233,7 +234,6 @@ def _size_mtime(file: str) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-RACY_NS = 2_000_000_000  # a file modified this close to when it was read may have changed unseen since
 
 
 def _unchanged(file: str, kept) -> tuple | None:
@@ -252,9 +252,8 @@ def _stat(path) -> str:
 
 def _code_stamp() -> str:
     """The code that parses and maps: a new version never reads an old cache."""
-    from . import export, loader, mapping, namespaces, quantities, schema, shards
-
-    return "/".join(_stat(m.__file__) for m in (export, loader, mapping, namespaces, quantities, schema, shards))
+    code = Path(__file__).parent
+    return "/".join(_stat(code / name) for name in MAPPING_CODE)
 
 
 def _mapping_stamp(ontology_dir: Path, base_iri: str) -> str:

@@ -108,12 +108,13 @@ def _convert(text: str, unit: str) -> Decimal:
     if parts is None:
         raise QuantityError(f"`{text}` is not a number with a unit", f"write a number and a unit, e.g. `12 {unit}`")
     number, unit_text = parts
-    if _INTEGER.match(number):
+    integer = _INTEGER.match(number)
+    if integer:
         number = str(int(number))  # pint reads `046` as 0 (Python allows no leading zero): as 46
     if unit_text is None:
         value = Decimal(number)
     elif unit_text == unit and number.isascii():  # in the unit asked for: what pint gives, without pint (0.3 s)
-        value = Decimal(number) if _INTEGER.match(number) else Decimal(str(float(number)))
+        value = Decimal(number) if integer else Decimal(str(float(number)))
     else:
         import pint
 

@@ -20,7 +20,8 @@ from .config import Config
 
 FORMAT = "3"  # bump when the graph a given set of entries maps to changes, or what is saved with it
 # (3: the graph named, not digested, in store.json; `046 t` read as 46 t)
-_MAPPING_CODE = ("export.py", "loader.py", "mapping.py", "namespaces.py", "quantities.py", "schema.py", "shards.py")
+# milkb's code that maps entries to triples: in the store's fingerprint and the parse cache's stamp
+MAPPING_CODE = ("export.py", "loader.py", "mapping.py", "namespaces.py", "quantities.py", "schema.py", "shards.py")
 
 
 def fingerprint(config: Config) -> str:
@@ -31,7 +32,7 @@ def fingerprint(config: Config) -> str:
     for folder in (config.entries_dir, config.ontology_dir):
         _stat_files(str(folder), found)
     code = os.path.dirname(os.path.abspath(__file__))
-    for path in [str(config.root / "kb.toml")] + [os.path.join(code, name) for name in _MAPPING_CODE]:
+    for path in [str(config.root / "kb.toml")] + [os.path.join(code, name) for name in MAPPING_CODE]:
         try:
             st = os.stat(path)
             found.append((path, st.st_size, st.st_mtime_ns))

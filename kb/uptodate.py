@@ -27,6 +27,11 @@ FORMAT = 2  # of the record (2: with the entry files' digests)
 RACY_NS = 2_000_000_000  # a file modified this close to when it was seen may have changed unseen since
 
 
+def content_digest(data: bytes) -> bytes:
+    """What identifies an entry file's bytes, here and in the parse cache (kb/parse_cache.py)."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
 def build_date() -> dt.date:
     """The date written into the site: SOURCE_DATE_EPOCH when set (reproducible builds), else today."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
@@ -155,7 +160,7 @@ def _same_sources(config: Config, sources: dict) -> dict | None:
                 data = f.read(kept[0] + 1)  # never more than the file had
         except OSError:
             return None
-        if hashlib.blake2b(data, digest_size=16).digest() != kept[3] or len(data) != kept[0]:
+        if content_digest(data) != kept[3] or len(data) != kept[0]:
             return None
         found[rel] = (st.st_size, st.st_mtime_ns, now, kept[3])
     return found if found.keys() == sources.keys() else None

@@ -1,7 +1,6 @@
 """`kb build`: the validated graph as a static reference site, written whole into a new folder, then swapped in."""
 from __future__ import annotations
 
-import bisect
 import csv
 import io
 import json
@@ -825,7 +824,7 @@ def _dumps(w: SiteWriter) -> dict[str, str | bytes]:
     names = {fmt: name for name, fmt, _ in DUMPS}
     texts, kept = w.state.kept_dumps("downloads", [names[fmt] for fmt in DUMP_FORMATS]) or ([], {})
     if kept:  # the other subjects are the changed ones still in the graph
-        changed = {s: found for s in w.state.change.subjects if (found := _lines_of(lines, s))}
+        changed = {s: found for s in w.state.change.subjects if (found := w.state.groups.get(s))}
         todo = sorted(changed, key=lambda s: s + " ")  # the order of the lines, in which Oxigraph writes them
         subjects = sorted([*kept, *todo], key=lambda s: s + " ")
         triples = parse_lines([line for s in todo for line in changed[s]])
@@ -882,15 +881,6 @@ def _assemble(order: list[str], frame: tuple[str, str, str], new: dict[str, str]
     if run is not None:
         chunks.append(old[run[0]:run[1]])
     return header + separator.join(chunks) + footer
-
-
-def _lines_of(lines: list[str], subject: str) -> list[str]:
-    """The lines of `subject` among sorted `lines` (`export.graph_lines`): those from where `subject + " "`
-    would sort on, as long as they start with it."""
-    start = end = bisect.bisect_left(lines, subject + " ")
-    while end < len(lines) and lines[end].startswith(subject + " "):
-        end += 1
-    return lines[start:end]
 
 
 def _cell(text: str) -> str:
