@@ -280,6 +280,30 @@ def test_only_the_saved_queries_that_read_a_change_run_again(corpus, monkeypatch
     _same_as_full(corpus, "crew-t-80")
 
 
+def test_a_rebuild_unpickles_only_the_kept_rows_it_shows(corpus, monkeypatch):
+    """The kept table rows are `Packed`: after a changed description, which no table shows, the rebuild
+    unpickles only the rows that the pages it renders again show, not all of them, and writes systems.csv
+    from the CSV lines kept beside them. The site is still the one a full build writes."""
+    import kb.site.build as build
+    from kb.knowledge_base import load_valid_kb
+    from kb.site.incremental import Packed
+
+    opened: list = []
+    real = Packed.open
+    monkeypatch.setattr(Packed, "open", lambda self: opened.append(self) or real(self))
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    _same_as_full(corpus, "before-packed-rows")
+    build.build_site(load_valid_kb(corpus), corpus / "_site", search=False)  # the kept rows are Packed now
+    systems = len(load_valid_kb(corpus).mapped.index)
+    _edit(corpus / "entries" / "systems" / "t-80.yaml", r"^description: >-$", "description: >-\n  Edited for rows.")
+    opened.clear()
+    build.build_site(load_valid_kb(corpus), corpus / "_site", search=False)
+    rows = {id(p) for p in opened}
+    assert 0 < len(rows) < systems / 10, (len(rows), systems)
+    _same_as_full(corpus, "packed-rows")
+
+
 def test_the_dumps_keep_the_pieces_of_unchanged_subjects(corpus, monkeypatch):
     """After one changed description, the next build cuts every other subject's pieces of the dumps from the
     previous dump files (`State.kept_dumps`), and writes only the changed subject's again."""
