@@ -33,7 +33,7 @@ from ..uptodate import build_date, site_files
 from ..query import saved_queries, saved_query_reads
 from ..store_cache import raw_query
 from ..schema import concept_ancestors
-from .incremental import Packed, Reads, State, Tracker, Unit, tag
+from .incremental import Packed, State, Tracker, Unit, tag
 from .model import SiteModel, TreeNodeBuilder, concept_id, plain_number, safe_url
 from ..faults import fault_point
 from ..workers import cpus, forked_pool, shared
@@ -381,6 +381,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
                 _compare_pages(w)
                 _vocabulary_page(w)
                 report.timings["index pages"] = time.perf_counter() - t
+                w.state.settle_memos()  # no page adds to them from here; the whole-graph parts still run
                 t = time.perf_counter()
             _whole_graph_part(w, "publishing files", _publishing_files)  # the sitemap lists every page
             report.timings["dumps"] = time.perf_counter() - t  # what they took beyond the index pages
@@ -437,20 +438,14 @@ def _entity_pages(w: SiteWriter, todo: list, step) -> None:
 def _done_since(w: SiteWriter, before: tuple, keys, memos: dict) -> tuple:
     """What a worker did since `before` (its writer's counts when it started): pages, files, bytes, the
     units `keys`, the new entries of the kept memos and the dumps' offsets if it wrote the dumps, for
-    `_merge` in the building process."""
+    `_merge` in the building process. The reads of new memo entries are made into digests here, in the
+    worker: they cost the building process neither the conversion when it saves nor unpickling terms."""
     m = w.model
-    new_memos = {name: {k: _kept_form(w, cache[k]) for k in cache.keys() - memos[name]}
+    new_memos = {name: {k: w.state.digested(cache[k]) for k in cache.keys() - memos[name]}
                  for name, cache in m.memos.items()}
     return (w.pages[before[0]:], w.files - before[1], w.bytes - before[2],
             {key: w.state.units[key] for key in keys}, new_memos,
             (w.state.offsets is not before[3], w.state.offsets))
-
-
-def _kept_form(w: SiteWriter, found: tuple) -> tuple:
-    """A memo entry (value, reads) with its reads as the kept state keeps them (`Reads.keys`): made in the
-    worker, they cost the building process neither the conversion when it saves nor unpickling terms."""
-    value, reads = found
-    return (value, reads.keys(w.state.digests)) if isinstance(reads, Reads) else found
 
 
 def _started(w: SiteWriter) -> tuple:

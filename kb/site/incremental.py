@@ -495,6 +495,29 @@ class State:
             self._touch = (change, {digest(t) for t in change.tags} | {digest("*")})  # "*": it read every triple
         return not self._touch[1].isdisjoint(reads)
 
+    def settle_memos(self) -> None:
+        """Put the memo entries made by this build in the form `save` keeps them, once no page will add to
+        them: called while this process waits for the whole-graph parts. At 10,000 systems, the table rows
+        of a build from scratch take 0.4 s to pack."""
+        for name, cache in self.memos.items():
+            for key, found in cache.items():
+                kept = self._kept_form(name, found)
+                if kept is not found:
+                    cache[key] = kept
+
+    def digested(self, found: tuple) -> tuple:
+        """A memo entry (value, reads) with its reads as digests (`Reads.keys`)."""
+        return (found[0], found[1].keys(self.digests)) if isinstance(found[1], Reads) else found
+
+    def _kept_form(self, name: str, found: tuple) -> tuple:
+        """A memo entry (value, reads) as the kept state holds it: its reads as digests, a row `Packed` with
+        its CSV line at hand. An entry kept from the previous build is already so: it stays the object
+        loaded, so that its shard is not written again (kb/shards.py)."""
+        found = self.digested(found)
+        if name == "rows" and type(found[0]) is not Packed:
+            found = (Packed.of(found[0], plain=found[0]["csv"]), found[1])
+        return found
+
     def save(self) -> None:
         """Keep the units, with the size and mtime each file had when written (`SiteWriter.write` takes them
         from the open file: 32,000 stat calls less at 10,000 systems), once the site is swapped in."""
@@ -513,11 +536,8 @@ class State:
                     head["units"][key] = unit
             for name, cache in self.memos.items():
                 for key, found in cache.items():
-                    if isinstance(found[1], Reads):  # made here (a kept one stays the object loaded)
-                        found = (found[0], found[1].keys(self.digests))
+                    found = self._kept_form(name, found)
                     if name == "rows":
-                        if type(found[0]) is not Packed:  # made by this build (a kept one is `Packed`)
-                            found = (Packed.of(found[0], plain=found[0]["csv"]), found[1])
                         items[("memo", name, key)] = found
                     else:
                         head["memos"][name][key] = found
