@@ -45,6 +45,21 @@ def fingerprint(config: Config) -> str:
 def _stat_files(folder: str, found: list) -> None:
     """Add (path, size, mtime) of every entry or ontology file under `folder` to `found`. At 10,000 entries
     this is one stat call each, 45 ms, most of a warm `kb query`: keep it lean."""
+    for e in entry_files(folder):
+        try:
+            st = e.stat()
+        except OSError:  # a dangling link (an editor's lock file `.#x.yaml`): named, not skipped
+            found.append((e.path, -1, -1))
+            continue
+        if e.is_symlink():  # its target's size and mtime, and that it is a link (entries may not be)
+            found.append((e.path, st.st_size, st.st_mtime_ns, "link"))
+        else:
+            found.append((e.path, st.st_size, st.st_mtime_ns))
+
+
+def entry_files(folder: str):
+    """The entry or ontology files under `folder` (os.DirEntry), in no set order: those the fingerprint covers.
+    A folder that cannot be read is left out (the loader reports it)."""
     stack = [folder]
     while stack:
         try:
@@ -53,15 +68,7 @@ def _stat_files(folder: str, found: list) -> None:
                     if e.is_dir(follow_symlinks=False):
                         stack.append(e.path)
                     elif e.name.endswith((".yaml", ".yml", ".ttl")):
-                        try:
-                            st = e.stat()
-                        except OSError:  # a dangling link (an editor's lock file `.#x.yaml`): named, not
-                            found.append((e.path, -1, -1))  # skipped, nor the rest of the folder with it
-                            continue
-                        if e.is_symlink():  # its target's size and mtime, and that it is a link (entries
-                            found.append((e.path, st.st_size, st.st_mtime_ns, "link"))  # may not be)
-                        else:
-                            found.append((e.path, st.st_size, st.st_mtime_ns))
+                        yield e
         except OSError:
             continue
 

@@ -140,11 +140,15 @@ def _same_sources(config: Config, sources: dict) -> dict | None:
     """`sources` brought up to date if every file the entries' fingerprint covers is one of them with the
     same bytes, else None. A file whose size and mtime are as recorded, and which was modified well before
     it was seen (as git trusts its index), is not read; any other is read and its digest compared."""
+    from .store_cache import entry_files
+
     now = time.time_ns()
     found: dict = {}
-    root = str(config.root)
-    for path in _entry_files(str(config.entries_dir)):
-        rel = os.path.relpath(path, root).replace(os.sep, "/")
+    base = str(config.entries_dir)
+    prefix = os.path.relpath(base, config.root) + os.sep  # "entries/": relpath once, not per file (17 us)
+    for e in entry_files(base):
+        path = e.path
+        rel = (prefix + path[len(base) + 1:]).replace(os.sep, "/")
         kept = sources.get(rel)
         if kept is None:
             return None
@@ -165,11 +169,3 @@ def _same_sources(config: Config, sources: dict) -> dict | None:
         found[rel] = (st.st_size, st.st_mtime_ns, now, kept[3])
     return found if found.keys() == sources.keys() else None
 
-
-def _entry_files(folder: str) -> list[str]:
-    """The files under `folder` that the entries' fingerprint covers (`store_cache.fingerprint`)."""
-    from .store_cache import _stat_files
-
-    found: list = []
-    _stat_files(folder, found)
-    return [found_one[0] for found_one in found]
