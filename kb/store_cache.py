@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import os
 import shutil
 import sys
@@ -39,7 +40,10 @@ def fingerprint(config: Config) -> str:
         except OSError:
             pass
     found.sort()
-    return hashlib.sha256(f"milkb-store {FORMAT}\n{found!r}".encode("utf-8", "surrogateescape")).hexdigest()
+    # marshal's version 2, which never refers back to an object written before (later versions do, for an
+    # object with more than one reference: the bytes would depend on who else holds it): 2.5 ms where repr
+    # took 6-9 ms, in the child that `kb query` waits for
+    return hashlib.sha256(marshal.dumps((f"milkb-store {FORMAT}", found), 2)).hexdigest()
 
 
 def _stat_files(folder: str, found: list) -> None:
