@@ -31,7 +31,7 @@ from rdflib import Literal, URIRef
 from .namespaces import INTERNED
 
 SHARDS = 256
-_CORRUPT = (OSError, ValueError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError,
+UNREADABLE = (OSError, ValueError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError,
             IndexError)
 
 
@@ -72,7 +72,7 @@ class Shards:
                 self._loaded[shard] = (name, digest, part)
                 items.update(part)
             return head, items
-        except _CORRUPT:
+        except UNREADABLE:
             self._loaded = {}
             return None
 

@@ -381,7 +381,8 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
                 _compare_pages(w)
                 _vocabulary_page(w)
                 report.timings["index pages"] = time.perf_counter() - t
-                w.state.settle_memos()  # no page adds to them from here; the whole-graph parts still run
+                w.state.settle_memos()  # while the whole-graph parts run (without the CPUs for them, they
+                # render after this and may add entries: `State.save` puts those in their kept form)
                 t = time.perf_counter()
             _whole_graph_part(w, "publishing files", _publishing_files)  # the sitemap lists every page
             report.timings["dumps"] = time.perf_counter() - t  # what they took beyond the index pages
@@ -485,7 +486,7 @@ def _forked_chunk(bounds: tuple[int, int]) -> tuple:
     _entity_chunk(w, rendered)
     m = w.model
     for iri in rendered:  # their table rows too, here on every CPU rather than for the index pages in one
-        if iri in m.system_concepts:
+        if iri in m.system_concepts and iri not in m.row_cache:  # (a kept row is not unpickled for nothing)
             _system_row(m, iri)
     return bounds[1], _done_since(w, before, [_entity_unit(m, iri) for iri in rendered], memos)
 

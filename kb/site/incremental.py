@@ -40,7 +40,7 @@ from pathlib import Path
 from rdflib.namespace import RDF
 
 from ..export import nt_term, split_line
-from ..shards import Shards
+from ..shards import UNREADABLE, Shards
 from ..uptodate import inputs_stamp, state_path
 
 FORMAT = 15  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
@@ -75,6 +75,7 @@ class Packed:
 
     __slots__ = ("data", "plain", "_value")
     _UNOPENED = object()
+    UNREADABLE = object()  # what `open` gives if the bytes cannot be unpickled: the caller makes the value afresh
 
     def __init__(self, data: bytes, plain=None):
         self.data, self.plain, self._value = data, plain, Packed._UNOPENED
@@ -84,8 +85,12 @@ class Packed:
         return cls(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), plain)
 
     def open(self):
+        """The value; `Packed.UNREADABLE` if it cannot be unpickled (as a shard that cannot be is no cache)."""
         if self._value is Packed._UNOPENED:
-            self._value = pickle.loads(self.data)
+            try:
+                self._value = pickle.loads(self.data)
+            except UNREADABLE:
+                self._value = Packed.UNREADABLE
         return self._value
 
     def __reduce__(self):
@@ -187,6 +192,8 @@ class Tracker:
         the previous build, their reads as digests), else as a copy of its reads."""
         name = self.kept.get(id(cache))
         found = cache.get(key)
+        if found is not None and type(found[0]) is Packed and found[0].open() is Packed.UNREADABLE:
+            found = None  # a kept entry that cannot be unpickled: made again, as if it had not been kept
         if found is None:
             with self.capture(merge=name is None) as reads:
                 value = compute()
@@ -432,7 +439,7 @@ class State:
         if self.change is None or self.change.everything or self._kept_offsets is None or unit is None:
             return None
         offsets = self._kept_offsets.open()
-        if not offsets:
+        if not offsets or offsets is Packed.UNREADABLE:
             return None
         written = {path: (size, mtime) for path, size, mtime in unit.files}
         texts = []
