@@ -323,8 +323,9 @@ def test_a_kept_row_that_cannot_be_unpickled_is_made_again():
 
 
 def test_the_dumps_keep_the_pieces_of_unchanged_subjects(corpus, monkeypatch):
-    """After one changed description, the next build cuts every other subject's pieces of the dumps from the
-    previous dump files (`State.kept_dumps`), and writes only the changed subject's again."""
+    """After one changed description, the next build has the previous dump files and where each subject's
+    piece is in them (`State.kept_dumps`): it cuts every other subject's from there, and writes only the
+    changed subject's again."""
     from kb.export import DUMP_FORMATS
     from kb.knowledge_base import open_kb
     from kb.site.build import DUMPS, SiteWriter
@@ -339,12 +340,16 @@ def test_the_dumps_keep_the_pieces_of_unchanged_subjects(corpus, monkeypatch):
     state = State(kb, (corpus / "_site").resolve(), False, lines)
     names = {fmt: name for name, fmt, _ in DUMPS}
     texts, kept = state.kept_dumps("downloads", [names[fmt] for fmt in DUMP_FORMATS])
-    subjects = {line[:line.index(" ")] for line in lines}
-    assert set(kept) == subjects - {"<https://w3id.org/milkb/id/t-80>"}
+    subjects = list(dict.fromkeys(line[:line.index(" ")] for line in lines))  # the graph's, in line order
+    assert state.change.subjects == {"<https://w3id.org/milkb/id/t-80>"}
+    assert set(kept) == set(DUMP_FORMATS)
     nt = (corpus / "_site" / "milkb.nt").read_bytes()
     assert texts[DUMP_FORMATS.index("nt")] == nt
-    pieces = [nt[a:b] for a, b in (spans[DUMP_FORMATS.index("nt")] for spans in kept.values())]
-    assert all(nt.count(piece) == 1 and piece.startswith(s.encode() + b" ") for s, piece in zip(kept, pieces))
+    order, starts, ends = kept["nt"]
+    assert order == subjects  # the same subjects as now: only t-80's triples changed
+    pieces = [nt[a:b] for a, b in zip(starts, ends)]
+    assert all(nt.count(piece) == 1 and piece.startswith(s.encode() + b" ") for s, piece in zip(order, pieces))
+    assert b"".join(pieces) == nt  # one piece after another, nothing between (N-Triples has no frame)
     _same_as_full(corpus, "description-t-80")
 
 

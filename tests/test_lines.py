@@ -98,3 +98,32 @@ def test_the_bundled_dumps_are_their_subjects_pieces():
     terms: dict = {}
     lines = sorted(set(kb.mapped.lines) | {nt_line(t, terms) for t in kb.schema.ontology})
     _whole_and_pieces(lines)
+
+
+subject_names = st.sampled_from(["<https://w3id.org/milkb/id/a>", "<https://w3id.org/milkb/id/a#s1>",
+                                 "<https://w3id.org/milkb/id/a-b>", "<https://w3id.org/milkb/id/ab>",
+                                 "<https://w3id.org/milkb/id/b>", "<https://w3id.org/milkb/id/b#geo>",
+                                 "<https://w3id.org/milkb/id/c>", "<https://w3id.org/milkb/id/z>"])
+frames = st.sampled_from([("", "", ""), ('{"@graph":[', ",", "]}\n"), ("@prefix x: <y> .\n\n", "", "")])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(subject_names, texts, min_size=1), st.dictionaries(subject_names, texts),
+       st.sets(subject_names), frames, st.booleans())
+def test_a_dump_put_together_from_kept_pieces_is_the_one_written_whole(before, edits, removed, frame, by_node):
+    """`_assemble` with the previous dump kept: the subjects a change touched (`edits` new or changed,
+    `removed` gone) are written again, the others cut from the previous dump in runs. The dump and its
+    offsets are those of putting every subject's piece together afresh, in either order of the subjects."""
+    from types import SimpleNamespace
+
+    from kb.site.build import _assemble, _line_order, _node_order
+
+    order = _node_order if by_node else _line_order
+    after = {s: piece for s, piece in {**before, **edits}.items() if s not in removed or s in edits}
+    old, kept = _assemble(frame, before, order, b"", None, None)
+    change = SimpleNamespace(subjects=set(edits) | (removed & before.keys()))
+    new = {s: after[s] for s in change.subjects if s in after}
+    again, offsets = _assemble(frame, new, order, old, kept, change)
+    whole, fresh = _assemble(frame, after, order, b"", None, None)
+    assert again == whole
+    assert offsets[0] == fresh[0] and list(offsets[1]) == list(fresh[1]) and list(offsets[2]) == list(fresh[2])

@@ -43,8 +43,9 @@ from ..export import nt_term, split_line
 from ..shards import UNREADABLE, Shards
 from ..uptodate import inputs_stamp, state_path
 
-FORMAT = 15  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
-# 14: the graph's lines kept by subject, in the shards; 15: rows and the dumps' offsets `Packed`
+FORMAT = 16  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
+# 14: the graph's lines kept by subject, in the shards; 15: rows and the dumps' offsets `Packed`; 16: the
+# offsets by format, as arrays in the dump's order
 
 
 def tag(kind: str, *terms: str) -> str:
@@ -431,10 +432,10 @@ class State:
             self.change = Change(self.change.tags | touched, self.change.everything, self.change.subjects)
         return kept
 
-    def kept_dumps(self, key: str, names: list[str]) -> tuple[list[bytes], dict[str, list]] | None:
+    def kept_dumps(self, key: str, names: list[str]) -> tuple[list[bytes], dict[str, tuple]] | None:
         """The dump files `names` (one per format) that unit `key` wrote in the previous build, and where each
-        subject none of whose triples changed has its piece in each (`export.dump_pieces`), at the byte
-        offsets kept with them; None if there are none, or a file is not as that build left it."""
+        subject has its piece in each (`export.dump_pieces`): by format, (its subjects in order, starts, ends)
+        in bytes, as kept with them; None if there are none, or a file is not as that build left it."""
         unit = self.previous.get(key)
         if self.change is None or self.change.everything or self._kept_offsets is None or unit is None:
             return None
@@ -452,8 +453,7 @@ class State:
                     texts.append(f.read())
             except OSError:
                 return None
-        changed = self.change.subjects
-        return texts, {s: spans for s, spans in offsets.items() if s not in changed}
+        return texts, offsets
 
     def _load(self):
         """The kept state, if it was kept under today's stamp (kb/shards.py reads the stamp first, so that a
