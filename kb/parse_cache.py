@@ -26,7 +26,7 @@ from .mapping import Kept, MappedGraph, entry_index
 from .problems import Problem
 from .schema import Schema
 from .shards import Shards
-from .store_cache import MAPPING_CODE
+from .store_cache import MAPPING_CODE, libraries
 from .uptodate import RACY_NS, content_digest
 
 FORMAT = 6  # bump when what is kept changes shape
@@ -251,9 +251,9 @@ def _stat(path) -> str:
 
 
 def _code_stamp() -> str:
-    """The code that parses and maps: a new version never reads an old cache."""
+    """The code that parses and maps, and the libraries it uses: a new version never reads an old cache."""
     code = Path(__file__).parent
-    return "/".join(_stat(code / name) for name in MAPPING_CODE)
+    return "/".join(_stat(code / name) for name in MAPPING_CODE) + "|" + libraries()
 
 
 def _mapping_stamp(ontology_dir: Path, base_iri: str) -> str:

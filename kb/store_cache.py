@@ -25,10 +25,26 @@ FORMAT = "3"  # bump when the graph a given set of entries maps to changes, or w
 MAPPING_CODE = ("export.py", "loader.py", "mapping.py", "namespaces.py", "quantities.py", "schema.py", "shards.py")
 
 
+def libraries() -> str:
+    """The Python packages installed beside milkb, by the names of their `*.dist-info` folders (name and
+    version): what the graph, the pages and the dumps are made with (rdflib, pint, PyYAML, jinja2,
+    markdown-it-py, pyoxigraph…) besides milkb's own code. Installing, upgrading or removing any package
+    makes the caches and the kept site stale, as a new version of milkb does. One listing of each
+    site-packages folder: a fraction of a millisecond."""
+    found = []
+    for folder in sys.path:
+        if folder.endswith(("site-packages", "dist-packages")):
+            try:
+                found += sorted(name for name in os.listdir(folder) if name.endswith(".dist-info"))
+            except OSError:
+                continue
+    return hashlib.blake2b("\0".join(found).encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+
+
 def fingerprint(config: Config) -> str:
     """A hash of (path, size, mtime) of everything the graph is built from: the entries, the ontology,
-    `kb.toml` and milkb's own code that maps them (as `parse_cache._code_stamp`), so that a new version
-    never answers from a store an older one saved."""
+    `kb.toml` and milkb's own code that maps them (as `parse_cache._code_stamp`), and of the `libraries`
+    installed, so that a new version never answers from a store an older one saved."""
     found = []
     for folder in (config.entries_dir, config.ontology_dir):
         _stat_files(str(folder), found)
@@ -40,6 +56,7 @@ def fingerprint(config: Config) -> str:
         except OSError:
             pass
     found.sort()
+    found.append(("libraries", libraries()))
     # marshal's version 2, which never refers back to an object written before (later versions do, for an
     # object with more than one reference: the bytes would depend on who else holds it): 2.5 ms where repr
     # took 6-9 ms, in the child that `kb query` waits for

@@ -41,12 +41,14 @@ def build_date() -> dt.date:
 
 
 def inputs_stamp(config: Config, out: Path, search: bool) -> str:
-    """Everything but the entries that the site's bytes depend on (`build_date` included): if any of it
-    changed, no part of the previous site is reused."""
+    """Everything but the entries that the site's bytes depend on (`build_date` and the installed libraries
+    included): if any of it changed, no part of the previous site is reused."""
+    from .store_cache import libraries
+
     h = hashlib.blake2b(digest_size=16)
     root = config.root.resolve()
     code = Path(__file__).resolve().parent
-    h.update(f"{out.resolve()}\0{build_date().isoformat()} search={search}\0".encode())
+    h.update(f"{out.resolve()}\0{build_date().isoformat()} search={search}\0{libraries()}\0".encode())
     paths = [root / "kb.toml"]
     for folder in (config.ontology_dir.resolve(), root / "site_build", config.queries_dir.resolve(), code):
         paths += sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)

@@ -283,3 +283,29 @@ def test_without_fork_a_thread_saves_the_store(kb_root, monkeypatch):
     saving.join()
     assert store_cache.saved_meta(kb.config)["fingerprint"] == store_cache.fingerprint(kb.config)
     assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "3"]
+
+
+def test_a_library_installed_or_upgraded_makes_every_cache_stale(tmp_path, monkeypatch):
+    """The installed packages (their `*.dist-info` folders) are part of what the saved store, the parse
+    cache and the kept site were made with: a jinja2 or pyoxigraph upgrade must not leave pages or dump
+    pieces of the old version beside new ones."""
+    from kb.config import load_config
+    from kb.parse_cache import _code_stamp
+    from kb.store_cache import fingerprint
+    from kb.uptodate import inputs_stamp
+
+    site = tmp_path / "site-packages"
+    (site / "jinja2-3.1.6.dist-info").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(site))
+    config = load_config(REPO)
+
+    def stamps():
+        return fingerprint(config), _code_stamp(), inputs_stamp(config, tmp_path / "_site", False)
+
+    before = stamps()
+    assert stamps() == before
+    (site / "jinja2-3.1.6.dist-info").rename(site / "jinja2-3.2.0.dist-info")
+    upgraded = stamps()
+    assert all(a != b for a, b in zip(before, upgraded))
+    (site / "markdown_it_py-4.0.0.dist-info").mkdir()
+    assert all(a != b for a, b in zip(upgraded, stamps()))
