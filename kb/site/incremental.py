@@ -43,9 +43,9 @@ from ..export import nt_term, split_line
 from ..shards import UNREADABLE, Shards
 from ..uptodate import inputs_stamp, state_path
 
-FORMAT = 16  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
+FORMAT = 17  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
 # 14: the graph's lines kept by subject, in the shards; 15: rows and the dumps' offsets `Packed`; 16: the
-# offsets by format, as arrays in the dump's order
+# offsets by format, as arrays in the dump's order; 17: a row's variants named by strings
 
 
 def tag(kind: str, *terms: str) -> str:
