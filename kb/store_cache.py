@@ -25,20 +25,28 @@ FORMAT = "3"  # bump when the graph a given set of entries maps to changes, or w
 MAPPING_CODE = ("export.py", "loader.py", "mapping.py", "namespaces.py", "quantities.py", "schema.py", "shards.py")
 
 
-def libraries() -> str:
-    """The Python packages installed beside milkb, by the names of their `*.dist-info` folders (name and
-    version): what the graph, the pages and the dumps are made with (rdflib, pint, PyYAML, jinja2,
-    markdown-it-py, pyoxigraph…) besides milkb's own code. Installing, upgrading or removing any package
-    makes the caches and the kept site stale, as a new version of milkb does. One listing of each
-    site-packages folder: a fraction of a millisecond."""
+def _installed() -> str:
     found = []
     for folder in sys.path:
-        if folder.endswith(("site-packages", "dist-packages")):
+        if isinstance(folder, str) and folder.endswith(("site-packages", "dist-packages")):
             try:
-                found += sorted(name for name in os.listdir(folder) if name.endswith(".dist-info"))
+                found += sorted(name for name in os.listdir(folder) if name.endswith((".dist-info", ".egg-info")))
             except OSError:
                 continue
     return hashlib.blake2b("\0".join(found).encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+
+
+_LIBRARIES = _installed()  # as this process started: a long-running `kb serve` keeps the libraries it loaded
+
+
+def libraries() -> str:
+    """The Python packages installed beside milkb when this process started, by the names of their
+    `*.dist-info` and `*.egg-info` folders in site-packages (name and version): what the graph, the pages and
+    the dumps are made with (rdflib, pint, PyYAML, jinja2, markdown-it-py, pyoxigraph…) besides milkb's own
+    code. Installing, upgrading or removing any package makes the caches and the kept site stale, as a new
+    version of milkb does. (A library changed in place under the same version, an editable install, is not
+    seen: delete `.kb-cache/` then.) One listing of each site-packages folder: a fraction of a millisecond."""
+    return _LIBRARIES
 
 
 def fingerprint(config: Config) -> str:

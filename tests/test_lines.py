@@ -108,7 +108,7 @@ frames = st.sampled_from([("", "", ""), ('{"@graph":[', ",", "]}\n"), ("@prefix 
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(subject_names, texts, min_size=1), st.dictionaries(subject_names, texts),
+@given(st.dictionaries(subject_names, texts), st.dictionaries(subject_names, texts),
        st.sets(subject_names), frames, st.booleans())
 def test_a_dump_put_together_from_kept_pieces_is_the_one_written_whole(before, edits, removed, frame, by_node):
     """`_assemble` with the previous dump kept: the subjects a change touched (`edits` new or changed,

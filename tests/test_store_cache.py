@@ -2,6 +2,7 @@
 ontology file or kb.toml has changed, and give exactly what a fresh load gives."""
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from .conftest import REPO, run_kb
@@ -289,6 +290,7 @@ def test_a_library_installed_or_upgraded_makes_every_cache_stale(tmp_path, monke
     """The installed packages (their `*.dist-info` folders) are part of what the saved store, the parse
     cache and the kept site were made with: a jinja2 or pyoxigraph upgrade must not leave pages or dump
     pieces of the old version beside new ones."""
+    import kb.store_cache as store_cache
     from kb.config import load_config
     from kb.parse_cache import _code_stamp
     from kb.store_cache import fingerprint
@@ -297,9 +299,12 @@ def test_a_library_installed_or_upgraded_makes_every_cache_stale(tmp_path, monke
     site = tmp_path / "site-packages"
     (site / "jinja2-3.1.6.dist-info").mkdir(parents=True)
     monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(sys, "path", [*sys.path, tmp_path / "site-packages"])  # a Path, as a library user may
+    # add one (the import system skips it): no error
     config = load_config(REPO)
 
-    def stamps():
+    def stamps():  # as in a process started now (`libraries` is taken once, when milkb is imported)
+        monkeypatch.setattr(store_cache, "_LIBRARIES", store_cache._installed())
         return fingerprint(config), _code_stamp(), inputs_stamp(config, tmp_path / "_site", False)
 
     before = stamps()
@@ -309,3 +314,6 @@ def test_a_library_installed_or_upgraded_makes_every_cache_stale(tmp_path, monke
     assert all(a != b for a, b in zip(before, upgraded))
     (site / "markdown_it_py-4.0.0.dist-info").mkdir()
     assert all(a != b for a, b in zip(upgraded, stamps()))
+    added = stamps()
+    (site / "legacy-1.0.egg-info").mkdir()
+    assert all(a != b for a, b in zip(added, stamps()))
