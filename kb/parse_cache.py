@@ -29,7 +29,7 @@ from .shards import Shards
 from .store_cache import MAPPING_CODE, libraries
 from .uptodate import RACY_NS, content_digest
 
-FORMAT = 6  # bump when what is kept changes shape
+FORMAT = 7  # bump when what is kept changes shape (7: key lines `Packed`)
 UNPARSED = Node({}, 0, "map")  # the data of an entry whose kept mapping stands in for its parse
 
 

@@ -1,6 +1,7 @@
 """The parse cache (parses and mappings of unchanged files) is reused, never stands in for a check across
 files, and a cache file this user's milkb did not write is never unpickled."""
 import pickle
+import re
 
 import pytest
 
@@ -46,6 +47,24 @@ def test_kept_mappings_give_the_graph_a_fresh_mapping_gives(kb_root, monkeypatch
     assert (kb_root / ".kb-cache" / "parsed.pickle").is_file()
     warm = _triples_and_lines(kb_root)
     assert warm == cold and len(cold[0]) > 50
+
+
+def test_the_key_lines_are_unpickled_only_for_a_problem(kb_root, monkeypatch, tmp_path):
+    """Each kept mapping's key lines (where each key of the entry is) serve only to place a problem: a run
+    without problems never unpickles them; one with a problem places it at the key's line."""
+    from kb.knowledge_base import open_kb
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-home"))
+    open_kb(kb_root)
+    warm = open_kb(kb_root)
+    assert warm.problems == [] and warm.mapped._key_lines is None
+    entry = kb_root / "entries" / "systems" / "t-72.yaml"  # a system of its own `variant_of`: the cycle
+    text = re.sub(r"^variant_of: .*\n", "", entry.read_text(encoding="utf-8"), flags=re.M)  # is placed by
+    entry.write_text(text + "variant_of: t-72\n", encoding="utf-8")  # the key lines (kb/validate.py)
+    broken = open_kb(kb_root)
+    line = len(text.splitlines()) + 1
+    assert [(p.path, p.line) for p in broken.problems if "circular" in p.message] == [
+        ("entries/systems/t-72.yaml", line)], broken.problems
 
 
 @pytest.mark.parametrize("change, file, message", [

@@ -40,7 +40,7 @@ from pathlib import Path
 from rdflib.namespace import RDF
 
 from ..export import nt_term, split_line
-from ..shards import UNREADABLE, Shards
+from ..shards import Packed, Shards
 from ..uptodate import inputs_stamp, state_path
 
 FORMAT = 17  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
@@ -66,36 +66,6 @@ def memo_tag(name: str, key) -> str:
     """The string naming entry `key` (a term, or a tuple of terms and flags) of the kept memo `name`."""
     parts = key if isinstance(key, tuple) else (key,)
     return tag("M", name, "\0", *(str(k) if isinstance(k, bool) else nt_term(k) for k in parts))
-
-
-class Packed:
-    """A value as the kept state holds it, pickled on its own and unpickled when first used (`open`), with
-    an optional `plain` part at hand without that. A rebuild after one edit uses few of the 10,000 table
-    rows it loads (each with its links, figures and rendered HTML: 0.18 s to unpickle them all at 10,000
-    systems), and of most only the CSV line (`plain`)."""
-
-    __slots__ = ("data", "plain", "_value")
-    _UNOPENED = object()
-    UNREADABLE = object()  # what `open` gives if the bytes cannot be unpickled: the caller makes the value afresh
-
-    def __init__(self, data: bytes, plain=None):
-        self.data, self.plain, self._value = data, plain, Packed._UNOPENED
-
-    @classmethod
-    def of(cls, value, plain=None) -> "Packed":
-        return cls(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), plain)
-
-    def open(self):
-        """The value; `Packed.UNREADABLE` if it cannot be unpickled (as a shard that cannot be is no cache)."""
-        if self._value is Packed._UNOPENED:
-            try:
-                self._value = pickle.loads(self.data)
-            except UNREADABLE:
-                self._value = Packed.UNREADABLE
-        return self._value
-
-    def __reduce__(self):
-        return Packed, (self.data, self.plain)
 
 
 @dataclass
