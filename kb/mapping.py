@@ -53,7 +53,7 @@ class MappedGraph:
     clean: dict[str, Premapped] = field(default_factory=dict)  # entry id → its mapping, if it had no problem
     lines: list[str] = field(default_factory=list)  # every entry's triples as N-Triples lines (`export.nt_line`)
 
-    _key_lines: dict | None = None
+    _key_lines: dict | None = field(default=None, repr=False, compare=False)  # made from the parts when asked
 
     @property
     def all_clean(self) -> bool:

@@ -31,7 +31,7 @@ from rdflib import Literal, URIRef
 from .namespaces import INTERNED
 
 SHARDS = 256
-UNREADABLE = (OSError, ValueError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError,
+_CORRUPT = (OSError, ValueError, pickle.PickleError, EOFError, KeyError, AttributeError, ImportError, TypeError,
             IndexError)
 
 
@@ -58,7 +58,7 @@ class Packed:
         if self._value is Packed._UNOPENED:
             try:
                 self._value = pickle.loads(self.data)
-            except UNREADABLE:
+            except _CORRUPT:
                 self._value = Packed.UNREADABLE
         return self._value
 
@@ -103,7 +103,7 @@ class Shards:
                 self._loaded[shard] = (name, digest, part)
                 items.update(part)
             return head, items
-        except UNREADABLE:
+        except _CORRUPT:
             self._loaded = {}
             return None
 
