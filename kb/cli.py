@@ -471,47 +471,22 @@ def stats():
 def build(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Site folder (default: _site/ in the root)."),
           no_search: bool = typer.Option(False, "--no-search", help="Skip the pagefind search index (quick previews).")):
     """Validate, then write the static site into a new folder and swap it into place when complete."""
-    from . import uptodate
     from .config import find_root, load_config
-    from .store_cache import Saved, save_meanwhile
+    from .site.update import CannotWrite, update_site
 
     config = load_config(_root() or find_root())
-    entries = Saved.fingerprint_meanwhile(config)  # of the entries as they are before they are read
     target = output if output is not None else config.root / "_site"
-    kept, listing = uptodate.unchanged(config, target, not no_search, lambda: entries.fingerprint)
-    if kept is not None:
-        print(f"{target} is up to date: nothing changed since the last build ({kept['pages']} pages, "  # no rich: 30-60 ms
-              f"{kept['files']} files, {kept['bytes'] / 1_000_000:.1f} MB)")
+    try:
+        updated = update_site(config, target, search=not no_search, progress=_progress)
+    except CannotWrite as e:
+        raise _fail(f"cannot write the site to {target}: {_os_reason(e.error)} — the previous site is unchanged")
+    _kept(updated)
+    report, figures = updated.report, updated.figures
+    if report is None:
+        print(f"{target} is up to date: nothing changed since the last build ({figures['pages']} pages, "  # no rich: 30-60 ms
+              f"{figures['files']} files, {figures['bytes'] / 1_000_000:.1f} MB)")
         return
-    from .export import graph_lines
-    from .site import build_site
-
-    kb = _kb(shacl=True)
-    lines = graph_lines(kb.mapped, kb.schema.ontology, kb.index)
-    started, saver = False, None  # the query store, saved meanwhile: `kb show` and `kb query` then start at once
-
-    def save(state) -> None:  # once the kept state is loaded (kb/site/incremental.py `State`); None: not known
-        nonlocal started, saver
-        started = True
-        change = state.change if state is not None else None
-        update = (state.kept_graph, change.removed, change.added) if change is not None else None
-        saver = save_meanwhile(config, kb, lines, entries.fingerprint, state and state.graph, update)
-
-    with _progress() as step:
-        try:
-            report = build_site(kb, target, search=not no_search, progress=step, lines=lines, listing=listing,
-                                previous=save)
-        except OSError as e:
-            raise _fail(f"cannot write the site to {target}: {_os_reason(e)} — the previous site is unchanged")
-        finally:
-            if not started:  # the build failed before it knew
-                save(None)
-            if saver is not None:
-                saver.join()
-    uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing,
-                    {"pages": report.pages, "files": report.files, "bytes": report.bytes}, kb.sources)
-    size = report.bytes / 1_000_000
-    print(f"built {report.pages} pages ({report.files} files, {size:.1f} MB) into {target} "  # no rich: 30 ms
+    print(f"built {report.pages} pages ({report.files} files, {figures['bytes'] / 1_000_000:.1f} MB) into {target} "  # no rich: 30 ms
           f"in {report.seconds:.2f} s"
           + (f", search index {report.search_seconds:.2f} s" if report.search_seconds is not None else "")
           + (f"; {report.reused} of {report.units} parts unchanged since the last build, reused"
@@ -548,21 +523,25 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
           max_rows: int = typer.Option(10_000, "--max-rows", min=1, help="Cut results after this many rows (header X-Result-Truncated).")):
     """Preview the site, with a read-only SPARQL endpoint at /sparql and a query editor at /sparql.html.
 
-    Builds the site first when it is missing or older than the entries, and again whenever an entry changes.
+    Brings the site up to date first, as `kb build` does (search index included), and again whenever a file
+    it is built from changes.
     """
-    from .serve import ensure_site, serve as run_server
+    from .config import find_root, load_config
+    from .serve import serve as run_server, update
+    from .site.update import CannotWrite
 
-    gc.enable()  # a server's garbage must be collected (see `command`)
-    kb = _kb(shacl=True)
-    site = kb.config.root / "_site"
-    with _progress() as step:
-        try:
-            report = ensure_site(kb, site, progress=step)
-        except OSError as e:
-            raise _fail(f"cannot write the site to {site}: {_os_reason(e)} — the previous site is unchanged")
-    if report is not None:
-        err.print(Text(f"built {report.pages} pages into {site} in {report.seconds:.1f} s"))
-    run_server(kb, site, host=host, port=port, timeout=timeout, max_rows=max_rows, say=lambda m: err.print(Text(m)))
+    config = load_config(_root() or find_root())
+    site = config.root / "_site"
+    try:
+        updated, ntriples, graph = update(config, site, progress=_progress)
+    except CannotWrite as e:
+        raise _fail(f"cannot write the site to {site}: {_os_reason(e.error)} — the previous site is unchanged")
+    if updated.report is not None:
+        err.print(Text(f"built {updated.report.pages} pages into {site} in {updated.report.seconds:.1f} s"))
+    del updated  # a server's garbage must be collected (see `command`): the knowledge base built from is freed
+    gc.enable()
+    run_server(config, site, ntriples, graph, host=host, port=port, timeout=timeout, max_rows=max_rows,
+               say=lambda m: err.print(Text(m)))
 
 
 @app.command()

@@ -37,15 +37,16 @@ class WorkersUnavailable(Exception):
     """No worker could take the query (all busy for too long, or one died)."""
 
 
-def _worker_main(conn, ntriples: str, base_iri: str) -> None:
-    """A worker: load the graph into an Oxigraph store once, then answer (query, format, max_rows) jobs
+def _worker_main(conn, ntriples: bytes, base_iri: str) -> None:
+    """A worker: load the graph (N-Triples lines) into an Oxigraph store once, then answer (query, format, max_rows) jobs
     until the pipe closes. The store never fetches anything: FROM names only graphs it holds."""
     import pyoxigraph as ox
 
     from .namespaces import PREFIXES
 
     store = ox.Store()
-    store.bulk_load(ntriples.encode("utf-8"), format=ox.RdfFormat.N_TRIPLES)
+    # as Turtle: the build's lines write a literal that spans lines as Turtle's long string (`export.nt_term`)
+    store.bulk_load(ntriples, format=ox.RdfFormat.TURTLE)
     del ntriples
     prefixes = dict({k: str(v) for k, v in PREFIXES.items()}, id=base_iri)  # as `kb query` binds them
     conn.send(("ready", len(store)))
@@ -101,7 +102,7 @@ def _cap(answer, max_rows: int):
 
 
 class _Worker:
-    def __init__(self, context, ntriples: str, base_iri: str, generation: int):
+    def __init__(self, context, ntriples: bytes, base_iri: str, generation: int):
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(child, ntriples, base_iri), daemon=True,
                                        name="kb-query-worker")
@@ -123,13 +124,14 @@ class QueryWorkers:
     one started; `reload` swaps in a new graph (old workers finish their query, then stop).
     """
 
-    def __init__(self, ntriples: str, base_iri: str, *, size: int = 2, timeout: float = 10.0,
+    def __init__(self, ntriples: bytes, base_iri: str, *, size: int = 2, timeout: float = 10.0,
                  max_rows: int = 10_000, say: Callable[[str], None] = lambda message: None):
         self.timeout = timeout
         self.max_rows = max_rows
         self._context = multiprocessing.get_context("spawn")  # no fork of a threaded server
         self._base_iri = base_iri
         self._ntriples = ntriples
+        self.triples = 0  # in the graph, as the first worker to load it counted them
         self._size = size
         self._say = say
         self._idle: queue.Queue[_Worker] = queue.Queue()
@@ -175,7 +177,7 @@ class QueryWorkers:
             raise QueryError(reply[1])
         return Answer(reply[1], reply[2])
 
-    def reload(self, ntriples: str) -> None:
+    def reload(self, ntriples: bytes) -> None:
         """Answer from now on with a new graph."""
         with self._lock:
             self._generation += 1
@@ -220,9 +222,14 @@ class QueryWorkers:
 
     def _await_load(self, worker: _Worker) -> None:
         try:
-            loaded = worker.conn.poll(LOAD_SECONDS) and worker.conn.recv()[0] == "ready"
+            reply = worker.conn.recv() if worker.conn.poll(LOAD_SECONDS) else None
+            loaded = reply is not None and reply[0] == "ready"
         except (EOFError, OSError):
             loaded = False
+        if loaded:
+            with self._lock:
+                if worker.generation == self._generation:
+                    self.triples = reply[1]
         if not loaded:
             self._failed += 1
             self._say("a query worker failed to load the graph")

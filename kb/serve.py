@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
+import gc
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -27,7 +28,7 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .knowledge_base import KnowledgeBase
+from .config import Config
 from .namespaces import PREFIXES
 from .problems import KBError, UsageError, relative
 from .query import GRAPH_FORMATS, saved_queries
@@ -63,71 +64,77 @@ register_url_convertor("entity_id", _EntityId())
 class Endpoint:
     """What the running server answers from; replaced parts on each rebuild."""
 
-    kb: KnowledgeBase
+    config: Config
     site: Path
     workers: QueryWorkers
+    graph: tuple  # the identity of the graph the workers hold (`update`)
     timeout: float
     max_rows: int
 
 
-# --- the site -----------------------------------------------------------------------------------
+# --- the site and the endpoint's graph ----------------------------------------------------------------
 
 
-def _sources(root: Path):
-    for name in WATCHED:
-        path = root / name
-        if path.is_file():
-            yield path
-        elif path.is_dir():
-            yield from (p for p in path.rglob("*") if p.is_file())
+def update(config: Config, site: Path, progress=nullcontext) -> tuple:
+    """The site brought up to date (`kb build`'s steps, search index included), and the graph it shows as
+    N-Triples for the query workers: (Updated, N-Triples bytes, the identity of that graph). The graph is
+    the lines the build made, or, when the site was already up to date, the site's N-Triples dump (the same
+    triples; nothing is loaded then). It is identified by the dump file's inode: a build that changes the
+    graph writes a new dump, one that does not links the previous one."""
+    from .site.update import update_site
 
-
-def site_is_stale(kb: KnowledgeBase, site: Path) -> bool:
-    """True when the site is missing or older than a file it is built from."""
-    index = site / "index.html"
-    if not index.is_file():
-        return True
-    built = index.stat().st_mtime
-    return any(p.stat().st_mtime > built for p in _sources(kb.config.root))
-
-
-def ensure_site(kb: KnowledgeBase, site: Path, progress=None):
-    """Build the site into `site` when it is missing or stale; the build report, or None if it was current."""
-    from .site import build_site
-
-    if not site_is_stale(kb, site):
-        return None
-    return build_site(kb, site, search=True, progress=progress)
+    updated = update_site(config, site, search=True, progress=progress)
+    dump = site / "milkb.nt"
+    if updated.lines is not None:
+        ntriples = ("\n".join(updated.lines) + "\n").encode("utf-8")
+    else:
+        ntriples = dump.read_bytes()
+    st = os.stat(dump)
+    return updated, ntriples, (st.st_dev, st.st_ino)
 
 
 def _watch_and_rebuild(endpoint: Endpoint, stop: threading.Event, say: Callable[[str], None]) -> None:
-    """Rebuild the site and reload the workers' graph after each batch of changes; a broken knowledge base
-    leaves the previous site and graph in place."""
+    """Bring the site up to date after each batch of changes (as `kb build` does, reusing what they do not
+    touch) and give the workers its graph if it changed; a broken knowledge base leaves the previous site and
+    graph in place."""
     from watchfiles import watch
 
-    from .knowledge_base import load_valid_kb
-    from .site import build_site
+    from .config import load_config
+    from .site.update import CannotWrite
 
-    root = endpoint.kb.config.root
+    root = endpoint.config.root
     paths = [root / name for name in WATCHED if (root / name).exists()]
     for changes in watch(*paths, stop_event=stop, raise_interrupt=False):
         names = sorted({relative(Path(path), root) for _, path in changes})
         say(f"changed: {', '.join(names[:5])}{' …' if len(names) > 5 else ''} — rebuilding")
         started = time.perf_counter()
+        collecting = gc.isenabled()
+        gc.disable()  # as in `kb build` (kb/cli.py `command`): a third of a rebuild's time at 10,000 systems
         try:
-            kb = load_valid_kb(root, shacl=True)
-            build_site(kb, endpoint.site, search=True)
+            config = load_config(root)
+            updated, ntriples, graph = update(config, endpoint.site)
         except KBError as e:
             for problem in e.problems:
                 say(problem.format())
             say("not rebuilt: the previous site and graph are still served")
             continue
+        except CannotWrite as e:
+            say(f"not rebuilt (cannot write the site: {e.error.strerror or e.error}): the previous site and graph "
+                "are still served")
+            continue
         except Exception as e:  # noqa: BLE001 - a template error, a full disk …: keep serving, say why
             say(f"not rebuilt ({type(e).__name__}: {e}): the previous site and graph are still served")
             continue
-        endpoint.workers.reload(kb.graph.serialize(format="nt"))
-        endpoint.kb = kb
-        say(f"rebuilt in {time.perf_counter() - started:.1f} s ({len(kb.index)} triples)")
+        finally:
+            if collecting:
+                gc.enable()
+        if graph != endpoint.graph:
+            endpoint.workers.reload(ntriples)
+            endpoint.graph = graph
+        endpoint.config = config
+        took = time.perf_counter() - started
+        say(f"rebuilt in {took:.1f} s ({endpoint.workers.triples} triples)" if updated.report is not None
+            else f"the site was up to date ({took:.1f} s)")
 
 
 # --- the SPARQL endpoint --------------------------------------------------------------------------
@@ -176,7 +183,7 @@ async def sparql(request: Request) -> Response:
         if len(queries[0]) > MAX_QUERY_CHARS:
             raise Refused(413, f"the query is longer than {MAX_QUERY_CHARS} characters")
         checked = await asyncio.get_running_loop().run_in_executor(_PARSER, _checked, queries[0],
-                                                                    endpoint.kb.config.base_iri)
+                                                                    endpoint.config.base_iri)
         media, fmt = response_type(checked.form, request.headers.get("accept"))
         answer = await request.app.state.queries.run(checked.text, fmt)
     except Refused as e:
@@ -209,7 +216,7 @@ def _service_description(request: Request, endpoint: Endpoint) -> Response:
     if media is None:
         return _message(f"the service description is available as {', '.join(GRAPH_TYPES)}", 406)
     url = str(request.url.replace(query=""))
-    graph = service_description(url, endpoint.kb.config.dataset_iri, len(endpoint.kb.index), endpoint.timeout,
+    graph = service_description(url, endpoint.config.dataset_iri, endpoint.workers.triples, endpoint.timeout,
                                 endpoint.max_rows)
     return Response(graph.serialize(format=GRAPH_FORMATS[GRAPH_TYPES[media]]), media_type=media,
                     headers={"Vary": "Accept"})
@@ -254,7 +261,7 @@ def _editor_environment() -> Environment:
 
 async def editor(request: Request) -> Response:
     endpoint: Endpoint = request.app.state.endpoint
-    config = endpoint.kb.config
+    config = endpoint.config
     namespaces = {k: str(v) for k, v in PREFIXES.items()} | {"id": config.base_iri}
     examples = [{"name": q.name, "description": q.description, "text": with_prefixes(q.text, namespaces)}
                 for q in saved_queries(config.queries_dir).values()]
@@ -320,19 +327,19 @@ def _stop_quietly():
             signal.signal(sig, handler)
 
 
-def serve(kb: KnowledgeBase, site: Path, *, host: str = "127.0.0.1", port: int = 8000, timeout: float = 10.0,
-          max_rows: int = 10_000, say: Callable[[str], None] = lambda message: None) -> None:
-    """Serve until interrupted (Ctrl-C or SIGTERM). The site must have been built (see ensure_site)."""
+def serve(config: Config, site: Path, ntriples: bytes, graph: tuple, *, host: str = "127.0.0.1", port: int = 8000,
+          timeout: float = 10.0, max_rows: int = 10_000, say: Callable[[str], None] = lambda message: None) -> None:
+    """Serve until interrupted (Ctrl-C or SIGTERM) the site in `site` and the graph `ntriples` (see `update`)."""
     import uvicorn
 
     sock = _listen(host, port)
-    workers = QueryWorkers(kb.graph.serialize(format="nt"), kb.config.base_iri, size=WORKERS, timeout=timeout,
-                           max_rows=max_rows, say=say)
+    workers = QueryWorkers(ntriples, config.base_iri, size=WORKERS, timeout=timeout, max_rows=max_rows, say=say)
+    del ntriples
     stop = threading.Event()
     try:
         if not workers.wait_ready():
             raise KBError("the query workers could not load the graph")
-        endpoint = Endpoint(kb, site, workers, timeout, max_rows)
+        endpoint = Endpoint(config, site, workers, graph, timeout, max_rows)
         threading.Thread(target=_watch_and_rebuild, args=(endpoint, stop, say), daemon=True,
                          name="kb-rebuild").start()
         shown = f"[{host}]" if ":" in host else host

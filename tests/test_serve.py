@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -286,6 +287,27 @@ def test_a_burst_of_queries_on_a_fresh_server_is_all_answered(served, tmp_path):
     assert [a.status_code for a in answers] == [200] * len(queries), {a.text for a in answers if a.status_code != 200}
 
 
+def test_a_server_started_on_an_up_to_date_site_serves_the_graph_of_its_dump(served, local, tmp_path):
+    # the served fixture's server built the site (search index included) and recorded it as `kb build` does:
+    # a second server finds it up to date, builds nothing, and answers from the site's N-Triples dump
+    root, _, _ = served
+    assert "is up to date" in run_kb("build", cwd=root).stdout
+    process, base = start_kb_serve(root, log=tmp_path / "serve.log")
+    try:
+        count = sparql(base, "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", JSON).convert()
+        tanks = sparql(base, TANKS, JSON).convert()
+        description = Graph().parse(data=httpx.get(f"{base}/sparql", headers={"Accept": "text/turtle"}).text,
+                                    format="turtle")
+    finally:
+        stop(process)
+    assert "built" not in (tmp_path / "serve.log").read_text()
+    assert int(count["results"]["bindings"][0]["n"]["value"]) == len(local.graph)
+    assert [(b["tank"]["value"], b.get("crew", {}).get("value", "")) for b in tanks["results"]["bindings"]] == \
+        expected_tanks(local)
+    triples = next(description.objects(None, URIRef("http://rdfs.org/ns/void#triples")))
+    assert int(triples) == len(local.graph)
+
+
 def test_clients_asking_one_slow_query_at_once_take_one_worker(served, local):
     _, base, _ = served
     slow = SLOW + " # asked by two clients at once"
@@ -357,8 +379,9 @@ def test_a_busy_port_is_a_clear_error(served):
 
 def test_an_entry_change_rebuilds_the_site_and_the_graph(served):
     root, base, _ = served
-    (root / "entries" / "systems" / "t-64.yaml").write_text(
-        "name: T-64\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\n", encoding="utf-8")
+    (root / "entries" / "systems" / "t-64.yaml").write_text(  # a description of two lines: a literal spanning lines
+        "name: T-64\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\n"
+        "description: |\n  First line.\n  Second line.\n", encoding="utf-8")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         page = httpx.get(f"{base}/id/t-64")
@@ -370,9 +393,14 @@ def test_an_entry_change_rebuilds_the_site_and_the_graph(served):
     while not sparql(base, "ASK { id:t-64 kb:category kbc:main-battle-tank }", JSON).convert()["boolean"]:
         assert time.monotonic() < deadline, "the endpoint still answers from the old graph"
         time.sleep(0.3)
+    # the server rebuilt as `kb build` does, reusing the parts the change does not touch, and recorded it
+    log = root.parent / "serve.log"
+    assert re.search(r"rebuilt in [0-9.]+ s \(\d+ triples\)", log.read_text())
+    assert "is up to date" in run_kb("build", cwd=root).stdout
+    described = sparql(base, "SELECT ?d WHERE { id:t-64 dcterms:description ?d }", JSON).convert()
+    assert [b["d"]["value"] for b in described["results"]["bindings"]] == ["First line.\nSecond line."]
 
     # a broken entry: the problem is reported, and the last good site and graph are still served
-    log = root.parent / "serve.log"
     (root / "entries" / "systems" / "broken.yaml").write_text("name: Broken\ncategory: tank\nsources: [src-a]\n")
     deadline = time.monotonic() + 60
     while "not rebuilt" not in log.read_text():

@@ -1,0 +1,70 @@
+"""The site brought up to date with its inputs, by the steps `kb build` and `kb serve`'s rebuilds share."""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Config
+
+
+@dataclass
+class Updated:
+    """What `update_site` did: `report` is None if the site was up to date (nothing loaded or written)."""
+
+    target: Path
+    figures: dict  # pages, files and bytes of the site now in `target`
+    report: object = None  # the build's `BuildReport`
+    kb: object = None  # the KnowledgeBase built from, kept by the caller (freeing it takes seconds at 10,000)
+    lines: list[str] | None = None  # its graph as sorted N-Triples lines (`export.graph_lines`)
+
+
+class CannotWrite(Exception):
+    """The site could not be written (`error`, an OSError); the previous one is still in place."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def update_site(config: Config, target: Path, *, search: bool, progress=nullcontext) -> Updated:
+    """Build the site into `target` unless the one there was built from the inputs as they are now
+    (kb/uptodate.py); meanwhile the query store is saved for `kb show` and `kb query`. `progress()` gives a
+    context manager yielding the build's step callback (entered only if there is something to build).
+    Raises KBError if the knowledge base has errors, CannotWrite if the site cannot be written."""
+    from .. import uptodate
+    from ..store_cache import Saved, save_meanwhile
+
+    entries = Saved.fingerprint_meanwhile(config)  # of the entries as they are before they are read
+    kept, listing = uptodate.unchanged(config, target, search, lambda: entries.fingerprint)
+    if kept is not None:
+        return Updated(target, kept)
+    from ..export import graph_lines
+    from ..knowledge_base import load_valid_kb
+    from .build import build_site
+
+    kb = load_valid_kb(config.root, shacl=True)
+    lines = graph_lines(kb.mapped, kb.schema.ontology, kb.index)
+    started, saver = False, None  # the query store, saved meanwhile: `kb show` and `kb query` then start at once
+
+    def save(state) -> None:  # once the kept state is loaded (kb/site/incremental.py `State`); None: not known
+        nonlocal started, saver
+        started = True
+        change = state.change if state is not None else None
+        update = (state.kept_graph, change.removed, change.added) if change is not None else None
+        saver = save_meanwhile(config, kb, lines, entries.fingerprint, state and state.graph, update)
+
+    with progress() as step:
+        try:
+            report = build_site(kb, target, search=search, progress=step, lines=lines, listing=listing,
+                                previous=save)
+        except OSError as e:
+            raise CannotWrite(e) from e
+        finally:
+            if not started:  # the build failed before it knew
+                save(None)
+            if saver is not None:
+                saver.join()
+    figures = {"pages": report.pages, "files": report.files, "bytes": report.bytes}
+    uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing, figures, kb.sources)
+    return Updated(target, figures, report, kb, lines)
