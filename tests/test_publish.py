@@ -70,10 +70,11 @@ def same(a: Graph, b: Graph) -> bool:
 
 
 def change(root: Path) -> None:
-    """Remove an entry and change a figure: republishing must drop the old triples."""
+    """Remove an entry, change a figure and add a description of two lines (a literal N-Triples must escape):
+    republishing must drop the old triples."""
     (root / "entries" / "systems" / "tos-1.yaml").unlink()
     path = root / "entries" / "systems" / "t-72.yaml"
-    path.write_text(path.read_text().replace("crew: 3", "crew: 4"))
+    path.write_text(path.read_text().replace("crew: 3", "crew: 4") + "description: |\n  First line.\n  Second line.\n")
 
 
 def test_publish_through_the_graph_store_protocol_replaces_the_named_graph(oxigraph, tmp_path):
