@@ -416,11 +416,11 @@ class ExportFormat(str, Enum):
 def export(format: ExportFormat = typer.Option(ExportFormat.turtle, "--format", "-f", help="turtle, nt, jsonld or xml."),
            output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (default: standard output).")):
     """Write the whole graph (entries, vocabulary and categories); the same entries give the same bytes."""
-    from .export import export_graph
+    from .export import export_lines, graph_lines
     from .files import write_atomically
 
     kb = _kb(shacl=True)
-    data = export_graph(kb.index, format.value)
+    data = export_lines(graph_lines(kb.mapped, kb.schema.ontology, kb.index), format.value)
     if output is None:
         sys.stdout.write(data)
         sys.stdout.flush()

@@ -78,13 +78,29 @@ def parse_lines(lines: list[str]) -> list:
     return [quad.triple for quad in ox.parse(input="\n".join(lines), format=ox.RdfFormat.TURTLE)]
 
 
-def lines_as_ntriples(lines: list[str]) -> bytes:
-    """Sorted `nt_line`s as strict N-Triples (a literal spanning lines escaped), in their order, written by
-    Oxigraph as it parses them: no Python object per triple (at 10,000 systems 0.4 s; `parse_lines` alone
-    takes 0.9 s)."""
+def export_lines(lines: list[str], fmt: str = "turtle") -> str:
+    """The graph of `graph_lines` in `fmt`: the same text as `export_graph` of its triples, without sorting
+    them again (1.3 s at 10,000 systems). Turtle, N-Triples and RDF/XML are written by Oxigraph as it parses
+    the lines, with no Python object per triple: 0.4 s at 10,000 systems, where `parse_lines` alone takes
+    0.9 s."""
+    if fmt == "jsonld":
+        return jsonld(parse_lines(lines))
+    return lines_as(lines, fmt).decode("utf-8")
+
+
+def lines_as(lines: list[str], fmt: str) -> bytes:
+    """`graph_lines` written by Oxigraph in `fmt` (turtle, nt, xml) as UTF-8, in their order; as N-Triples, a
+    literal that spans lines is escaped (the lines write it as Turtle's long string)."""
     import pyoxigraph as ox
 
-    return ox.serialize(ox.parse(input="\n".join(lines), format=ox.RdfFormat.TURTLE), format=ox.RdfFormat.N_TRIPLES)
+    return ox.serialize(ox.parse(input="\n".join(lines), format=ox.RdfFormat.TURTLE), format=_ox_format(fmt),
+                        prefixes=_CONTEXT if fmt != "nt" else None)
+
+
+def _ox_format(fmt: str):
+    import pyoxigraph as ox
+
+    return {"turtle": ox.RdfFormat.TURTLE, "nt": ox.RdfFormat.N_TRIPLES, "xml": ox.RdfFormat.RDF_XML}[fmt]
 
 
 def sorted_triples(triples: Iterable[tuple]) -> list[tuple]:
@@ -126,11 +142,10 @@ def oxigraph_serialize(ordered: list, fmt: str) -> str:
     Oxigraph in that order."""
     import pyoxigraph as ox
 
-    formats = {"turtle": ox.RdfFormat.TURTLE, "nt": ox.RdfFormat.N_TRIPLES, "xml": ox.RdfFormat.RDF_XML}
     if ordered and not isinstance(ordered[0], ox.Triple):
         ordered = ox_triples(ordered)
     prefixes = _CONTEXT if fmt != "nt" else None
-    return ox.serialize(ordered, format=formats[fmt], prefixes=prefixes).decode("utf-8")
+    return ox.serialize(ordered, format=_ox_format(fmt), prefixes=prefixes).decode("utf-8")
 
 
 _compacted: dict[str, str] = {}

@@ -12,7 +12,7 @@ from typing import Callable
 import httpx
 from rdflib import Graph
 
-from .export import lines_as_ntriples
+from .export import lines_as
 from .faults import fault_point
 from .problems import KBError, UsageError
 
@@ -87,7 +87,7 @@ def publish(lines: list[str], graph_iri: str, *, store: str | None = None, updat
             raise UsageError(f"`{url}` is not an http(s) URL")
     step = progress or (lambda name, done=0, total=0: None)
     started = time.perf_counter()
-    data = lines_as_ntriples(lines)
+    data = lines_as(lines, "nt")
     with httpx.Client(auth=auth, timeout=timeout, headers={"User-Agent": USER_AGENT}) as client:
         if store is not None:
             method = "Graph Store Protocol PUT"

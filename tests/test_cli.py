@@ -146,6 +146,20 @@ def test_export_formats_parse_and_are_deterministic(kb_root):
         assert len(graph) == triples, fmt
 
 
+def test_export_writes_the_graph_as_the_library_writes_its_triples(kb_root):
+    # `kb export` writes the build's sorted lines through Oxigraph; the library's `export_graph` sorts and
+    # writes the triples themselves: the same text, a literal spanning lines (Turtle's long string) included
+    from kb.export import export_graph
+    from kb.knowledge_base import load_valid_kb
+
+    path = kb_root / "entries" / "systems" / "t-72.yaml"
+    path.write_text(path.read_text() + 'description: |\n  First line, "quoted".\n  Second line.\n')
+    graph = load_valid_kb(kb_root).index
+    for fmt in ("turtle", "nt", "jsonld", "xml"):
+        assert run_kb("export", "--format", fmt, cwd=kb_root).stdout == export_graph(graph, fmt), fmt
+    assert '"First line, \\"quoted\\".\\nSecond line."' in run_kb("export", "--format", "nt", cwd=kb_root).stdout
+
+
 def test_export_to_file(kb_root):
     result = run_kb("export", "-o", "out/graph.nt", "--format", "nt", cwd=kb_root)
     assert result.code == 0
