@@ -322,6 +322,37 @@ def test_a_kept_row_that_cannot_be_unpickled_is_made_again():
     assert cache["x"][0] == {"csv": "fresh\n"}
 
 
+def test_a_row_a_worker_makes_again_goes_back_to_the_building_process():
+    """A forked worker that makes a kept row again (it could not be unpickled) reports it with the rows it made,
+    and the building process takes it in place of its own unreadable one (else every build would make it
+    again until a build from scratch)."""
+    from array import array
+    from types import SimpleNamespace
+
+    from kb.index import Index
+    from kb.site.build import _done_since, _merge, _started
+    from kb.site.incremental import Packed, Tracker
+
+    def writer():
+        rows = {"bad": (Packed(b"\x80\x05not a pickle", plain="b\n"), array("q")),
+                "good": (Packed.of({"csv": "g\n"}, plain="g\n"), array("q"))}
+        state = SimpleNamespace(offsets=None, units={}, digested=lambda entry: entry)
+        return SimpleNamespace(model=SimpleNamespace(memos={"rows": rows}), state=state, pages=[], files=0, bytes=0)
+
+    worker, parent = writer(), writer()
+    tracker = Tracker(Index())
+    rows = worker.model.memos["rows"]
+    tracker.kept = {id(rows): "rows"}
+    before, memos = _started(worker)
+    assert tracker.memoised(rows, "bad", lambda: {"csv": "fresh\n"}) == {"csv": "fresh\n"}
+    assert tracker.memoised(rows, "good", lambda: {"csv": "never\n"}) == {"csv": "g\n"}
+    tracker.memoised(rows, "new", lambda: {"csv": "new\n"})
+    _merge(parent, _done_since(worker, before, [], memos))
+    merged = parent.model.memos["rows"]
+    assert merged["bad"][0] == {"csv": "fresh\n"} and merged["new"][0] == {"csv": "new\n"}
+    assert type(merged["good"][0]) is Packed and merged["good"][0].plain == "g\n"  # left as kept, unopened
+
+
 def test_the_dumps_keep_the_pieces_of_unchanged_subjects(corpus, monkeypatch):
     """After one changed description, the next build has the previous dump files and where each subject's
     piece is in them (`State.kept_dumps`): it cuts every other subject's from there, and writes only the

@@ -35,7 +35,7 @@ from ..uptodate import build_date, site_files
 from ..query import saved_queries, saved_query_reads
 from ..store_cache import raw_query
 from ..schema import concept_ancestors
-from .incremental import Packed, State, Tracker, Unit, tag
+from .incremental import Packed, State, Tracker, Unit, tag, unreadable
 from .model import SiteModel, TreeNodeBuilder, concept_id, plain_number, safe_url
 from ..faults import fault_point
 from ..workers import cpus, forked_pool, shared
@@ -448,7 +448,8 @@ def _done_since(w: SiteWriter, before: tuple, keys, memos: dict) -> tuple:
     `_merge` in the building process. The reads of new memo entries are made into digests here, in the
     worker: they cost the building process neither the conversion when it saves nor unpickling terms."""
     m = w.model
-    new_memos = {name: {k: w.state.digested(cache[k]) for k in cache.keys() - memos[name]}
+    # new keys, and entries made again in place of kept ones that could not be unpickled (`Tracker.memoised`)
+    new_memos = {name: {k: w.state.digested(entry) for k, entry in cache.items() if memos[name].get(k) is not entry}
                  for name, cache in m.memos.items()}
     return (w.pages[before[0]:], w.files - before[1], w.bytes - before[2],
             {key: w.state.units[key] for key in keys}, new_memos,
@@ -458,7 +459,7 @@ def _done_since(w: SiteWriter, before: tuple, keys, memos: dict) -> tuple:
 def _started(w: SiteWriter) -> tuple:
     m = w.model
     return ((len(w.pages), w.files, w.bytes, w.state.offsets),
-            {name: set(cache) for name, cache in m.memos.items()})
+            {name: dict(cache) for name, cache in m.memos.items()})
 
 
 def _merge(w: SiteWriter, done: tuple) -> None:
@@ -472,7 +473,9 @@ def _merge(w: SiteWriter, done: tuple) -> None:
     for name, found in memos.items():
         cache = w.model.memos[name]
         for key, entry in found.items():  # one this process made meanwhile stays: it holds its rendered variants
-            cache.setdefault(key, entry)
+            kept = cache.get(key)
+            if kept is None or unreadable(kept):
+                cache[key] = entry
 
 
 ENTITY_CHUNK = 250

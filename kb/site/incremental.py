@@ -136,6 +136,12 @@ def _tag_of(kind: str, term, first) -> str:
     return tag(kind, *map(nt_term, terms))
 
 
+def unreadable(entry: tuple) -> bool:
+    """Whether a memo entry (value, reads) is a kept one whose value cannot be unpickled: whoever uses it
+    makes it again."""
+    return type(entry[0]) is Packed and entry[0].open() is Packed.UNREADABLE
+
+
 class Tracker:
     """The graph's lookups (those of `kb.index.Index`), each one recorded in the unit rendering now."""
 
@@ -163,8 +169,8 @@ class Tracker:
         the previous build, their reads as digests), else as a copy of its reads."""
         name = self.kept.get(id(cache))
         found = cache.get(key)
-        if found is not None and type(found[0]) is Packed and found[0].open() is Packed.UNREADABLE:
-            found = None  # a kept entry that cannot be unpickled: made again, as if it had not been kept
+        if found is not None and unreadable(found):
+            found = None  # made again, as if it had not been kept
         if found is None:
             with self.capture(merge=name is None) as reads:
                 value = compute()
