@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -185,6 +186,25 @@ def small_root(tmp_path):
     root = make_root(tmp_path)
     shutil.copytree(REPO / "site_build", root / "site_build")
     return root
+
+
+def test_the_search_index_reads_only_the_pages_it_indexes(site, small_root, tmp_path):
+    # pagefind indexes only the pages with a data-pagefind-body element: the build has it read only the entity
+    # pages, which hold it; the index is the one pagefind makes reading every page
+    every_page = tmp_path / "every-page"
+    shutil.copytree(site, every_page, ignore=shutil.ignore_patterns("pagefind"))
+    subprocess.run([sys.executable, "-m", "pagefind", "--site", str(every_page), "--output-subdir", "pagefind",
+                    "--silent"], check=True)
+    assert tree_digest(every_page / "pagefind") == tree_digest(site / "pagefind")
+
+    # a knowledge base whose templates mark other pages: then every page is read, and they are indexed
+    category = small_root / "site_build" / "templates" / "category.html"
+    category.write_text(category.read_text().replace("<h1", "<h1 data-pagefind-body", 1))
+    assert run_kb("build", "-o", str(tmp_path / "marked"), cwd=small_root).code == 0
+    entry = json.loads((tmp_path / "marked" / "pagefind" / "pagefind-entry.json").read_text())
+    categories = len(list((tmp_path / "marked" / "category").glob("*.html")))
+    entities = sum(1 for page in (tmp_path / "marked" / "id").glob("*.html") if "data-pagefind-body" in page.read_text())
+    assert sum(language["page_count"] for language in entry["languages"].values()) == entities + categories
 
 
 def test_build_is_deterministic(small_root, tmp_path):
