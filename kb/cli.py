@@ -538,8 +538,8 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
         raise _fail(f"cannot write the site to {site}: {_os_reason(e.error)} — the previous site is unchanged")
     if updated.report is not None:
         err.print(Text(f"built {updated.report.pages} pages into {site} in {updated.report.seconds:.1f} s"))
-    del updated  # a server's garbage must be collected (see `command`): the knowledge base built from is freed
-    gc.enable()
+    del updated  # the knowledge base the site was built from: the server needs none of it
+    gc.enable()  # a server's garbage must be collected (see `command`)
     run_server(config, site, ntriples, graph, host=host, port=port, timeout=timeout, max_rows=max_rows,
                say=lambda m: err.print(Text(m)))
 

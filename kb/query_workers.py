@@ -177,11 +177,12 @@ class QueryWorkers:
             raise QueryError(reply[1])
         return Answer(reply[1], reply[2])
 
-    def reload(self, ntriples: bytes) -> None:
-        """Answer from now on with a new graph."""
+    def reload(self, ntriples: bytes, base_iri: str | None = None) -> None:
+        """Answer from now on with a new graph (and the prefix `id:` for a new base IRI)."""
         with self._lock:
             self._generation += 1
             self._ntriples = ntriples
+            self._base_iri = base_iri or self._base_iri
             self._stopped.clear()  # on another graph a query may well finish in time
             old = []
             while True:

@@ -128,12 +128,14 @@ def _watch_and_rebuild(endpoint: Endpoint, stop: threading.Event, say: Callable[
         finally:
             if collecting:
                 gc.enable()
-        if graph != endpoint.graph:
-            endpoint.workers.reload(ntriples)
+        if graph != endpoint.graph or config.base_iri != endpoint.config.base_iri:
+            endpoint.workers.reload(ntriples, config.base_iri)
             endpoint.graph = graph
         endpoint.config = config
+        triples = len(updated.lines) if updated.lines is not None else None  # None: nothing was built
+        del updated, ntriples  # the knowledge base built from: the server needs none of it
         took = time.perf_counter() - started
-        say(f"rebuilt in {took:.1f} s ({endpoint.workers.triples} triples)" if updated.report is not None
+        say(f"rebuilt in {took:.1f} s ({triples} triples)" if triples is not None
             else f"the site was up to date ({took:.1f} s)")
 
 
