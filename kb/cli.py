@@ -533,7 +533,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     config = load_config(_root() or find_root())
     site = config.root / "_site"
     try:
-        updated, ntriples, graph = update(config, site, progress=_progress)
+        updated, graph, ntriples = update(config, site, progress=_progress)
     except CannotWrite as e:
         raise _fail(f"cannot write the site to {site}: {_os_reason(e.error)} — the previous site is unchanged")
     if updated.report is not None:

@@ -29,8 +29,16 @@ def export_graph(triples: Iterable[tuple], fmt: str = "turtle") -> str:
 
 
 def nt_term(x) -> str:
-    """A term as N-Triples writes it (Turtle's long string where a literal spans lines)."""
-    return x.n3() if isinstance(x, Literal) else "<" + str(x) + ">"
+    """A term as N-Triples writes it. A literal as rdflib's `n3()` writes one on a single line (its text with
+    backslash, quote, line feed and carriage return escaped), also when it spans lines: there `n3()` writes a
+    Turtle long string, which is not N-Triples, and not even Turtle when the text ends in a backslash and a
+    quote (`\\"`)."""
+    if not isinstance(x, Literal):
+        return "<" + str(x) + ">"
+    text = '"' + str(x).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r") + '"'
+    if x.language is not None:
+        return text + "@" + x.language
+    return text + "^^<" + str(x.datatype) + ">" if x.datatype is not None else text
 
 
 def triple_key(t: tuple) -> tuple:

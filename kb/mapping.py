@@ -223,7 +223,9 @@ class Mapper:
             if node.kind != "str" or not _LANG.match(node.value):
                 raise ValueProblem(f"`{node.source_text}` is not a language tag", "use e.g. `ru`, `uk`, `en`",
                                    "wrong-type", node.line)
-            return node.value
+            # in lower case, as RDF allows (tags are case-insensitive) and as Oxigraph keeps them: `en-GB` would
+            # be `en-gb` in the dumps and the query store but not in the pages' JSON-LD
+            return node.value.lower()
         return self.convert(self.schema.qualifiers[key], node)
 
     def _statement(self, subject, spec, n, value, qualifiers, g, preferred_exists):

@@ -38,15 +38,14 @@ class WorkersUnavailable(Exception):
 
 
 def _worker_main(conn, ntriples: bytes, base_iri: str) -> None:
-    """A worker: load the graph (N-Triples lines) into an Oxigraph store once, then answer (query, format, max_rows) jobs
+    """A worker: load the graph (N-Triples) into an Oxigraph store once, then answer (query, format, max_rows) jobs
     until the pipe closes. The store never fetches anything: FROM names only graphs it holds."""
     import pyoxigraph as ox
 
     from .namespaces import PREFIXES
 
     store = ox.Store()
-    # as Turtle: the build's lines write a literal that spans lines as Turtle's long string (`export.nt_term`)
-    store.bulk_load(ntriples, format=ox.RdfFormat.TURTLE)
+    store.bulk_load(ntriples, format=ox.RdfFormat.N_TRIPLES)
     del ntriples
     prefixes = dict({k: str(v) for k, v in PREFIXES.items()}, id=base_iri)  # as `kb query` binds them
     conn.send(("ready", len(store)))

@@ -75,22 +75,21 @@ class Endpoint:
 # --- the site and the endpoint's graph ----------------------------------------------------------------
 
 
-def update(config: Config, site: Path, progress=nullcontext) -> tuple:
-    """The site brought up to date (`kb build`'s steps, search index included), and the graph it shows as
-    N-Triples for the query workers: (Updated, N-Triples bytes, the identity of that graph). The graph is
-    the lines the build made, or, when the site was already up to date, the site's N-Triples dump (the same
-    triples; nothing is loaded then). It is identified by the dump file's inode: a build that changes the
-    graph writes a new dump, one that does not links the previous one."""
+def update(config: Config, site: Path, held: tuple | None = None, progress=nullcontext) -> tuple:
+    """The site brought up to date (`kb build`'s steps, search index included), and the graph it shows for
+    the query workers: (Updated, the graph's identity, its N-Triples, or None if that is the graph `held`).
+    The graph is read from the site's N-Triples dump, the whole graph, identified by the dump file's device,
+    inode, size and mtime, taken from the file read: a build that changes the graph writes a new dump, one
+    that does not links the previous one, and a `kb build` in another terminal swaps in a site whose dump is
+    then read with its own identity."""
     from .site.update import update_site
 
     updated = update_site(config, site, search=True, progress=progress)
-    dump = site / "milkb.nt"
-    if updated.lines is not None:
-        ntriples = ("\n".join(updated.lines) + "\n").encode("utf-8")
-    else:
-        ntriples = dump.read_bytes()
-    st = os.stat(dump)
-    return updated, ntriples, (st.st_dev, st.st_ino)
+    with open(site / "milkb.nt", "rb") as dump:
+        st = os.fstat(dump.fileno())
+        graph = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        ntriples = dump.read() if graph != held else None
+    return updated, graph, ntriples
 
 
 def _watch_and_rebuild(endpoint: Endpoint, stop: threading.Event, say: Callable[[str], None]) -> None:
@@ -112,7 +111,7 @@ def _watch_and_rebuild(endpoint: Endpoint, stop: threading.Event, say: Callable[
         gc.disable()  # as in `kb build` (kb/cli.py `command`): a third of a rebuild's time at 10,000 systems
         try:
             config = load_config(root)
-            updated, ntriples, graph = update(config, endpoint.site)
+            updated, graph, ntriples = update(config, endpoint.site, endpoint.graph)
         except KBError as e:
             for problem in e.problems:
                 say(problem.format())
@@ -128,15 +127,19 @@ def _watch_and_rebuild(endpoint: Endpoint, stop: threading.Event, say: Callable[
         finally:
             if collecting:
                 gc.enable()
-        if graph != endpoint.graph or config.base_iri != endpoint.config.base_iri:
+        endpoint.config = config
+        loaded = None
+        if ntriples is not None:  # (a new base IRI is a new graph: the workers' prefix `id:` changes with it)
             endpoint.workers.reload(ntriples, config.base_iri)
             endpoint.graph = graph
-        endpoint.config = config
-        triples = len(updated.lines) if updated.lines is not None else None  # None: nothing was built
+            loaded = ntriples.count(b"\n")  # triples: N-Triples has a line each
+        built = updated.report is not None
         del updated, ntriples  # the knowledge base built from: the server needs none of it
         took = time.perf_counter() - started
-        say(f"rebuilt in {took:.1f} s ({triples} triples)" if triples is not None
-            else f"the site was up to date ({took:.1f} s)")
+        if built:
+            say(f"rebuilt in {took:.1f} s ({'the same graph' if loaded is None else f'{loaded} triples'})")
+        else:  # (a site built meanwhile by `kb build` brings its graph)
+            say(f"the site was up to date ({took:.1f} s)" + (f"; its graph loaded ({loaded} triples)" if loaded else ""))
 
 
 # --- the SPARQL endpoint --------------------------------------------------------------------------

@@ -181,6 +181,12 @@ class Saved:
     def current(self) -> bool:
         return self.store is not None and self.fingerprint == self._saved_print
 
+    def close(self) -> None:
+        """Wait for the fingerprint's child if it was never asked for its answer (a process that goes on)."""
+        if self._child is not None:
+            self._child.join()
+            self._child = None
+
 
 def restamp(config: Config, old: str, new: str) -> bool:
     """Put the saved store of fingerprint `old` under fingerprint `new` (the entries were touched, not

@@ -207,6 +207,19 @@ def test_the_search_index_reads_only_the_pages_it_indexes(site, small_root, tmp_
     assert sum(language["page_count"] for language in entry["languages"].values()) == entities + categories
 
 
+def test_pagefind_is_given_the_entity_pages_only_while_they_alone_are_marked(small_root, monkeypatch):
+    from kb.site import build
+
+    asked = []
+    monkeypatch.setattr(build.subprocess, "run", lambda args, **_: asked.append(args) or subprocess.CompletedProcess(args, 0))
+    templates = small_root / "site_build" / "templates"
+    build._pagefind(small_root, templates)
+    category = templates / "category.html"
+    category.write_text(category.read_text().replace("<h1", "<h1 data-pagefind-body", 1))
+    build._pagefind(small_root, templates)
+    assert asked[0][-2:] == ["--glob", "id/*.html"] and "--glob" not in asked[1]
+
+
 def test_build_is_deterministic(small_root, tmp_path):
     env_date = {"SOURCE_DATE_EPOCH": "1700000000"}
     a, b = tmp_path / "a", tmp_path / "b"

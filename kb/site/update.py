@@ -15,8 +15,8 @@ class Updated:
     target: Path
     figures: dict  # pages, files and bytes of the site now in `target`
     report: object = None  # the build's `BuildReport`
-    kb: object = None  # the KnowledgeBase built from, kept by the caller (freeing it takes seconds at 10,000)
-    lines: list[str] | None = None  # its graph as sorted N-Triples lines (`export.graph_lines`)
+    kb: object = None  # the KnowledgeBase built from (`kb build` keeps it until it exits: freeing it takes 1-2 s
+    # at 10,000 systems)
 
 
 class CannotWrite(Exception):
@@ -36,15 +36,19 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
     from ..store_cache import Saved, save_meanwhile
 
     entries = Saved.fingerprint_meanwhile(config)  # of the entries as they are before they are read
-    kept, listing = uptodate.unchanged(config, target, search, lambda: entries.fingerprint)
-    if kept is not None:
-        return Updated(target, kept)
-    from ..export import graph_lines
-    from ..knowledge_base import load_valid_kb
-    from .build import build_site
+    try:
+        kept, listing = uptodate.unchanged(config, target, search, lambda: entries.fingerprint)
+        if kept is not None:
+            return Updated(target, kept)
+        from ..export import graph_lines
+        from ..knowledge_base import load_valid_kb
+        from .build import build_site
 
-    kb = load_valid_kb(config.root, shacl=True)
-    lines = graph_lines(kb.mapped, kb.schema.ontology, kb.index)
+        kb = load_valid_kb(config.root, shacl=True)
+        lines = graph_lines(kb.mapped, kb.schema.ontology, kb.index)
+    except BaseException:  # a knowledge base with errors: the fingerprint's child is not left behind (`kb serve`
+        entries.close()  # goes on after it)
+        raise
     started, saver = False, None  # the query store, saved meanwhile: `kb show` and `kb query` then start at once
 
     def save(state) -> None:  # once the kept state is loaded (kb/site/incremental.py `State`); None: not known
@@ -67,4 +71,4 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
                 saver.join()
     figures = {"pages": report.pages, "files": report.files, "bytes": report.bytes}
     uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing, figures, kb.sources)
-    return Updated(target, figures, report, kb, lines)
+    return Updated(target, figures, report, kb)
