@@ -309,7 +309,6 @@ def test_a_mistake_in_a_template_is_a_problem_at_its_line(kb_root, template, mis
     from .conftest import REPO
 
     shutil.copytree(REPO / "site_build", kb_root / "site_build")
-    shutil.copytree(REPO / "site_build", kb_root / "site_build")
     assert run_kb("build", "--no-search", cwd=kb_root).code == 0
     before = (kb_root / "_site" / "index.html").read_bytes()
     path = kb_root / "site_build" / "templates" / template
