@@ -29,10 +29,10 @@ def export_graph(triples: Iterable[tuple], fmt: str = "turtle") -> str:
 
 
 def nt_term(x) -> str:
-    """A term as N-Triples writes it. A literal as rdflib's `n3()` writes one on a single line (its text with
-    backslash, quote, line feed and carriage return escaped), also when it spans lines: there `n3()` writes a
-    Turtle long string, which is not N-Triples, and not even Turtle when the text ends in a backslash and a
-    quote (`\\"`)."""
+    """A term as N-Triples writes it. A literal is written as rdflib's `n3()` writes one that fits on a line,
+    its text with backslash, quote, line feed and carriage return escaped, also when the text spans lines:
+    `n3()` then writes a Turtle long string, which is not N-Triples, and not even Turtle when the text ends in
+    a backslash and a quote."""
     if not isinstance(x, Literal):
         return "<" + str(x) + ">"
     text = '"' + str(x).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r") + '"'
@@ -97,8 +97,7 @@ def export_lines(lines: list[str], fmt: str = "turtle") -> str:
 
 
 def lines_as(lines: list[str], fmt: str) -> bytes:
-    """`graph_lines` written by Oxigraph in `fmt` (turtle, nt, xml) as UTF-8, in their order; as N-Triples, a
-    literal that spans lines is escaped (the lines write it as Turtle's long string)."""
+    """`graph_lines` written by Oxigraph in `fmt` (turtle, nt, xml) as UTF-8, in their order."""
     import pyoxigraph as ox
 
     return ox.serialize(ox.parse(input="\n".join(lines), format=ox.RdfFormat.TURTLE), format=_ox_format(fmt),

@@ -138,8 +138,9 @@ def _watch_and_rebuild(endpoint: Endpoint, stop: threading.Event, say: Callable[
         took = time.perf_counter() - started
         if built:
             say(f"rebuilt in {took:.1f} s ({'the same graph' if loaded is None else f'{loaded} triples'})")
-        else:  # (a site built meanwhile by `kb build` brings its graph)
-            say(f"the site was up to date ({took:.1f} s)" + (f"; its graph loaded ({loaded} triples)" if loaded else ""))
+        else:  # (a site built meanwhile by a `kb build` brings its graph)
+            say(f"the site was up to date ({took:.1f} s)"
+                + (f"; its graph loaded ({loaded} triples)" if loaded is not None else ""))
 
 
 # --- the SPARQL endpoint --------------------------------------------------------------------------

@@ -444,7 +444,7 @@ def _entity_pages(w: SiteWriter, todo: list, step) -> None:
 
 def _done_since(w: SiteWriter, before: tuple, keys, memos: dict) -> tuple:
     """What a worker did since `before` (its writer's counts when it started): pages, files, bytes, the
-    units `keys`, the new entries of the kept memos and the dumps' offsets if it wrote the dumps, for
+    units `keys`, the entries of the kept memos it made and the dumps' offsets if it wrote the dumps, for
     `_merge` in the building process. The reads of new memo entries are made into digests here, in the
     worker: they cost the building process neither the conversion when it saves nor unpickling terms."""
     m = w.model
