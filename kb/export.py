@@ -81,9 +81,14 @@ def split_line(line: str) -> tuple[str, str, str] | None:
 
 def parse_lines(lines: list[str]) -> list:
     """Sorted `nt_line`s as pyoxigraph triples, in their order (for `oxigraph_serialize` and stores)."""
+    return [quad.triple for quad in _parsed(lines)]
+
+
+def _parsed(lines: list[str]):
+    """The lines parsed by Oxigraph, as it goes: quads of the default graph."""
     import pyoxigraph as ox
 
-    return [quad.triple for quad in ox.parse(input="\n".join(lines), format=ox.RdfFormat.TURTLE)]
+    return ox.parse(input="\n".join(lines), format=ox.RdfFormat.TURTLE)
 
 
 def export_lines(lines: list[str], fmt: str = "turtle") -> str:
@@ -98,16 +103,15 @@ def export_lines(lines: list[str], fmt: str = "turtle") -> str:
 
 def lines_as(lines: list[str], fmt: str) -> bytes:
     """`graph_lines` written by Oxigraph in `fmt` (turtle, nt, xml) as UTF-8, in their order."""
+    return _written(_parsed(lines), fmt)
+
+
+def _written(triples, fmt: str) -> bytes:
+    """Oxigraph's Turtle (with the fixed prefixes), N-Triples or RDF/XML of `triples`, in their order."""
     import pyoxigraph as ox
 
-    return ox.serialize(ox.parse(input="\n".join(lines), format=ox.RdfFormat.TURTLE), format=_ox_format(fmt),
-                        prefixes=_CONTEXT if fmt != "nt" else None)
-
-
-def _ox_format(fmt: str):
-    import pyoxigraph as ox
-
-    return {"turtle": ox.RdfFormat.TURTLE, "nt": ox.RdfFormat.N_TRIPLES, "xml": ox.RdfFormat.RDF_XML}[fmt]
+    formats = {"turtle": ox.RdfFormat.TURTLE, "nt": ox.RdfFormat.N_TRIPLES, "xml": ox.RdfFormat.RDF_XML}
+    return ox.serialize(triples, format=formats[fmt], prefixes=_CONTEXT if fmt != "nt" else None)
 
 
 def sorted_triples(triples: Iterable[tuple]) -> list[tuple]:
@@ -151,8 +155,7 @@ def oxigraph_serialize(ordered: list, fmt: str) -> str:
 
     if ordered and not isinstance(ordered[0], ox.Triple):
         ordered = ox_triples(ordered)
-    prefixes = _CONTEXT if fmt != "nt" else None
-    return ox.serialize(ordered, format=_ox_format(fmt), prefixes=prefixes).decode("utf-8")
+    return _written(ordered, fmt).decode("utf-8")
 
 
 _compacted: dict[str, str] = {}
