@@ -105,6 +105,14 @@ def record(config: Config, out: Path, stamp: str, entries: str, files: dict, fig
         pass
 
 
+def forget(config: Config, out: Path) -> None:
+    """Drop the record of the site in `out`: the next build is an ordinary one."""
+    try:
+        _record_path(config, out).unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def unchanged(config: Config, out: Path, search: bool, entries) -> tuple[dict | None, tuple | None]:
     """(figures, None): the figures `record`ed for the site in `out` if nothing it was made from has changed
     since and it holds the files it held then, and the saved query store holds the same entries. Else (None,

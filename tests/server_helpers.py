@@ -76,10 +76,12 @@ def start_oxigraph(folder: Path) -> tuple[subprocess.Popen, str]:
     return process, base
 
 
-def start_kb_serve(root: Path, *args: str, log: Path) -> tuple[subprocess.Popen, str]:
-    """The real `kb serve` command in `root`, on a free port; (process, base URL)."""
+def start_kb_serve(root: Path, *args: str, log: Path, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """The real `kb serve` command in `root`, on a free port, with `env` added to its environment; (process,
+    base URL)."""
     port = free_port()
-    environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root), "XDG_CACHE_HOME": str(TEST_CACHE_HOME)}
+    environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root),
+                   "XDG_CACHE_HOME": str(TEST_CACHE_HOME), **(env or {})}
     with open(log, "w") as out:
         process = subprocess.Popen([kb_executable(), "serve", "--port", str(port), *args], cwd=root,
                                    stdout=out, stderr=subprocess.STDOUT, env=environment)

@@ -10,6 +10,7 @@ import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -377,8 +378,15 @@ def test_a_busy_port_is_a_clear_error(served):
 # --- rebuilding (last: it changes the knowledge base the other tests read) ---------------------------------
 
 
+def indexed_pages(site) -> int:
+    """How many pages the site's search index holds."""
+    entry = json.loads((site / "pagefind" / "pagefind-entry.json").read_text())
+    return sum(language["page_count"] for language in entry["languages"].values())
+
+
 def test_an_entry_change_rebuilds_the_site_and_the_graph(served):
     root, base, _ = served
+    indexed = indexed_pages(root / "_site")
     (root / "entries" / "systems" / "t-64.yaml").write_text(  # a description of two lines: a literal spanning lines
         "name: T-64\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\n"
         "description: |\n  First line.\n  Second line.\n", encoding="utf-8")
@@ -393,9 +401,15 @@ def test_an_entry_change_rebuilds_the_site_and_the_graph(served):
     while not sparql(base, "ASK { id:t-64 kb:category kbc:main-battle-tank }", JSON).convert()["boolean"]:
         assert time.monotonic() < deadline, "the endpoint still answers from the old graph"
         time.sleep(0.3)
-    # the server rebuilt as `kb build` does, reusing the parts the change does not touch, and recorded it
+    # the server rebuilt as `kb build` does, reusing the parts the change does not touch, the search index
+    # afterwards, and recorded it
     log = root.parent / "serve.log"
-    assert re.search(r"rebuilt in [0-9.]+ s \(\d+ triples\)", log.read_text())
+    assert re.search(r"rebuilt in [0-9.]+ s \(\d+ triples\); the search index follows", log.read_text())
+    deadline = time.monotonic() + 60
+    while not re.search(r"search index made in [0-9.]+ s", log.read_text()):
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.3)
+    assert indexed_pages(root / "_site") == indexed + 1
     assert "is up to date" in run_kb("build", cwd=root).stdout
     described = sparql(base, "SELECT ?d WHERE { id:t-64 dcterms:description ?d }", JSON).convert()
     assert [b["d"]["value"] for b in described["results"]["bindings"]] == ["First line.\nSecond line."]
@@ -409,3 +423,79 @@ def test_an_entry_change_rebuilds_the_site_and_the_graph(served):
     assert "entries/systems/broken.yaml:2: unknown category `tank`" in log.read_text()
     assert httpx.get(f"{base}/id/t-64").status_code == 200
     assert sparql(base, "ASK { id:t-64 ?p ?o }", JSON).convert()["boolean"] is True
+
+
+def _rebuilds(root) -> dict[int, str]:
+    """The running rebuilds of `kb serve` in `root` (kb/site/rebuild.py): pid → state (R, S, T stopped …)."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if b"kb.site.rebuild" in command and str(root).encode() in command and state != "Z":
+            found[int(proc.name)] = state
+    return found
+
+
+def test_an_edit_while_the_search_index_is_made_stops_that_and_is_shown_at_once(tmp_path):
+    # The search index is made after the pages, by a process of its own; here it stops where it would run
+    # pagefind (MILKB_FAULT_AT=search-index:stop), as if pagefind were slow. The next edit must not wait for
+    # it: the server stops it (its unfinished folder removed) and shows the edit; stopping the server ends the
+    # one then running; and the site, its index not made, is not taken for up to date by `kb build`.
+    root = make_root(tmp_path)
+    shutil.copytree(REPO / "site_build", root / "site_build")
+    assert run_kb("build", cwd=root).code == 0
+    indexed = indexed_pages(root / "_site")
+    log = tmp_path / "serve.log"
+    process, base = start_kb_serve(root, log=log, env={"MILKB_FAULT_AT": "search-index:stop"})
+    try:
+        stopped = []
+        for n, name in enumerate(("First", "Second"), 1):
+            (root / "entries" / "systems" / "t-64.yaml").write_text(
+                f"name: T-64\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\n"
+                f"description: {name} edit.\n", encoding="utf-8")
+            deadline = time.monotonic() + 60
+            while f"{name} edit." not in httpx.get(f"{base}/id/t-64").text or not sparql(
+                    base, f'ASK {{ id:t-64 dcterms:description ?d FILTER(STR(?d) = "{name} edit.") }}', JSON).convert()["boolean"]:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            while not (running := _rebuilds(root)) or list(running.values()) != ["T"]:
+                assert time.monotonic() < deadline, (running, log.read_text())
+                time.sleep(0.2)
+            stopped += running
+            assert log.read_text().count("the search index follows") == n
+        assert not set(stopped[:1]) & set(_rebuilds(root)), "the first index rebuild still runs"
+        assert not (tmp_path / "kb" / f"._site.build-{stopped[0]}").exists()
+    finally:
+        assert stop(process) == 0, log.read_text()
+    assert _rebuilds(root) == {}
+    assert [p.name for p in root.iterdir() if p.name.startswith("._site")] == []
+    assert "search index made" not in log.read_text()
+    assert indexed_pages(root / "_site") == indexed  # the index the server kept, without T-64
+    built = run_kb("build", cwd=root)
+    assert "search index" in built.stdout and "up to date" not in built.stdout
+    assert indexed_pages(root / "_site") == indexed + 1
+
+
+def test_a_server_started_on_a_changed_knowledge_base_serves_at_once_and_makes_the_index_after(tmp_path):
+    root = make_root(tmp_path)
+    shutil.copytree(REPO / "site_build", root / "site_build")
+    assert run_kb("build", cwd=root).code == 0
+    indexed = indexed_pages(root / "_site")
+    (root / "entries" / "systems" / "t-64.yaml").write_text(
+        "name: T-64\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\n", encoding="utf-8")
+    log = tmp_path / "serve.log"
+    process, base = start_kb_serve(root, log=log)
+    try:
+        assert httpx.get(f"{base}/id/t-64").status_code == 200
+        deadline = time.monotonic() + 60
+        while "search index made" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    finally:
+        assert stop(process) == 0, log.read_text()
+    assert re.search(r"built \d+ pages into .* in [0-9.]+ s; the search index follows", log.read_text())
+    assert indexed_pages(root / "_site") == indexed + 1
+    assert "is up to date" in run_kb("build", cwd=root).stdout

@@ -57,6 +57,7 @@ class BuildReport:
     bytes: int = 0
     seconds: float = 0.0
     search_seconds: float | None = None
+    search_kept: bool = False  # the previous site's search index was kept (`index_later`): stale until rebuilt
     units: int = 0  # parts of the site (kb/site/incremental.py)
     reused: int = 0  # of which linked unchanged from the previous build
     timings: dict[str, float] = field(default_factory=dict)
@@ -337,13 +338,16 @@ class SiteWriter:
 
 
 def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=None,
-               lines: list[str] | None = None, listing: tuple | None = None, previous=None) -> BuildReport:
+               lines: list[str] | None = None, listing: tuple | None = None, previous=None,
+               index_later: bool = False) -> BuildReport:
     """Write the whole site into a new folder and swap it in place of `out` only when complete. `lines`: the
     graph's `export.graph_lines`, when the caller has them; `listing`: the site now in `out`, its files with
     their size and modification time, when the caller has just found them (`uptodate.unchanged`);
     `previous(state)` is called with the kept state (kb/site/incremental.py `State`) as soon as it is loaded:
     its `graph` names this build's graph, and its `change` (if there was a previous build) says how it
-    differs from that build's graph, `kept_graph`.
+    differs from that build's graph, `kept_graph`. `index_later`: the pages are written as with the search
+    index, but the previous site's index is kept as it is, if it has one (`kb serve` shows an edit at once and
+    indexes it in the background; see kb/site/update.py).
 
     Units of the site that no change since the previous build touches are hard-linked from it rather than
     rendered again (kb/site/incremental.py); the result is the same bytes as a build from scratch."""
@@ -394,8 +398,12 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             report.timings["dumps"] = time.perf_counter() - t  # what they took beyond the index pages
             fault_point("pages-written")
             links.finish()  # every file is in the new folder from here on
-            if search:
+            if search and index_later and (out / "pagefind").is_dir():
+                shutil.copytree(out / "pagefind", work / "pagefind", symlinks=True, copy_function=_link_or_copy)
+                report.search_kept = True
+            elif search:
                 step("search index")
+                fault_point("search-index")
                 t = time.perf_counter()
                 _pagefind(work, kb.config.root / "site_build" / "templates")
                 report.search_seconds = time.perf_counter() - t
@@ -980,6 +988,13 @@ def _publishing_files(w: SiteWriter) -> None:
     w.write("robots.txt", f"User-agent: *\nAllow: /\nSitemap: {w.absolute('sitemap.xml')}\n")
     w.write(".htaccess", w.render("htaccess.txt", base_path=base_path))
     w.write("nginx.conf", w.render("nginx.conf.txt", base_path=base_path))
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # a filesystem without hard links
+        shutil.copy2(source, target)
 
 
 def _pagefind(work: Path, templates: Path) -> None:
