@@ -523,8 +523,8 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
           max_rows: int = typer.Option(10_000, "--max-rows", min=1, help="Cut results after this many rows (header X-Result-Truncated).")):
     """Preview the site, with a read-only SPARQL endpoint at /sparql and a query editor at /sparql.html.
 
-    Brings the site up to date first, as `kb build` does (search index included), and again whenever a file
-    it is built from changes.
+    Brings the site up to date first, as `kb build` does, and again whenever a file it is built from changes:
+    the new pages are served at once, and the search index is made after them, in the background.
     """
     from .config import find_root, load_config
     from .serve import serve as run_server, update
