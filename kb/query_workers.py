@@ -37,12 +37,16 @@ class WorkersUnavailable(Exception):
     """No worker could take the query (all busy for too long, or one died)."""
 
 
-def _worker_main(conn, ntriples: bytes, base_iri: str) -> None:
+def _worker_main(conn, ntriples: bytes, base_iri: str, generation: int) -> None:
     """A worker: load the graph (N-Triples) into an Oxigraph store once, then answer (query, format, max_rows) jobs
     until the pipe closes. The store never fetches anything: FROM names only graphs it holds."""
     import pyoxigraph as ox
 
+    from .faults import fault_point
     from .namespaces import PREFIXES
+
+    if generation:
+        fault_point("worker-reload")  # a worker loading a rebuilt graph (tests stop it here)
 
     store = ox.Store()
     store.bulk_load(ntriples, format=ox.RdfFormat.N_TRIPLES)
@@ -103,11 +107,12 @@ def _cap(answer, max_rows: int):
 class _Worker:
     def __init__(self, context, ntriples: bytes, base_iri: str, generation: int):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, ntriples, base_iri), daemon=True,
+        self.process = context.Process(target=_worker_main, args=(child, ntriples, base_iri, generation), daemon=True,
                                        name="kb-query-worker")
         self.process.start()
         child.close()
         self.generation = generation
+        self.loaded = False  # it has loaded its graph
 
     def stop(self) -> None:
         self.conn.close()
@@ -120,7 +125,8 @@ class QueryWorkers:
     """A pool of worker processes, each holding the whole graph; one query at a time per worker.
 
     `run` blocks (call it from a thread). A query past `timeout` seconds gets its worker killed and a new
-    one started; `reload` swaps in a new graph (old workers finish their query, then stop).
+    one started; `reload` swaps in a new graph: the old workers answer until a worker holding it is ready
+    (`wait_loaded`), then each stops when it is free.
     """
 
     def __init__(self, ntriples: bytes, base_iri: str, *, size: int = 2, timeout: float = 10.0,
@@ -139,6 +145,8 @@ class QueryWorkers:
         self._all: set[_Worker] = set()
         self._closed = False
         self._ready = threading.Semaphore(0)
+        self._loaded = threading.Condition(self._lock)
+        self._loaded_generation = -1  # the newest generation a worker of which has loaded its graph
         self._failed = 0
         self._stopped: collections.OrderedDict[str, float] = collections.OrderedDict()  # text -> when
         for _ in range(size):
@@ -177,26 +185,44 @@ class QueryWorkers:
         return Answer(reply[1], reply[2])
 
     def reload(self, ntriples: bytes, base_iri: str | None = None) -> None:
-        """Answer from now on with a new graph (and the prefix `id:` for a new base IRI)."""
+        """Answer with a new graph (and the prefix `id:` for a new base IRI) as soon as a worker has loaded it;
+        until then the old workers answer with the old graph."""
         with self._lock:
             self._generation += 1
             self._ntriples = ntriples
             self._base_iri = base_iri or self._base_iri
             self._stopped.clear()  # on another graph a query may well finish in time
-            old = []
-            while True:
-                try:
-                    old.append(self._idle.get_nowait())
-                except queue.Empty:
-                    break
-        for worker in old:
+            superseded = [w for w in self._all if not w.loaded]  # still loading a graph no longer wanted
+        for worker in superseded:
             self._discard(worker)
         for _ in range(self._size):
             self._start_worker()
 
+    def wait_loaded(self, seconds: float = LOAD_SECONDS) -> bool:
+        """Block until a worker holding the graph of the last `reload` answers; False if none did in time."""
+        with self._loaded:
+            return self._loaded.wait_for(lambda: self._loaded_generation >= self._generation or self._closed,
+                                         seconds) and not self._closed
+
+    def _retire_older(self, generation: int) -> None:
+        """A worker of `generation` is ready: the idle workers of older graphs stop (the busy ones when free)."""
+        older, kept = [], []
+        with self._lock:
+            while True:
+                try:
+                    worker = self._idle.get_nowait()
+                except queue.Empty:
+                    break
+                (older if worker.generation < generation else kept).append(worker)
+            for worker in kept:
+                self._idle.put(worker)
+        for worker in older:
+            self._discard(worker)
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            self._loaded.notify_all()
             workers = list(self._all)
         for worker in workers:
             worker.stop()
@@ -226,10 +252,21 @@ class QueryWorkers:
             loaded = reply is not None and reply[0] == "ready"
         except (EOFError, OSError):
             loaded = False
+        with self._lock:
+            superseded = worker.generation < self._generation and not loaded
+        if superseded:  # stopped by `reload` while it loaded: no failure
+            self._discard(worker)
+            self._ready.release()
+            return
         if loaded:
             with self._lock:
+                worker.loaded = True
                 if worker.generation == self._generation:
                     self.triples = reply[1]
+                if worker.generation > self._loaded_generation:
+                    self._loaded_generation = worker.generation
+                self._loaded.notify_all()
+            self._retire_older(worker.generation)
         if not loaded:
             self._failed += 1
             self._say("a query worker failed to load the graph")
@@ -239,8 +276,8 @@ class QueryWorkers:
             self._release(worker)
 
     def _release(self, worker: _Worker) -> None:
-        with self._lock:
-            current = worker.generation == self._generation and not self._closed
+        with self._lock:  # kept while no worker holds a newer graph (see `reload`)
+            current = worker.generation >= self._loaded_generation and not self._closed
             if current:
                 self._idle.put(worker)
         if not current:

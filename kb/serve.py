@@ -239,7 +239,10 @@ def _watch_and_rebuild(endpoint: Endpoint, rebuilds: Rebuilds, stop: threading.E
             endpoint.workers.reload(ntriples, endpoint.config.base_iri)
             endpoint.graph = graph
             loaded = ntriples.count(b"\n")  # triples: N-Triples has a line each
-        del ntriples
+            del ntriples
+            # the old graph is answered until then; the search index is made after (no CPU taken from the load)
+            if not endpoint.workers.wait_loaded():
+                say("the query workers could not load the new graph")
         took = time.perf_counter() - started
         if status == "built":
             say(f"rebuilt in {took:.1f} s ({'the same graph' if loaded is None else f'{loaded} triples'})"

@@ -499,3 +499,56 @@ def test_a_server_started_on_a_changed_knowledge_base_serves_at_once_and_makes_t
     assert re.search(r"built \d+ pages into .* in [0-9.]+ s; the search index follows", log.read_text())
     assert indexed_pages(root / "_site") == indexed + 1
     assert "is up to date" in run_kb("build", cwd=root).stdout
+
+
+def _stopped_query_workers(server_pid: int) -> list[int]:
+    """The query workers of the server `server_pid` stopped where they would load a rebuilt graph."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == server_pid and fields[0] == "T":
+            found.append(int(proc.name))
+    return found
+
+
+def test_the_old_graph_is_answered_until_the_new_one_is_loaded(tmp_path):
+    # The query workers loading the rebuilt graph stop before they load it (MILKB_FAULT_AT=worker-reload:stop):
+    # meanwhile the old workers still answer, at once, with the old graph, and the search index is not started
+    # (it would take CPU from the load); once the new workers go on, the new graph is answered.
+    import os
+    import signal
+
+    root = make_root(tmp_path)
+    shutil.copytree(REPO / "site_build", root / "site_build")
+    log = tmp_path / "serve.log"
+    process, base = start_kb_serve(root, log=log, env={"MILKB_FAULT_AT": "worker-reload:stop"})
+    ask = 'ASK { id:t-64 dcterms:description ?d FILTER(STR(?d) = "New.") }'
+    try:
+        assert sparql(base, ask, JSON).convert()["boolean"] is False
+        (root / "entries" / "systems" / "t-64.yaml").write_text(
+            "name: T-64\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\ndescription: New.\n",
+            encoding="utf-8")
+        deadline = time.monotonic() + 60
+        while len(stopped := _stopped_query_workers(process.pid)) < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert "New." in httpx.get(f"{base}/id/t-64").text  # the pages are in place
+        for _ in range(5):  # the old workers answer, without waiting for the new ones
+            answer = httpx.get(f"{base}/sparql", params={"query": ask}, headers={"Accept": "application/json"},
+                               timeout=5)
+            assert answer.status_code == 200 and answer.json()["boolean"] is False
+        assert "rebuilt in" not in log.read_text() and _rebuilds(root) == {}
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        while not sparql(base, ask, JSON).convert()["boolean"]:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        while "search index made" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    finally:
+        assert stop(process) == 0, log.read_text()
+    assert re.search(r"rebuilt in [0-9.]+ s \(\d+ triples\); the search index follows", log.read_text())
