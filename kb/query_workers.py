@@ -125,8 +125,8 @@ class QueryWorkers:
     """A pool of worker processes, each holding the whole graph; one query at a time per worker.
 
     `run` blocks (call it from a thread). A query past `timeout` seconds gets its worker killed and a new
-    one started; `reload` swaps in a new graph: the old workers answer until a worker holding it is ready
-    (`wait_loaded`), then each stops when it is free.
+    one started; `reload` swaps in a new graph: one of the old workers answers until a worker holding it is
+    ready (`wait_loaded`), then stops when it is free (one, not all: each holds the whole graph in memory).
     """
 
     def __init__(self, ntriples: bytes, base_iri: str, *, size: int = 2, timeout: float = 10.0,
@@ -147,6 +147,7 @@ class QueryWorkers:
         self._ready = threading.Semaphore(0)
         self._loaded = threading.Condition(self._lock)
         self._loaded_generation = -1  # the newest generation a worker of which has loaded its graph
+        self._failed_generation = -1  # the newest generation every worker of which failed to load it
         self._failed = 0
         self._stopped: collections.OrderedDict[str, float] = collections.OrderedDict()  # text -> when
         for _ in range(size):
@@ -193,16 +194,27 @@ class QueryWorkers:
             self._base_iri = base_iri or self._base_iri
             self._stopped.clear()  # on another graph a query may well finish in time
             superseded = [w for w in self._all if not w.loaded]  # still loading a graph no longer wanted
+            idle = []
+            while True:
+                try:
+                    idle.append(self._idle.get_nowait())
+                except queue.Empty:
+                    break
+            if idle:  # one answers meanwhile
+                self._idle.put(idle.pop())
+            superseded += idle
         for worker in superseded:
             self._discard(worker)
         for _ in range(self._size):
             self._start_worker()
 
     def wait_loaded(self, seconds: float = LOAD_SECONDS) -> bool:
-        """Block until a worker holding the graph of the last `reload` answers; False if none did in time."""
+        """Block until a worker holding the graph of the last `reload` answers; False if none could load it
+        (the previous graph is still answered) or the pool was closed."""
         with self._loaded:
-            return self._loaded.wait_for(lambda: self._loaded_generation >= self._generation or self._closed,
-                                         seconds) and not self._closed
+            self._loaded.wait_for(lambda: max(self._loaded_generation, self._failed_generation) >= self._generation
+                                  or self._closed, seconds)
+            return self._loaded_generation >= self._generation and not self._closed
 
     def _retire_older(self, generation: int) -> None:
         """A worker of `generation` is ready: the idle workers of older graphs stop (the busy ones when free)."""
@@ -253,8 +265,9 @@ class QueryWorkers:
         except (EOFError, OSError):
             loaded = False
         with self._lock:
-            superseded = worker.generation < self._generation and not loaded
-        if superseded:  # stopped by `reload` while it loaded: no failure
+            gone = worker not in self._all  # stopped by `reload` while it loaded (perhaps just after): no failure
+            superseded = gone or (worker.generation < self._generation and not loaded)
+        if superseded:
             self._discard(worker)
             self._ready.release()
             return
@@ -271,6 +284,10 @@ class QueryWorkers:
             self._failed += 1
             self._say("a query worker failed to load the graph")
             self._discard(worker)
+            with self._lock:
+                if not any(w.generation == worker.generation for w in self._all):
+                    self._failed_generation = max(self._failed_generation, worker.generation)
+                    self._loaded.notify_all()
         self._ready.release()
         if loaded:
             self._release(worker)
@@ -284,10 +301,13 @@ class QueryWorkers:
             self._discard(worker)
 
     def _replace(self, worker: _Worker) -> None:
+        """A worker killed (past the timeout) or dead: another, with the newest graph, unless the pool has its
+        size of those or `worker` held a graph no longer answered."""
         self._discard(worker)
         with self._lock:
-            current = worker.generation == self._generation
-        if current:
+            newest = sum(w.generation == self._generation for w in self._all)
+            wanted = worker.generation >= self._loaded_generation and newest < self._size
+        if wanted:
             self._start_worker()
 
     def _discard(self, worker: _Worker) -> None:

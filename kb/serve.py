@@ -101,8 +101,8 @@ def site_graph(site: Path, held: tuple | None = None) -> tuple[tuple, bytes | No
 class Rebuilds:
     """The server's rebuilds, each a process of its own (kb/site/rebuild.py): after a change, the pages and
     the graph, waited for (`pages`); then, if that kept the previous search index, the index, in the
-    background (`index`), stopped by the next change: at 10,000 systems an edit is shown in about 3 s, and
-    searchable about 12 s later."""
+    background (`index`), stopped by the next change. At 10,000 systems an edit is answered about 4 s after
+    it is saved, and found by the search about 15 s after."""
 
     STOP_WAIT = 10.0  # seconds a stopped rebuild has to clean up before it and its children are killed
 
@@ -110,7 +110,9 @@ class Rebuilds:
         self.root, self.site, self.say = root, site, say
         self._lock = threading.Lock()
         self._running: set = set()  # the rebuilds' processes
+        self._stopped: set = set()  # … of which `_stop` stopped these
         self._indexing = None  # the search index's process, while it runs
+        self._closed = False
 
     def pages(self) -> dict:
         """The outcome of a rebuild of the pages and the graph, the search index kept (as kb/site/rebuild.py
@@ -120,9 +122,7 @@ class Rebuilds:
 
     def index(self) -> None:
         """Bring the search index up to date in the background; says when it is."""
-        process = self._start(index_later=False)
-        with self._lock:
-            self._indexing = process
+        process = self._start(index_later=False, indexing=True)
         threading.Thread(target=self._report_index, args=(process, time.perf_counter()), daemon=True,
                          name="kb-index").start()
 
@@ -133,25 +133,43 @@ class Rebuilds:
             self._stop(process)
 
     def close(self) -> None:
-        """Stop every rebuild still running (when the server stops)."""
+        """Stop every rebuild still running, and start none from now on (the server stops)."""
         with self._lock:
+            self._closed = True
             running, self._indexing = list(self._running), None
         for process in running:
             self._stop(process)
 
-    def _start(self, index_later: bool) -> subprocess.Popen:
+    def _start(self, index_later: bool, indexing: bool = False):
+        """The rebuild's process; an OSError (no process could be started) or "closed" in its place."""
         # -P: not the current folder first on the module path, where a folder `kb` would stand for the package
         command = [sys.executable, "-P", "-m", "kb.site.rebuild", str(self.root), str(self.site)]
-        process = subprocess.Popen(command + (["--index-later"] if index_later else []), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        with self._lock:
+        with self._lock:  # (held until it is known: `close` stops it, a change stops the index)
+            if self._closed:
+                return "closed"
+            try:
+                process = subprocess.Popen(command + (["--index-later"] if index_later else []),
+                                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                           start_new_session=True)
+            except OSError as e:
+                return e
             self._running.add(process)
+            if indexing:
+                self._indexing = process
         return process
 
     def _outcome(self, process) -> dict:
+        if process == "closed":
+            return {"status": "stopped"}
+        if isinstance(process, OSError):
+            return {"status": "failed", "reason": f"no process for the rebuild: {process.strerror or process}"}
         out, err = process.communicate()
         with self._lock:
             self._running.discard(process)
+            stopped = process in self._stopped
+            self._stopped.discard(process)
+        if stopped:
+            return {"status": "stopped"}
         lines = out.decode("utf-8", "replace").strip().splitlines()
         try:
             outcome = json.loads(lines[-1])
@@ -159,8 +177,8 @@ class Rebuilds:
                 return outcome
         except (IndexError, ValueError):
             pass
-        if process.returncode in (-signal.SIGTERM, -signal.SIGKILL, 143):
-            return {"status": "stopped"}
+        if process.returncode < 0:
+            return {"status": "failed", "reason": f"the rebuild was killed by signal {-process.returncode}"}
         said = err.decode("utf-8", "replace").strip().splitlines()
         return {"status": "failed", "reason": said[-1] if said else f"exit status {process.returncode}"}
 
@@ -168,26 +186,30 @@ class Rebuilds:
         """SIGTERM, so that the rebuild removes its unfinished folder and ends its children (and SIGCONT, for a
         rebuild a test stopped); past STOP_WAIT, SIGKILL to the rebuild and every process it started (its
         group: not yet reaped, its id cannot have been taken by another)."""
-        if process.poll() is not None:
-            return
-        process.terminate()
+        with self._lock:
+            if process.returncode is not None:
+                return
+            self._stopped.add(process)
         try:
+            process.terminate()
             os.killpg(process.pid, signal.SIGCONT)
             process.wait(self.STOP_WAIT)
         except ProcessLookupError:
             pass
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             process.wait()
 
     def _report_index(self, process, started: float) -> None:
         outcome = self._outcome(process)
         with self._lock:
-            stopped = self._indexing is not process
-            if not stopped:
+            if self._indexing is process:
                 self._indexing = None
         status = outcome["status"]
-        if stopped or status in ("stopped", "up to date"):
+        if status in ("stopped", "up to date"):
             return
         if status == "built":
             self.say(f"search index made in {time.perf_counter() - started:.1f} s")
@@ -220,7 +242,7 @@ def _watch_and_rebuild(endpoint: Endpoint, rebuilds: Rebuilds, stop: threading.E
         started = time.perf_counter()
         outcome = rebuilds.pages()
         status = outcome["status"]
-        if status == "stopped" and stop.is_set():
+        if stop.is_set():  # the server stops
             return
         if status not in ("built", "up to date"):
             for problem in outcome.get("problems", []):
@@ -237,12 +259,15 @@ def _watch_and_rebuild(endpoint: Endpoint, rebuilds: Rebuilds, stop: threading.E
         loaded = None
         if ntriples is not None:  # (a new base IRI is a new graph: the workers' prefix `id:` changes with it)
             endpoint.workers.reload(ntriples, endpoint.config.base_iri)
-            endpoint.graph = graph
             loaded = ntriples.count(b"\n")  # triples: N-Triples has a line each
             del ntriples
             # the old graph is answered until then; the search index is made after (no CPU taken from the load)
             if not endpoint.workers.wait_loaded():
-                say("the query workers could not load the new graph")
+                if stop.is_set():
+                    return
+                say("the query workers could not load the new graph: the previous one is still answered")
+                continue  # (its identity not taken: the next rebuild loads it again)
+            endpoint.graph = graph
         took = time.perf_counter() - started
         if status == "built":
             say(f"rebuilt in {took:.1f} s ({'the same graph' if loaded is None else f'{loaded} triples'})"
@@ -473,6 +498,8 @@ def serve(config: Config, site: Path, ntriples: bytes, graph: tuple, *, host: st
             server.run(sockets=[sock])
     finally:
         stop.set()
-        rebuilds.close()
-        workers.close()
-        sock.close()
+        try:
+            rebuilds.close()
+        finally:
+            workers.close()
+            sock.close()

@@ -471,7 +471,7 @@ def test_an_edit_while_the_search_index_is_made_stops_that_and_is_shown_at_once(
     finally:
         assert stop(process) == 0, log.read_text()
     assert _rebuilds(root) == {}
-    assert [p.name for p in root.iterdir() if p.name.startswith("._site")] == []
+    assert [p.name for p in root.iterdir() if p.name.startswith("._site.build-")] == []
     assert "search index made" not in log.read_text()
     assert indexed_pages(root / "_site") == indexed  # the index the server kept, without T-64
     built = run_kb("build", cwd=root)
@@ -552,3 +552,27 @@ def test_the_old_graph_is_answered_until_the_new_one_is_loaded(tmp_path):
     finally:
         assert stop(process) == 0, log.read_text()
     assert re.search(r"rebuilt in [0-9.]+ s \(\d+ triples\); the search index follows", log.read_text())
+
+
+def test_a_rebuild_that_dies_is_reported_and_the_previous_site_and_graph_stay(tmp_path):
+    # the rebuild's process is killed mid-way (MILKB_FAULT_AT=entity-pages-written: SIGKILL, as the kernel's
+    # out-of-memory killer would): the server says so, and keeps serving what it served
+    root = make_root(tmp_path)
+    shutil.copytree(REPO / "site_build", root / "site_build")
+    assert run_kb("build", cwd=root).code == 0
+    log = tmp_path / "serve.log"
+    process, base = start_kb_serve(root, log=log, env={"MILKB_FAULT_AT": "entity-pages-written"})
+    try:
+        (root / "entries" / "systems" / "t-64.yaml").write_text(
+            "name: T-64\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\n", encoding="utf-8")
+        deadline = time.monotonic() + 60
+        while "not rebuilt" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert httpx.get(f"{base}/id/t-80").status_code == 200
+        assert httpx.get(f"{base}/id/t-64").status_code == 404
+        assert sparql(base, "ASK { id:t-80 ?p ?o }", JSON).convert()["boolean"] is True
+    finally:
+        assert stop(process) == 0, log.read_text()
+    assert "not rebuilt (the rebuild was killed by signal 9): the previous site and graph are still served" \
+        in log.read_text()

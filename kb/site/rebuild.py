@@ -22,7 +22,14 @@ from pathlib import Path
 
 
 def _stopped(number, frame) -> None:
-    raise KeyboardInterrupt  # the build's own clean-up runs: its unfinished folder and child processes go
+    """SIGTERM: the forked workers rendering pages are killed (a pool's shutdown would wait for every page
+    queued), then the build's own clean-up runs: its unfinished folder is removed, pagefind and the process
+    linking reused files are stopped."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+    raise KeyboardInterrupt
 
 
 def rebuild(root: Path, site: Path, index_later: bool) -> dict:
