@@ -533,7 +533,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     config = load_config(_root() or find_root())
     site = config.root / "_site"
     try:  # a site whose search index is out of date is served at once, and its index made meanwhile
-        updated, graph, ntriples = update(config, site, progress=_progress, index_later=True)
+        updated = update(config, site, progress=_progress, index_later=True)
     except CannotWrite as e:
         raise _fail(f"cannot write the site to {site}: {_os_reason(e.error)} — the previous site is unchanged")
     report = updated.report
@@ -543,7 +543,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     index_pending = report is not None and report.search_kept
     del updated, report  # the knowledge base the site was built from: the server needs none of it
     gc.enable()  # a server's garbage must be collected (see `command`)
-    run_server(config, site, ntriples, graph, host=host, port=port, timeout=timeout, max_rows=max_rows,
+    run_server(config, site, host=host, port=port, timeout=timeout, max_rows=max_rows,
                say=lambda m: err.print(Text(m)), index_pending=index_pending)
 
 

@@ -11,6 +11,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 LOAD_SECONDS = 120  # the most a new worker may take to parse the graph
@@ -37,9 +38,10 @@ class WorkersUnavailable(Exception):
     """No worker could take the query (all busy for too long, or one died)."""
 
 
-def _worker_main(conn, ntriples: bytes, base_iri: str, generation: int) -> None:
-    """A worker: load the graph (N-Triples) into an Oxigraph store once, then answer (query, format, max_rows) jobs
-    until the pipe closes. The store never fetches anything: FROM names only graphs it holds."""
+def _worker_main(conn, graph: str, base_iri: str, generation: int) -> None:
+    """A worker: load the graph (the N-Triples file `graph`) into an Oxigraph store once, then answer (query,
+    format, max_rows) jobs until the pipe closes. The store never fetches anything: FROM names only graphs it
+    holds."""
     import pyoxigraph as ox
 
     from .faults import fault_point
@@ -49,8 +51,7 @@ def _worker_main(conn, ntriples: bytes, base_iri: str, generation: int) -> None:
         fault_point("worker-reload")  # a worker loading a rebuilt graph (tests stop it here)
 
     store = ox.Store()
-    store.bulk_load(ntriples, format=ox.RdfFormat.N_TRIPLES)
-    del ntriples
+    store.bulk_load(path=graph, format=ox.RdfFormat.N_TRIPLES)
     prefixes = dict({k: str(v) for k, v in PREFIXES.items()}, id=base_iri)  # as `kb query` binds them
     conn.send(("ready", len(store)))
     while True:
@@ -105,9 +106,9 @@ def _cap(answer, max_rows: int):
 
 
 class _Worker:
-    def __init__(self, context, ntriples: bytes, base_iri: str, generation: int):
+    def __init__(self, context, graph: Path, base_iri: str, generation: int):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, ntriples, base_iri, generation), daemon=True,
+        self.process = context.Process(target=_worker_main, args=(child, str(graph), base_iri, generation), daemon=True,
                                        name="kb-query-worker")
         self.process.start()
         child.close()
@@ -129,13 +130,13 @@ class QueryWorkers:
     ready (`wait_loaded`), then stops when it is free (one, not all: each holds the whole graph in memory).
     """
 
-    def __init__(self, ntriples: bytes, base_iri: str, *, size: int = 2, timeout: float = 10.0,
+    def __init__(self, graph: Path, base_iri: str, *, size: int = 2, timeout: float = 10.0,
                  max_rows: int = 10_000, say: Callable[[str], None] = lambda message: None):
         self.timeout = timeout
         self.max_rows = max_rows
         self._context = multiprocessing.get_context("spawn")  # no fork of a threaded server
         self._base_iri = base_iri
-        self._ntriples = ntriples
+        self._graph = graph  # the N-Triples file a new worker loads
         self.triples = 0  # in the graph, as the first worker to load it counted them
         self._size = size
         self._say = say
@@ -185,12 +186,12 @@ class QueryWorkers:
             raise QueryError(reply[1])
         return Answer(reply[1], reply[2])
 
-    def reload(self, ntriples: bytes, base_iri: str | None = None) -> None:
+    def reload(self, graph: Path, base_iri: str | None = None) -> None:
         """Answer with a new graph (and the prefix `id:` for a new base IRI) as soon as a worker has loaded it;
         until then the old workers answer with the old graph."""
         with self._lock:
             self._generation += 1
-            self._ntriples = ntriples
+            self._graph = graph
             self._base_iri = base_iri or self._base_iri
             self._stopped.clear()  # on another graph a query may well finish in time
             superseded = [w for w in self._all if not w.loaded]  # still loading a graph no longer wanted
@@ -254,7 +255,7 @@ class QueryWorkers:
         with self._lock:
             if self._closed:
                 return
-            worker = _Worker(self._context, self._ntriples, self._base_iri, self._generation)
+            worker = _Worker(self._context, self._graph, self._base_iri, self._generation)
             self._all.add(worker)
         threading.Thread(target=self._await_load, args=(worker,), daemon=True).start()
 

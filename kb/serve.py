@@ -9,9 +9,11 @@ import json
 import os
 import re
 import signal
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -68,7 +70,7 @@ class Endpoint:
     config: Config
     site: Path
     workers: QueryWorkers
-    graph: tuple  # the identity of the graph the workers hold (`update`)
+    graphs: Graphs  # the graph the workers hold, and where it is kept
     timeout: float
     max_rows: int
 
@@ -76,26 +78,72 @@ class Endpoint:
 # --- the site and the endpoint's graph ----------------------------------------------------------------
 
 
-def update(config: Config, site: Path, held: tuple | None = None, progress=nullcontext,
-           index_later: bool = False) -> tuple:
+def update(config: Config, site: Path, progress=nullcontext, index_later: bool = False):
     """The site brought up to date (`kb build`'s steps, search index included unless `index_later` keeps the
-    previous one: kb/site/update.py), and the graph it shows for the query workers: (Updated, the graph's
-    identity, its N-Triples, or None if that is the graph `held`; see `site_graph`)."""
+    previous one: kb/site/update.py): its `Updated`."""
     from .site.update import update_site
 
-    updated = update_site(config, site, search=True, progress=progress, index_later=index_later)
-    return (updated, *site_graph(site, held))
+    return update_site(config, site, search=True, progress=progress, index_later=index_later)
 
 
-def site_graph(site: Path, held: tuple | None = None) -> tuple[tuple, bytes | None]:
-    """(identity, N-Triples or None if it is the graph `held`) of the graph the site shows, read from its
-    N-Triples dump: the whole graph, identified by the dump file's device, inode, size and mtime, taken from
-    the file read. A build that changes the graph writes a new dump, one that does not links the previous
-    one, and a `kb build` in another terminal swaps in a site whose dump is then read with its own identity."""
-    with open(site / "milkb.nt", "rb") as dump:
-        st = os.fstat(dump.fileno())
-        graph = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        return graph, (dump.read() if graph != held else None)
+class Graphs:
+    """The graphs the query workers load, each the N-Triples dump of the site as it was when taken (`take`):
+    a hard link to the dump (a copy where links cannot be made) in a folder of this server's own under
+    `.kb-cache`, so that a worker started later (after a timeout) loads the same graph as the others, whatever
+    build swapped in another site meanwhile, and the server holds none of it in memory (260 MB at 100,000
+    systems). A graph is identified by the dump file's device, inode, size and mtime, taken from the file
+    opened: a build that changes the graph writes a new dump, one that does not links the previous one."""
+
+    def __init__(self, cache_dir: Path):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for stale in cache_dir.glob("serve-*.graphs"):  # of a server that was killed
+            pid = stale.name.split("-")[1].split(".")[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(stale, ignore_errors=True)
+        self.folder = Path(tempfile.mkdtemp(prefix=f"serve-{os.getpid()}-", suffix=".graphs", dir=cache_dir))
+        self.identity: tuple | None = None  # of the graph last taken
+        self.path: Path | None = None
+        self._taken = 0
+
+    def take(self, site: Path) -> Path | None:
+        """The site's graph, kept here under a new name; None if it is the one last taken."""
+        with open(site / "milkb.nt", "rb") as dump:
+            st = os.fstat(dump.fileno())
+            identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            if identity == self.identity:
+                return None
+            self._taken += 1
+            path = self.folder / f"graph-{self._taken}.nt"
+            try:
+                os.link(site / "milkb.nt", path)
+                same = os.stat(path).st_ino == st.st_ino  # (not a dump swapped in since it was opened)
+            except OSError:  # another file system
+                same = False
+            if not same:
+                path.unlink(missing_ok=True)
+                with open(path, "wb") as copy:
+                    shutil.copyfileobj(dump, copy)
+        self.identity, self.path = identity, path
+        return path
+
+    def drop_older(self) -> None:
+        """Remove the graphs taken before the last (every worker holding one has it in memory)."""
+        for path in self.folder.glob("graph-*.nt"):
+            if path != self.path:
+                path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Rebuilds:
@@ -252,22 +300,22 @@ def _watch_and_rebuild(endpoint: Endpoint, rebuilds: Rebuilds, stop: threading.E
             continue
         try:
             endpoint.config = load_config(root)
-            graph, ntriples = site_graph(endpoint.site, endpoint.graph)
+            graph = endpoint.graphs.take(endpoint.site)
         except (KBError, OSError) as e:  # changed again meanwhile: the next rebuild follows
             say(f"not reloaded ({e}): the next change rebuilds")
             continue
         loaded = None
-        if ntriples is not None:  # (a new base IRI is a new graph: the workers' prefix `id:` changes with it)
-            endpoint.workers.reload(ntriples, endpoint.config.base_iri)
-            loaded = ntriples.count(b"\n")  # triples: N-Triples has a line each
-            del ntriples
+        if graph is not None:  # (a new base IRI is a new graph: the workers' prefix `id:` changes with it)
+            endpoint.workers.reload(graph, endpoint.config.base_iri)
             # the old graph is answered until then; the search index is made after (no CPU taken from the load)
             if not endpoint.workers.wait_loaded():
                 if stop.is_set():
                     return
+                endpoint.graphs.identity = None  # taken again by the next rebuild
                 say("the query workers could not load the new graph: the previous one is still answered")
-                continue  # (its identity not taken: the next rebuild loads it again)
-            endpoint.graph = graph
+                continue
+            endpoint.graphs.drop_older()
+            loaded = endpoint.workers.triples
         took = time.perf_counter() - started
         if status == "built":
             say(f"rebuilt in {took:.1f} s ({'the same graph' if loaded is None else f'{loaded} triples'})"
@@ -469,22 +517,28 @@ def _stop_quietly():
             signal.signal(sig, handler)
 
 
-def serve(config: Config, site: Path, ntriples: bytes, graph: tuple, *, host: str = "127.0.0.1", port: int = 8000,
+def serve(config: Config, site: Path, *, host: str = "127.0.0.1", port: int = 8000,
           timeout: float = 10.0, max_rows: int = 10_000, say: Callable[[str], None] = lambda message: None,
           index_pending: bool = False) -> None:
-    """Serve until interrupted (Ctrl-C or SIGTERM) the site in `site` and the graph `ntriples` (see `update`);
+    """Serve until interrupted (Ctrl-C or SIGTERM) the site in `site` and its graph;
     `index_pending`: the site's search index is the previous one, to be made again (`Rebuilds.index`)."""
     import uvicorn
 
     sock = _listen(host, port)
-    workers = QueryWorkers(ntriples, config.base_iri, size=WORKERS, timeout=timeout, max_rows=max_rows, say=say)
-    del ntriples
+    graphs = Graphs(config.cache_dir)
+    try:
+        workers = QueryWorkers(graphs.take(site), config.base_iri, size=WORKERS, timeout=timeout, max_rows=max_rows,
+                               say=say)
+    except BaseException:
+        graphs.close()
+        sock.close()
+        raise
     stop = threading.Event()
     rebuilds = Rebuilds(config.root, site, say)
     try:
         if not workers.wait_ready():
             raise KBError("the query workers could not load the graph")
-        endpoint = Endpoint(config, site, workers, graph, timeout, max_rows)
+        endpoint = Endpoint(config, site, workers, graphs, timeout, max_rows)
         threading.Thread(target=_watch_and_rebuild, args=(endpoint, rebuilds, stop, say), daemon=True,
                          name="kb-rebuild").start()
         if index_pending:
@@ -502,4 +556,5 @@ def serve(config: Config, site: Path, ntriples: bytes, graph: tuple, *, host: st
             rebuilds.close()
         finally:
             workers.close()
+            graphs.close()
             sock.close()

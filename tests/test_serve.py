@@ -549,9 +549,13 @@ def test_the_old_graph_is_answered_until_the_new_one_is_loaded(tmp_path):
         while "search index made" not in log.read_text():
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
+        # the workers load the graph from a link to the dump the server keeps: the new one only, now
+        kept = list((root / ".kb-cache").glob("serve-*.graphs/graph-*.nt"))
+        assert [path.read_bytes() for path in kept] == [(root / "_site" / "milkb.nt").read_bytes()]
     finally:
         assert stop(process) == 0, log.read_text()
     assert re.search(r"rebuilt in [0-9.]+ s \(\d+ triples\); the search index follows", log.read_text())
+    assert list((root / ".kb-cache").glob("serve-*")) == []  # removed when the server stops
 
 
 def test_a_rebuild_that_dies_is_reported_and_the_previous_site_and_graph_stay(tmp_path):
