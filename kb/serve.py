@@ -96,9 +96,11 @@ class Graphs:
 
     def __init__(self, cache_dir: Path):
         cache_dir.mkdir(parents=True, exist_ok=True)
+        from .workers import alive
+
         for stale in cache_dir.glob("serve-*.graphs"):  # of a server that was killed
             pid = stale.name.split("-")[1].split(".")[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not alive(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
         self.folder = Path(tempfile.mkdtemp(prefix=f"serve-{os.getpid()}-", suffix=".graphs", dir=cache_dir))
         self.identity: tuple | None = None  # of the graph last taken
@@ -134,16 +136,6 @@ class Graphs:
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Rebuilds:

@@ -45,6 +45,17 @@ def forked_pool(jobs: int, work):
         gc.unfreeze()
 
 
+def alive(pid: int) -> bool:
+    """Whether a process `pid` exists (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def shared():
     """In a worker: the `work` its pool was started with."""
     return _shared

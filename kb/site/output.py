@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..faults import fault_point
-from ..workers import Child
+from ..workers import Child, alive
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -40,18 +40,8 @@ def _stale_builds(out: Path):
     for pattern in (f".{out.name}.build-*", f".{out.name}.old-*"):
         for path in out.parent.glob(pattern):
             pid = path.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not alive(int(pid)):
                 yield path
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextmanager
