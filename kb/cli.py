@@ -527,21 +527,19 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     the new pages are served at once, and the search index is made after them, in the background.
     """
     from .config import find_root, load_config
-    from .serve import serve as run_server, update
+    from .serve import serve as run_server, update_apart
     from .site.update import CannotWrite
 
     config = load_config(_root() or find_root())
     site = config.root / "_site"
     try:  # a site whose search index is out of date is served at once, and its index made meanwhile
-        updated = update(config, site, progress=_progress, index_later=True)
+        report = update_apart(config, site, progress=_progress)
     except CannotWrite as e:
         raise _fail(f"cannot write the site to {site}: {_os_reason(e.error)} — the previous site is unchanged")
-    report = updated.report
     if report is not None:
         err.print(Text(f"built {report.pages} pages into {site} in {report.seconds:.1f} s"
                        + ("; the search index follows" if report.search_kept else "")))
     index_pending = report is not None and report.search_kept
-    del updated, report  # the knowledge base the site was built from: the server needs none of it
     gc.enable()  # a server's garbage must be collected (see `command`)
     run_server(config, site, host=host, port=port, timeout=timeout, max_rows=max_rows,
                say=lambda m: err.print(Text(m)), index_pending=index_pending)

@@ -580,3 +580,18 @@ def test_a_rebuild_that_dies_is_reported_and_the_previous_site_and_graph_stay(tm
         assert stop(process) == 0, log.read_text()
     assert "not rebuilt (the rebuild was killed by signal 9): the previous site and graph are still served" \
         in log.read_text()
+
+
+def test_a_server_started_on_a_broken_knowledge_base_reports_every_problem_and_exits(tmp_path):
+    # the start-up build runs in a forked child (kb/serve.py `update_apart`): its problems come back as
+    # `path:line: message`, as `kb build` prints them, with no traceback and nothing served
+    root = make_root(tmp_path)
+    shutil.copytree(REPO / "site_build", root / "site_build")
+    (root / "entries" / "systems" / "broken.yaml").write_text("name: Broken\ncategory: tank\nsources: [src-a]\n")
+    (root / "entries" / "systems" / "t-64.yaml").write_text("name: T-64\ncategory: main-battle-tank\nsize: 3\n")
+    result = run_kb("serve", "--port", "0", cwd=root)
+    assert result.code == 1
+    assert "entries/systems/broken.yaml:2: unknown category `tank`" in result.stderr
+    assert "entries/systems/t-64.yaml:3: unknown key `size`" in result.stderr
+    assert "Traceback" not in result.stderr and "serving" not in result.stderr
+    assert not (root / "_site").exists()
