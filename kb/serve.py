@@ -80,9 +80,9 @@ class Endpoint:
 
 def update_apart(config: Config, site: Path, progress=nullcontext):
     """The site brought up to date as `kb build` does, with its search index made later (kb/site/update.py
-    `index_later`), in a forked child (before the server starts any thread), so
-    that the server, which runs for days, never holds the knowledge base the site is built from: Python keeps
-    the memory it freed (3.1 GB resident at 100,000 systems when the start-up build ran in the server).
+    `index_later`), in a forked child (before the server starts any thread), so that the server, which runs
+    for days, never holds the knowledge base the site is built from: Python keeps the memory it freed (3.1 GB
+    resident at 100,000 systems when the start-up build ran in the server).
     Returns the build's `BuildReport` in brief (pages, seconds, search_kept), or None if the site was up to
     date; raises KBError or CannotWrite as `update_site` does."""
     import pickle
