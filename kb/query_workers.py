@@ -195,12 +195,7 @@ class QueryWorkers:
             self._base_iri = base_iri or self._base_iri
             self._stopped.clear()  # on another graph a query may well finish in time
             superseded = [w for w in self._all if not w.loaded]  # still loading a graph no longer wanted
-            idle = []
-            while True:
-                try:
-                    idle.append(self._idle.get_nowait())
-                except queue.Empty:
-                    break
+            idle = self._take_idle()
             if idle:  # one answers meanwhile
                 self._idle.put(idle.pop())
             superseded += idle
@@ -219,18 +214,23 @@ class QueryWorkers:
 
     def _retire_older(self, generation: int) -> None:
         """A worker of `generation` is ready: the idle workers of older graphs stop (the busy ones when free)."""
-        older, kept = [], []
         with self._lock:
-            while True:
-                try:
-                    worker = self._idle.get_nowait()
-                except queue.Empty:
-                    break
-                (older if worker.generation < generation else kept).append(worker)
-            for worker in kept:
-                self._idle.put(worker)
-        for worker in older:
-            self._discard(worker)
+            idle = self._take_idle()
+            for worker in idle:
+                if worker.generation >= generation:
+                    self._idle.put(worker)
+        for worker in idle:
+            if worker.generation < generation:
+                self._discard(worker)
+
+    def _take_idle(self) -> list[_Worker]:
+        """Every idle worker, taken out of the queue (with the lock held)."""
+        taken = []
+        while True:
+            try:
+                taken.append(self._idle.get_nowait())
+            except queue.Empty:
+                return taken
 
     def close(self) -> None:
         with self._lock:

@@ -92,12 +92,13 @@ def update_apart(config: Config, site: Path, progress=nullcontext):
     from .site.update import CannotWrite, update_site
     from .workers import Child
 
-    def update():
-        return update_site(config, site, search=True, progress=progress, index_later=True).report
+    def brief() -> tuple | None:
+        report = update_site(config, site, search=True, progress=progress, index_later=True).report
+        return None if report is None else (report.pages, report.seconds, report.search_kept)
 
     def job() -> bytes:
         try:
-            report = update()
+            return pickle.dumps(("built", brief()))
         except KBError as e:
             return pickle.dumps(("errors", e.problems))
         except CannotWrite as e:
@@ -105,14 +106,9 @@ def update_apart(config: Config, site: Path, progress=nullcontext):
         except Exception:  # noqa: BLE001 - a fault of milkb's own: its traceback, as it would be shown here
             traceback.print_exc()
             return pickle.dumps(("failed", None))
-        brief = None if report is None else (report.pages, report.seconds, report.search_kept)
-        return pickle.dumps(("built", brief))
 
     child = Child.fork(job, "the build of the site")
-    if child is None:  # no fork here
-        report = update()
-        return report and SimpleNamespace(pages=report.pages, seconds=report.seconds, search_kept=report.search_kept)
-    kind, value = pickle.loads(child.result())
+    kind, value = ("built", brief()) if child is None else pickle.loads(child.result())  # (None: no fork here)
     if kind == "errors":
         raise KBError(value)
     if kind == "cannot write":
@@ -217,28 +213,26 @@ class Rebuilds:
             self._stop(process)
 
     def _start(self, index_later: bool, indexing: bool = False):
-        """The rebuild's process; an OSError (no process could be started) or "closed" in its place."""
+        """The rebuild's process, or in its place the outcome of one that could not be started."""
         # -P: not the current folder first on the module path, where a folder `kb` would stand for the package
         command = [sys.executable, "-P", "-m", "kb.site.rebuild", str(self.root), str(self.site)]
         with self._lock:  # (held until it is known: `close` stops it, a change stops the index)
             if self._closed:
-                return "closed"
+                return {"status": "stopped"}
             try:
                 process = subprocess.Popen(command + (["--index-later"] if index_later else []),
                                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                            start_new_session=True)
             except OSError as e:
-                return e
+                return {"status": "failed", "reason": f"no process for the rebuild: {e.strerror or e}"}
             self._running.add(process)
             if indexing:
                 self._indexing = process
         return process
 
     def _outcome(self, process) -> dict:
-        if process == "closed":
-            return {"status": "stopped"}
-        if isinstance(process, OSError):
-            return {"status": "failed", "reason": f"no process for the rebuild: {process.strerror or process}"}
+        if isinstance(process, dict):  # none was started
+            return process
         out, err = process.communicate()
         with self._lock:
             self._running.discard(process)

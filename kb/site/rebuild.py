@@ -6,8 +6,8 @@ to date; it stops that one (SIGTERM) when the next change comes. In its own proc
 server's interpreter lock (pages and queries are answered meanwhile) nor leaves its knowledge base in the
 server's memory (freeing it took 1-2 s at 10,000 systems).
 
-It writes one JSON object to standard output, what the server says of it: `status` "built" (with `seconds`,
-`pages` and `search`: "kept" or "made"), "up to date", "errors" (with `problems`, each as `path:line: message`),
+It writes one JSON object to standard output, what the server says of it: `status` "built" (with `search`:
+"kept" or "made"), "up to date", "errors" (with `problems`, each as `path:line: message`),
 "cannot write" or "failed" (with `reason`).
 """
 from __future__ import annotations
@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 
@@ -37,7 +36,6 @@ def rebuild(root: Path, site: Path, index_later: bool) -> dict:
     from ..problems import KBError
     from .update import CannotWrite, update_site
 
-    started = time.perf_counter()
     try:
         updated = update_site(load_config(root), site, search=True, index_later=index_later)
     except KBError as e:
@@ -49,8 +47,7 @@ def rebuild(root: Path, site: Path, index_later: bool) -> dict:
     report = updated.report
     if report is None:
         return {"status": "up to date"}
-    return {"status": "built", "seconds": time.perf_counter() - started, "pages": report.pages,
-            "search": "kept" if report.search_kept else "made"}
+    return {"status": "built", "search": "kept" if report.search_kept else "made"}
 
 
 def main(argv: list[str]) -> None:
