@@ -77,7 +77,6 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
             if saver is not None:
                 saver.join()
     figures = {"pages": report.pages, "files": report.files, "bytes": report.bytes}
-    if report.search_kept:
-        return Updated(target, figures, report, kb)
-    uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing, figures, kb.sources)
+    if not report.search_kept:  # (a site with the previous search index is not the one a build would write)
+        uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing, figures, kb.sources)
     return Updated(target, figures, report, kb)
