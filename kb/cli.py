@@ -533,7 +533,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     config = load_config(_root() or find_root())
     site = config.root / "_site"
     try:  # a site whose search index is out of date is served at once, and its index made meanwhile
-        report = update_apart(config, site, progress=_progress)
+        report, made = update_apart(config, site, progress=_progress)
     except CannotWrite as e:
         raise _fail(f"cannot write the site to {site}: {_os_reason(e.error)} — the previous site is unchanged")
     if report is not None:
@@ -542,7 +542,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
     index_pending = report is not None and report.search_kept
     gc.enable()  # a server's garbage must be collected (see `command`)
     run_server(config, site, host=host, port=port, timeout=timeout, max_rows=max_rows,
-               say=lambda m: err.print(Text(m)), index_pending=index_pending)
+               say=lambda m: err.print(Text(m)), index_pending=index_pending, made=made)
 
 
 @app.command()

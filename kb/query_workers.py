@@ -7,6 +7,7 @@ import collections
 import functools
 import itertools
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -39,9 +40,12 @@ class WorkersUnavailable(Exception):
 
 
 def _worker_main(conn, graph: str, base_iri: str, generation: int) -> None:
-    """A worker: load the graph (the N-Triples file `graph`) into an Oxigraph store once, then answer (query,
-    format, max_rows) jobs until the pipe closes. The store never fetches anything: FROM names only graphs it
-    holds."""
+    """A worker: open the graph `graph` once, then answer (query, format, max_rows) jobs until the pipe closes.
+    The graph is an N-Triples file, loaded into a store in memory before the first answer; or an Oxigraph
+    store (a folder, kb/serve.py `Graphs`), opened read-only, which answers at once while a thread loads the
+    N-Triples file of the same name beside it into a store in memory (Oxigraph lets go of Python's lock
+    meanwhile), which answers from then on: 3.5 times as fast as the store on disk. The store never fetches
+    anything: FROM names only graphs it holds."""
     import pyoxigraph as ox
 
     from .faults import fault_point
@@ -50,16 +54,33 @@ def _worker_main(conn, graph: str, base_iri: str, generation: int) -> None:
     if generation:
         fault_point("worker-reload")  # a worker loading a rebuilt graph (tests stop it here)
 
-    store = ox.Store()
-    store.bulk_load(path=graph, format=ox.RdfFormat.N_TRIPLES)
+    def in_memory(dump: str):
+        store = ox.Store()
+        store.bulk_load(path=dump, format=ox.RdfFormat.N_TRIPLES)
+        return store
+
+    if os.path.isdir(graph):
+        stores = [ox.Store.read_only(graph)]
+
+        def load() -> None:
+            try:
+                stores.append(in_memory(os.path.splitext(graph)[0] + ".nt"))
+            except (OSError, SyntaxError, ValueError):  # (the dump gone): the store on disk answers
+                pass
+
+        threading.Thread(target=load, daemon=True, name="kb-graph-load").start()
+    else:
+        stores = [in_memory(graph)]
     prefixes = dict({k: str(v) for k, v in PREFIXES.items()}, id=base_iri)  # as `kb query` binds them
-    conn.send(("ready", len(store)))
+    conn.send(("ready", len(stores[0])))
     while True:
         try:
             text, fmt, max_rows = conn.recv()
         except (EOFError, OSError):  # the server has gone
             return
-        conn.send(_answer(store, prefixes, text, fmt, max_rows))
+        if len(stores) > 1:  # loaded: the store on disk is closed (its files, kb/serve.py `Graphs` removes)
+            del stores[0]
+        conn.send(_answer(stores[-1], prefixes, text, fmt, max_rows))
 
 
 def _answer(store, prefixes: dict[str, str], text: str, fmt: str, max_rows: int) -> tuple:

@@ -405,17 +405,37 @@ def _write(config: Config, lines: list[str], lookups: dict, summary: dict, print
         shutil.rmtree(fresh, ignore_errors=True)
 
 
+def copy_saved(config: Config, print_: str, target: Path) -> bool:
+    """Make `target` a copy of the saved store if it holds the entries of fingerprint `print_`: Oxigraph's
+    backup, hard links to the store's immutable files (15 ms at 10,000 systems), which an Oxigraph opened
+    read-only on it answers from (`kb serve`'s query workers, kb/serve.py `Graphs`). False if it holds
+    other entries, or a command is saving it now (nothing is waited for)."""
+    import pyoxigraph as ox
+
+    folder, _ = _paths(config)
+    try:
+        with _locked(config.cache_dir / "store.lock", wait=False):
+            if (saved_meta(config) or {}).get("fingerprint") != print_:
+                return False
+            ox.Store.read_only(str(folder)).backup(str(target))
+    except OSError:  # (BlockingIOError: the lock is held)
+        shutil.rmtree(target, ignore_errors=True)
+        return False
+    return True
+
+
 @contextmanager
-def _locked(path: Path):
+def _locked(path: Path, wait: bool = True):
     """An exclusive lock on `path` (made if need be) while inside: two commands saving the store at once
-    would otherwise swap in one's store and then the other's store.json. Without fcntl (Windows): no lock."""
+    would otherwise swap in one's store and then the other's store.json. Without fcntl (Windows): no lock.
+    Not `wait`: BlockingIOError if another process holds it."""
     try:
         import fcntl
     except ImportError:
         yield
         return
     with open(path, "a") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+        fcntl.flock(held, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         yield
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import time
@@ -501,6 +502,26 @@ def test_a_server_started_on_a_changed_knowledge_base_serves_at_once_and_makes_t
     assert "is up to date" in run_kb("build", cwd=root).stdout
 
 
+def _apart(func, *args):
+    """`func(*args)` in a fresh interpreter: an Oxigraph store on disk starts threads (RocksDB's), after which
+    a build that a later test forks in this process could hang."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(func, args)
+
+
+def _store_dump(folder: str) -> bytes:
+    import pyoxigraph as ox
+
+    return ox.Store.read_only(folder).dump(format=ox.RdfFormat.N_TRIPLES, from_graph=ox.DefaultGraph())
+
+
+def _graph_of_store(folder: Path) -> Graph:
+    """The default graph of the Oxigraph store in `folder` (opened read-only, as the query workers open it)."""
+    return Graph().parse(data=_apart(_store_dump, str(folder)).decode("utf-8"), format="nt")
+
+
 def _stopped_query_workers(server_pid: int) -> list[int]:
     """The query workers of the server `server_pid` stopped where they would load a rebuilt graph."""
     found = []
@@ -512,6 +533,35 @@ def _stopped_query_workers(server_pid: int) -> list[int]:
         if int(fields[1]) == server_pid and fields[0] == "T":
             found.append(int(proc.name))
     return found
+
+
+def _query_workers(server_pid: int) -> list[int]:
+    """The query workers of the server `server_pid` (processes started by multiprocessing's spawn)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            spawned = b"spawn_main" in (proc / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == server_pid and spawned:
+            found.append(int(proc.name))
+    return found
+
+
+def _open_in(pid: int, folder: Path) -> bool:
+    """Whether process `pid` has a file in `folder` open."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if Path(os.readlink(fd)).is_relative_to(folder):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def test_the_old_graph_is_answered_until_the_new_one_is_loaded(tmp_path):
@@ -549,9 +599,19 @@ def test_the_old_graph_is_answered_until_the_new_one_is_loaded(tmp_path):
         while "search index made" not in log.read_text():
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        # the workers load the graph from a link to the dump the server keeps: the new one only, now
-        kept = list((root / ".kb-cache").glob("serve-*.graphs/graph-*.nt"))
-        assert [path.read_bytes() for path in kept] == [(root / "_site" / "milkb.nt").read_bytes()]
+        # the server keeps the new graph only, now: a link to the dump, and a copy of the query store the rebuild
+        # saved, the very triples of the dump, which the workers answered from at once
+        kept = sorted((root / ".kb-cache").glob("serve-*.graphs/graph-*"))
+        assert [path.suffix for path in kept] == [".nt", ".store"]
+        assert kept[0].read_bytes() == (root / "_site" / "milkb.nt").read_bytes()
+        assert isomorphic(_graph_of_store(kept[1]), Graph().parse(kept[0], format="nt"))
+        # … until each had loaded the dump into memory: then it closed the store on disk
+        workers = _query_workers(process.pid)
+        while any(_open_in(pid, kept[1]) for pid in workers):
+            assert time.monotonic() < deadline, log.read_text()
+            for _ in workers:  # a worker closes it before it answers
+                assert sparql(base, ask, JSON).convert()["boolean"]
+            time.sleep(0.2)
     finally:
         assert stop(process) == 0, log.read_text()
     assert re.search(r"rebuilt in [0-9.]+ s \(\d+ triples\); the search index follows", log.read_text())
@@ -595,3 +655,47 @@ def test_a_server_started_on_a_broken_knowledge_base_reports_every_problem_and_e
     assert "entries/systems/t-64.yaml:3: unknown key `size`" in result.stderr
     assert "Traceback" not in result.stderr and "serving" not in result.stderr
     assert not (root / "_site").exists()
+
+
+def test_the_workers_answer_from_the_saved_store_only_if_it_holds_the_graph_the_build_left(tmp_path):
+    # kb/serve.py `Graphs.take`: a copy of the query store the build saved when it holds the entries the build
+    # says it made the site from and the dump is still the one it wrote; else the dump itself
+    root = make_root(tmp_path)
+    shutil.copytree(REPO / "site_build", root / "site_build")
+    _apart(_graphs_taken, root)
+
+
+def _graphs_taken(root: Path) -> None:
+    from kb.config import load_config
+    from kb.serve import Graphs
+    from kb.site.update import update_site
+
+    config = load_config(root)
+    site = root / "_site"
+    made = update_site(config, site, search=False).made()
+    dump = Graph().parse(site / "milkb.nt", format="nt")
+    graphs = Graphs(config)
+    try:
+        taken = graphs.take(site, made)
+        assert taken.suffix == ".store"
+        assert isomorphic(Graph().parse(data=_store_dump(str(taken)).decode("utf-8"), format="nt"), dump)
+        assert taken.with_suffix(".nt").read_bytes() == (site / "milkb.nt").read_bytes()  # loaded meanwhile
+        assert graphs.take(site, made) is None  # the same dump: the graph the workers have
+        for other in ([("0" * 64), made[1]], [made[0], [*made[1][:3], made[1][3] + 1]], None):
+            graphs.identity = None  # as if the dump had changed
+            taken = graphs.take(site, other)  # other entries, another dump, or nothing said: the dump
+            assert taken.suffix == ".nt" and taken.read_bytes() == (site / "milkb.nt").read_bytes()
+        graphs.identity = None
+        assert graphs.take(site, made).suffix == ".store"
+        graphs.drop_older()  # the last graph only
+        assert sorted(path.name for path in graphs.folder.iterdir()) == [f"{graphs.path.stem}.nt", graphs.path.name]
+        # a command saving the store meanwhile holds its lock: not waited for, the dump is taken
+        import fcntl
+
+        graphs.identity = None
+        with open(config.cache_dir / "store.lock", "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            assert graphs.take(site, made).suffix == ".nt"
+    finally:
+        graphs.close()
+    assert not graphs.folder.exists()

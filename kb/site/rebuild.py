@@ -8,7 +8,8 @@ server's memory (freeing it took 1-2 s at 10,000 systems).
 
 It writes one JSON object to standard output, what the server says of it: `status` "built" (with `search`:
 "kept" or "made"), "up to date", "errors" (with `problems`, each as `path:line: message`),
-"cannot write" or "failed" (with `reason`).
+"cannot write" or "failed" (with `reason`). "built" and "up to date" come with `made`, what the site's graph
+was made from (kb/site/update.py `Updated.made`).
 """
 from __future__ import annotations
 
@@ -46,8 +47,8 @@ def rebuild(root: Path, site: Path, index_later: bool) -> dict:
         return {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
     report = updated.report
     if report is None:
-        return {"status": "up to date"}
-    return {"status": "built", "search": "kept" if report.search_kept else "made"}
+        return {"status": "up to date", "made": updated.made()}
+    return {"status": "built", "search": "kept" if report.search_kept else "made", "made": updated.made()}
 
 
 def main(argv: list[str]) -> None:

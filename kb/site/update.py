@@ -1,6 +1,7 @@
 """The site brought up to date with its inputs, by the steps `kb build` and `kb serve`'s rebuilds share."""
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,19 @@ class Updated:
     report: object = None  # the build's `BuildReport`
     kb: object = None  # the KnowledgeBase built from (`kb build` keeps it until it exits: freeing it takes 1-2 s
     # at 10,000 systems)
+    fingerprint: str = ""  # of the entries the site was found up to date with or built from (kb/store_cache.py)
+
+
+    def made(self) -> list | None:
+        """What the graph now served in `target` was made from, as `kb serve` checks it before it answers from
+        the saved query store rather than load the dump (kb/serve.py `Graphs`): the fingerprint of the
+        entries and the dump file's device, inode, size and modification time as this build left it. None if
+        the site has no dump."""
+        try:
+            st = os.stat(self.target / "milkb.nt")
+        except OSError:
+            return None
+        return [self.fingerprint, [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]]
 
 
 class CannotWrite(Exception):
@@ -44,7 +58,7 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
     try:
         kept, listing = uptodate.unchanged(config, target, search, lambda: entries.fingerprint)
         if kept is not None:
-            return Updated(target, kept)
+            return Updated(target, kept, fingerprint=entries.fingerprint)
         from ..export import graph_lines
         from ..knowledge_base import load_valid_kb
         from .build import build_site
@@ -79,4 +93,4 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
     figures = {"pages": report.pages, "files": report.files, "bytes": report.bytes}
     if not report.search_kept:  # (a site with the previous search index is not the one a build would write)
         uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing, figures, kb.sources)
-    return Updated(target, figures, report, kb)
+    return Updated(target, figures, report, kb, entries.fingerprint)
