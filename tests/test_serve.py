@@ -567,8 +567,8 @@ def _open_in(pid: int, folder: Path) -> bool:
 def test_the_old_graph_is_answered_until_the_new_one_is_loaded(tmp_path):
     # The query workers loading the rebuilt graph stop before they load it (MILKB_FAULT_AT=worker-reload:stop):
     # meanwhile the old workers still answer, at once, with the old graph, and the search index is not started
-    # (it would take CPU from the load); once the new workers go on, the new graph is answered.
-    import os
+    # (it would take CPU from the load); once the new workers go on, the new graph is answered. The new workers
+    # are spares, started before the change.
     import signal
 
     root = make_root(tmp_path)
@@ -578,13 +578,17 @@ def test_the_old_graph_is_answered_until_the_new_one_is_loaded(tmp_path):
     ask = 'ASK { id:t-64 dcterms:description ?d FILTER(STR(?d) = "New.") }'
     try:
         assert sparql(base, ask, JSON).convert()["boolean"] is False
+        deadline = time.monotonic() + 60
+        while len(before := _query_workers(process.pid)) < 4:  # two workers, two spares
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
         (root / "entries" / "systems" / "t-64.yaml").write_text(
             "name: T-64\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\ndescription: New.\n",
             encoding="utf-8")
-        deadline = time.monotonic() + 60
         while len(stopped := _stopped_query_workers(process.pid)) < 2:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
+        assert set(stopped) <= set(before)
         assert "New." in httpx.get(f"{base}/id/t-64").text  # the pages are in place
         for _ in range(5):  # the old workers answer, without waiting for the new ones
             answer = httpx.get(f"{base}/sparql", params={"query": ask}, headers={"Accept": "application/json"},
