@@ -27,7 +27,7 @@ from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -470,14 +470,70 @@ async def entity(request: Request) -> Response:
     media = negotiate(request.headers.get("accept"), list(ENTITY_TYPES)) or "text/html"
     suffix = ENTITY_TYPES[media]
     path = endpoint.site / "id" / f"{entity_id}.{suffix}"
-    if not path.is_file():
-        missing = endpoint.site / "404.html"
-        if missing.is_file():
-            return FileResponse(missing, status_code=404, media_type="text/html")
-        return _message(f"no entity `{entity_id}`", 404)
     media = "application/ld+json" if suffix == "jsonld" else media
-    return FileResponse(path, media_type=media,
-                        headers={"Vary": "Accept", "Content-Location": f"/id/{entity_id}.{suffix}"})
+    try:
+        return OpenedFile(path, media_type=media,
+                          headers={"Vary": "Accept", "Content-Location": f"/id/{entity_id}.{suffix}"})
+    except (FileNotFoundError, IsADirectoryError):
+        pass
+    try:
+        return OpenedFile(endpoint.site / "404.html", status_code=404, media_type="text/html")
+    except (FileNotFoundError, IsADirectoryError):
+        return _message(f"no entity `{entity_id}`", 404)
+
+
+class OpenedFile(Response):
+    """A file sent from the one handle opened here: its length, validators and bytes are those of one file,
+    even if a rebuild swaps in a new site while it is sent. (Starlette's FileResponse takes the size from
+    the path, then opens the path again: a page swapped in between went out with the other page's length,
+    and the connection broke.) Range requests are answered with the whole file."""
+
+    chunk_size = 256 * 1024
+
+    def __init__(self, path: Path, status_code: int = 200, media_type: str | None = None,
+                 headers: dict | None = None):
+        import hashlib
+        from email.utils import formatdate
+        from mimetypes import guess_type
+
+        self.file = open(path, "rb")  # raises FileNotFoundError
+        st = os.fstat(self.file.fileno())
+        tag = hashlib.md5(f"{st.st_mtime}-{st.st_size}".encode(), usedforsecurity=False).hexdigest()
+        super().__init__(None, status_code, {**(headers or {}), "content-length": str(st.st_size),
+                                             "last-modified": formatdate(st.st_mtime, usegmt=True), "etag": f'"{tag}"'},
+                         media_type or guess_type(path.name)[0] or "text/plain")
+
+    async def __call__(self, scope, receive, send) -> None:
+        import anyio
+
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            more = scope.get("method") != "HEAD"
+            while more:
+                chunk = await anyio.to_thread.run_sync(self.file.read, self.chunk_size)
+                more = len(chunk) == self.chunk_size
+                await send({"type": "http.response.body", "body": chunk, "more_body": more})
+            if scope.get("method") == "HEAD":
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            self.file.close()
+
+
+class SiteFiles(StaticFiles):
+    """The site's files, each sent as an `OpenedFile`."""
+
+    def file_response(self, full_path, stat_result, scope, status_code: int = 200) -> Response:
+        from starlette.datastructures import Headers
+        from starlette.staticfiles import NotModifiedResponse
+
+        try:
+            response = OpenedFile(Path(full_path), status_code=status_code)
+        except FileNotFoundError:  # gone with a site swapped in since it was found
+            return _message("not found", 404)
+        if self.is_not_modified(response.headers, Headers(scope=scope)):
+            response.file.close()
+            return NotModifiedResponse(response.headers)
+        return response
 
 
 def with_prefixes(text: str, namespaces: dict[str, str]) -> str:
@@ -517,7 +573,7 @@ def create_app(endpoint: Endpoint) -> Starlette:
         Route("/sparql.html", editor, methods=["GET"]),
         Route("/id/{entity:entity_id}", entity, methods=["GET"]),
         Mount("/_kb", StaticFiles(directory=EDITOR / "static")),
-        Mount("/", StaticFiles(directory=endpoint.site, html=True, check_dir=False)),
+        Mount("/", SiteFiles(directory=endpoint.site, html=True, check_dir=False)),
     ])
     app.state.endpoint = endpoint
     app.state.queries = QueryDispatcher(endpoint.workers, WORKERS)

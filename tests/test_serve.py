@@ -703,3 +703,43 @@ def _graphs_taken(root: Path) -> None:
     finally:
         graphs.close()
     assert not graphs.folder.exists()
+
+
+def test_a_page_swapped_in_while_it_is_sent_goes_out_whole(tmp_path):
+    # kb/serve.py `OpenedFile`: a rebuild swaps in a new site between the moment a page is found and the
+    # moment its bytes are read; the answer is the page found, whole, with its own length (Starlette's
+    # FileResponse sent the old length and the new bytes: the connection broke, seen by hand at 10,000 systems)
+    import asyncio
+
+    from kb.serve import SiteFiles
+
+    site = tmp_path / "_site"
+    site.mkdir()
+    (site / "page.html").write_bytes(b"old " * 1000)
+    files = SiteFiles(directory=site, html=True, check_dir=False)
+    scope = {"type": "http", "method": "GET", "path": "/page.html", "headers": [], "asgi": {"spec_version": "2.4"}}
+
+    async def fetch() -> list[dict]:
+        response = await files.get_response("page.html", scope)
+        new = tmp_path / "new"
+        new.mkdir()
+        (new / "page.html").write_bytes(b"new page " * 3000)
+        os.rename(site, tmp_path / "old")  # the swap (kb/site/output.py exchanges the two folders)
+        os.rename(new, site)
+        sent = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        async def receive() -> dict:
+            return {"type": "http.disconnect"}
+
+        await response(scope, receive, send)
+        return sent
+
+    sent = asyncio.run(fetch())
+    headers = dict(sent[0]["headers"])
+    body = b"".join(message.get("body", b"") for message in sent[1:])
+    assert sent[0]["status"] == 200 and body == b"old " * 1000
+    assert int(headers[b"content-length"]) == len(body)
+    assert headers[b"content-type"] == b"text/html; charset=utf-8"
