@@ -737,7 +737,8 @@ def test_a_page_swapped_in_while_it_is_sent_goes_out_whole(tmp_path):
         await response(scope, receive, send)
         return sent
 
-    sent = asyncio.run(fetch())
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own (the browser tests' may be running in this thread)
+        sent = pool.submit(asyncio.run, fetch()).result()
     headers = dict(sent[0]["headers"])
     body = b"".join(message.get("body", b"") for message in sent[1:])
     assert sent[0]["status"] == 200 and body == b"old " * 1000
