@@ -78,7 +78,7 @@ def _worker_main(conn) -> None:
     else:
         stores = [in_memory(graph)]
     prefixes = dict({k: str(v) for k, v in PREFIXES.items()}, id=base_iri)  # as `kb query` binds them
-    conn.send(("ready", len(stores[0])))
+    conn.send(("ready", _triples(graph, stores[0]) if os.path.isdir(graph) else len(stores[0])))
     while True:
         try:
             text, fmt, max_rows = conn.recv()
@@ -87,6 +87,17 @@ def _worker_main(conn) -> None:
         if len(stores) > 1:  # loaded: the store on disk is closed (its files, kb/serve.py `Graphs` removes)
             del stores[0]
         conn.send(_answer(stores[-1], prefixes, text, fmt, max_rows))
+
+
+def _triples(graph: str, store) -> int:
+    """The number of triples of the store on disk `graph`: the lines of the N-Triples dump beside it, one
+    triple each (0.2 s for 1.9 million, where the store counts them in 0.5 s)."""
+    dump = os.path.splitext(graph)[0] + ".nt"
+    try:
+        with open(dump, "rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 22), b""))
+    except OSError:
+        return len(store)
 
 
 def _answer(store, prefixes: dict[str, str], text: str, fmt: str, max_rows: int) -> tuple:
@@ -139,11 +150,12 @@ class _Worker:
         self.process.start()
         child.close()
         self.generation = -1  # of the graph it was told to load (`load`)
+        self.graph: Path | None = None
         self.loaded = False  # it has loaded its graph
 
     def load(self, graph: Path, base_iri: str, generation: int) -> None:
         """Tell the worker its graph; OSError if it has died."""
-        self.generation = generation
+        self.generation, self.graph = generation, graph
         self.conn.send(("load", str(graph), base_iri, generation))
 
     def stop(self) -> None:
@@ -249,6 +261,12 @@ class QueryWorkers:
                                   or self._closed, seconds)
             return self._loaded_generation >= self._generation and not self._closed
 
+    def graphs_in_use(self) -> set[Path]:
+        """The graphs of the workers still running: a worker may read its graph's files while it runs (a store
+        on disk opens some of its files only when a query needs them)."""
+        with self._lock:
+            return {w.graph for w in self._all if w.graph is not None}
+
     def _retire_older(self, generation: int) -> None:
         """A worker of `generation` is ready: the idle workers of older graphs stop (the busy ones when free)."""
         with self._lock:
@@ -304,14 +322,28 @@ class QueryWorkers:
                     worker = None
             if worker is None:
                 worker = _Worker(self._context)
-                worker.load(self._graph, self._base_iri, self._generation)
+                try:
+                    worker.load(self._graph, self._base_iri, self._generation)
+                except OSError:  # died at once: `_await_load` reports it as one that failed to load
+                    pass
             self._all.add(worker)
         threading.Thread(target=self._await_load, args=(worker,), daemon=True).start()
 
     def _start_spares(self) -> None:
-        with self._lock:
-            while not self._closed and len(self._spares) < self._size:
-                self._spares.append(_Worker(self._context))
+        """Spares up to the pool's size (none if a process cannot be started: workers are then started anew)."""
+        while True:
+            with self._lock:
+                if self._closed or len(self._spares) >= self._size:
+                    return
+            try:
+                spare = _Worker(self._context)
+            except OSError:
+                return
+            with self._lock:
+                if self._closed:
+                    spare.stop()
+                    return
+                self._spares.append(spare)
 
     def _await_load(self, worker: _Worker) -> None:
         try:
@@ -335,7 +367,6 @@ class QueryWorkers:
                     self._loaded_generation = worker.generation
                 self._loaded.notify_all()
             self._retire_older(worker.generation)
-            self._start_spares()
         if not loaded:
             self._failed += 1
             self._say("a query worker failed to load the graph")
@@ -347,6 +378,7 @@ class QueryWorkers:
         self._ready.release()
         if loaded:
             self._release(worker)
+            self._start_spares()
 
     def _release(self, worker: _Worker) -> None:
         with self._lock:  # kept while no worker holds a newer graph (see `reload`)

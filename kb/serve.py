@@ -181,11 +181,13 @@ class Graphs:
         self.identity, self.path = identity, path
         return path
 
-    def drop_older(self) -> None:
-        """Remove the graphs taken before the last: every worker holding one has it in memory, or its files
-        open (Oxigraph opens every file of a store as it opens it)."""
+    def drop_older(self, in_use: set[Path]) -> None:
+        """Remove the graphs taken before the last that no worker still running was given (`in_use`): a worker
+        may read its graph's files as long as it runs (Oxigraph opens some files of a store on disk only when a
+        query needs them, and a worker loads the dump beside it meanwhile). Those are removed by a later call."""
+        keep = {path.stem for path in in_use} | {self.path.stem}  # a graph's dump and store have one stem
         for path in self.folder.glob("graph-*"):
-            if path.stem == self.path.stem:  # the dump and the store of the last
+            if path.stem in keep:
                 continue
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -362,7 +364,7 @@ def _watch_and_rebuild(endpoint: Endpoint, rebuilds: Rebuilds, stop: threading.E
                 endpoint.graphs.identity = None  # taken again by the next rebuild
                 say("the query workers could not load the new graph: the previous one is still answered")
                 continue
-            endpoint.graphs.drop_older()
+            endpoint.graphs.drop_older(endpoint.workers.graphs_in_use())
             loaded = endpoint.workers.triples
         took = time.perf_counter() - started
         if status == "built":
@@ -474,11 +476,11 @@ async def entity(request: Request) -> Response:
     try:
         return OpenedFile(path, media_type=media,
                           headers={"Vary": "Accept", "Content-Location": f"/id/{entity_id}.{suffix}"})
-    except (FileNotFoundError, IsADirectoryError):
+    except OSError:
         pass
     try:
         return OpenedFile(endpoint.site / "404.html", status_code=404, media_type="text/html")
-    except (FileNotFoundError, IsADirectoryError):
+    except OSError:
         return _message(f"no entity `{entity_id}`", 404)
 
 
@@ -486,7 +488,8 @@ class OpenedFile(Response):
     """A file sent from the one handle opened here: its length, validators and bytes are those of one file,
     even if a rebuild swaps in a new site while it is sent. (Starlette's FileResponse takes the size from
     the path, then opens the path again: a page swapped in between went out with the other page's length,
-    and the connection broke.) Range requests are answered with the whole file."""
+    and the connection broke.) Range requests are answered with the whole file. Raises OSError if the file
+    cannot be opened."""
 
     chunk_size = 256 * 1024
 
@@ -496,17 +499,22 @@ class OpenedFile(Response):
         from email.utils import formatdate
         from mimetypes import guess_type
 
-        self.file = open(path, "rb")  # raises FileNotFoundError
-        st = os.fstat(self.file.fileno())
-        tag = hashlib.md5(f"{st.st_mtime}-{st.st_size}".encode(), usedforsecurity=False).hexdigest()
-        super().__init__(None, status_code, {**(headers or {}), "content-length": str(st.st_size),
-                                             "last-modified": formatdate(st.st_mtime, usegmt=True), "etag": f'"{tag}"'},
-                         media_type or guess_type(path.name)[0] or "text/plain")
+        self.file = open(path, "rb")
+        try:
+            st = os.fstat(self.file.fileno())
+            tag = hashlib.md5(f"{st.st_mtime}-{st.st_size}".encode(), usedforsecurity=False).hexdigest()
+            super().__init__(None, status_code, {**(headers or {}), "content-length": str(st.st_size),
+                                                 "last-modified": formatdate(st.st_mtime, usegmt=True),
+                                                 "etag": f'"{tag}"'},
+                             media_type or guess_type(path.name)[0] or "application/octet-stream")
+        except BaseException:
+            self.file.close()
+            raise
 
     async def __call__(self, scope, receive, send) -> None:
         import anyio
 
-        try:
+        async def send_file() -> None:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             more = scope.get("method") != "HEAD"
             while more:
@@ -515,12 +523,27 @@ class OpenedFile(Response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": more})
             if scope.get("method") == "HEAD":
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        try:
+            spec = tuple(map(int, scope.get("asgi", {}).get("spec_version", "2.0").split(".")))
+            if spec >= (2, 4):  # the server's send raises when the client has gone
+                await send_file()
+                return
+            async with anyio.create_task_group() as group:  # else, as Starlette does: stop when it has gone
+                async def listen() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    group.cancel_scope.cancel()
+
+                group.start_soon(listen)
+                await send_file()
+                group.cancel_scope.cancel()
         finally:
             self.file.close()
 
 
 class SiteFiles(StaticFiles):
-    """The site's files, each sent as an `OpenedFile`."""
+    """The site's files, each sent as an `OpenedFile`, the page `404.html` too."""
 
     def file_response(self, full_path, stat_result, scope, status_code: int = 200) -> Response:
         from starlette.datastructures import Headers
@@ -528,11 +551,22 @@ class SiteFiles(StaticFiles):
 
         try:
             response = OpenedFile(Path(full_path), status_code=status_code)
-        except FileNotFoundError:  # gone with a site swapped in since it was found
+        except OSError:  # gone with a site swapped in since it was found
             return _message("not found", 404)
         if self.is_not_modified(response.headers, Headers(scope=scope)):
             response.file.close()
             return NotModifiedResponse(response.headers)
+        return response
+
+    async def get_response(self, path: str, scope) -> Response:
+        from starlette.responses import FileResponse
+
+        response = await super().get_response(path, scope)
+        if isinstance(response, FileResponse):  # the page 404.html, which Starlette sends without `file_response`
+            try:
+                return OpenedFile(Path(response.path), status_code=response.status_code)
+            except OSError:
+                return _message("not found", 404)
         return response
 
 

@@ -680,7 +680,7 @@ def _graphs_taken(root: Path) -> None:
     dump = Graph().parse(site / "milkb.nt", format="nt")
     graphs = Graphs(config)
     try:
-        taken = graphs.take(site, made)
+        first = taken = graphs.take(site, made)
         assert taken.suffix == ".store"
         assert isomorphic(Graph().parse(data=_store_dump(str(taken)).decode("utf-8"), format="nt"), dump)
         assert taken.with_suffix(".nt").read_bytes() == (site / "milkb.nt").read_bytes()  # loaded meanwhile
@@ -691,7 +691,10 @@ def _graphs_taken(root: Path) -> None:
             assert taken.suffix == ".nt" and taken.read_bytes() == (site / "milkb.nt").read_bytes()
         graphs.identity = None
         assert graphs.take(site, made).suffix == ".store"
-        graphs.drop_older()  # the last graph only
+        graphs.drop_older({first})  # a worker still holds the first graph: it stays, with its dump
+        assert sorted(path.name for path in graphs.folder.iterdir()) == sorted(
+            [first.name, f"{first.stem}.nt", f"{graphs.path.stem}.nt", graphs.path.name])
+        graphs.drop_older(set())  # the last graph only, when no worker holds another
         assert sorted(path.name for path in graphs.folder.iterdir()) == [f"{graphs.path.stem}.nt", graphs.path.name]
         # a command saving the store meanwhile holds its lock: not waited for, the dump is taken
         import fcntl
@@ -744,3 +747,30 @@ def test_a_page_swapped_in_while_it_is_sent_goes_out_whole(tmp_path):
     assert sent[0]["status"] == 200 and body == b"old " * 1000
     assert int(headers[b"content-length"]) == len(body)
     assert headers[b"content-type"] == b"text/html; charset=utf-8"
+
+
+def test_a_file_is_not_read_on_for_a_client_that_has_gone(tmp_path):
+    # kb/serve.py `OpenedFile` under a server of ASGI spec before 2.4 (uvicorn's send then returns quietly
+    # after a disconnect): it stops reading when told the client has gone, and closes the file
+    import asyncio
+
+    from kb.serve import OpenedFile
+
+    dump = tmp_path / "milkb.pf_index"
+    dump.write_bytes(b"x" * (OpenedFile.chunk_size * 20))
+    response = OpenedFile(dump)
+    assert response.media_type == "application/octet-stream"  # pagefind's files, as Starlette sends them
+    scope = {"type": "http", "method": "GET", "headers": [], "asgi": {"spec_version": "2.3"}}
+    sent = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+        await asyncio.sleep(0.01)
+
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, response(scope, receive, send)).result()
+    assert sum(len(message.get("body", b"")) for message in sent) < dump.stat().st_size
+    assert response.file.closed

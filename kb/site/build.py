@@ -42,6 +42,7 @@ from ..workers import cpus, forked_pool, shared
 from .markdown import render_markdown
 from .output import Links, atomic_folder
 from .svg import family_tree_svg, timeline_svg
+from .update import dump_identity
 
 COMPARE_PROPERTIES = (KB.combatMass, KB.caliber, KB.crew, KB.maxSpeed, KB.maxRange, KB.launchTubes,
                       KB.enginePower, KB.inServiceSince)
@@ -63,6 +64,7 @@ class BuildReport:
     timings: dict[str, float] = field(default_factory=dict)
     listing: dict = field(default_factory=dict)  # path → (size, mtime) of every file (`uptodate.record`)
     stamp: str = ""  # of the inputs it was built from, taken before it rendered (`uptodate.inputs_stamp`)
+    dump: list | None = None  # the identity of the dump it wrote (kb/site/update.py `dump_identity`), before the swap
 
 
 def _template_problem(e: TemplateError, root: Path) -> KBError:
@@ -417,6 +419,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             report.files += len(others)
             report.bytes += sum(size for size, _ in others.values())
             others.update((path, ((st := os.stat(work / path)).st_size, st.st_mtime_ns)) for path in w.loose)
+            report.dump = dump_identity(work)  # the swap moves the folder: the files keep their identity
         w.state.save()
         # every file of the site with its size and modification time, as `uptodate.site_files` finds them
         report.listing = {path: (size, mtime) for unit in w.state.units.values() for path, size, mtime in unit.files}

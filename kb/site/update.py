@@ -19,18 +19,24 @@ class Updated:
     kb: object = None  # the KnowledgeBase built from (`kb build` keeps it until it exits: freeing it takes 1-2 s
     # at 10,000 systems)
     fingerprint: str = ""  # of the entries the site was found up to date with or built from (kb/store_cache.py)
-
+    dump: list | None = None  # the identity of its dump `milkb.nt` (`dump_identity`), taken before the check
+    # found the site up to date, or by the build before it swapped the site in
 
     def made(self) -> list | None:
-        """What the graph now served in `target` was made from, as `kb serve` checks it before it answers from
-        the saved query store rather than load the dump (kb/serve.py `Graphs`): the fingerprint of the
-        entries and the dump file's device, inode, size and modification time as this build left it. None if
-        the site has no dump."""
-        try:
-            st = os.stat(self.target / "milkb.nt")
-        except OSError:
-            return None
-        return [self.fingerprint, [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]]
+        """What the graph of the site in `target` was made from, as `kb serve` checks it before it answers from
+        the saved query store rather than load the dump (kb/serve.py `Graphs`): the fingerprint of the entries,
+        and the dump's identity as this build left it or found it, taken before another build could swap in
+        another site (a dump of that identity is the one made from those entries). None if there is no dump."""
+        return None if self.dump is None else [self.fingerprint, self.dump]
+
+
+def dump_identity(site: Path) -> list | None:
+    """The device, inode, size and modification time of the site's dump `milkb.nt`, or None."""
+    try:
+        st = os.stat(site / "milkb.nt")
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
 
 
 class CannotWrite(Exception):
@@ -56,9 +62,10 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
 
     entries = Saved.fingerprint_meanwhile(config)  # of the entries as they are before they are read
     try:
+        dump = dump_identity(target)
         kept, listing = uptodate.unchanged(config, target, search, lambda: entries.fingerprint)
         if kept is not None:
-            return Updated(target, kept, fingerprint=entries.fingerprint)
+            return Updated(target, kept, fingerprint=entries.fingerprint, dump=dump)
         from ..export import graph_lines
         from ..knowledge_base import load_valid_kb
         from .build import build_site
@@ -93,4 +100,4 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
     figures = {"pages": report.pages, "files": report.files, "bytes": report.bytes}
     if not report.search_kept:  # (a site with the previous search index is not the one a build would write)
         uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing, figures, kb.sources)
-    return Updated(target, figures, report, kb, entries.fingerprint)
+    return Updated(target, figures, report, kb, entries.fingerprint, report.dump)
