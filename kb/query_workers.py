@@ -44,9 +44,10 @@ def _worker_main(conn) -> None:
     graph, ("load", graph, base_iri, generation). It opens the graph once, then answers (query, format,
     max_rows) jobs until the pipe closes.
     The graph is an N-Triples file, loaded into a store in memory before the first answer; or an Oxigraph
-    store (a folder, kb/serve.py `Graphs`), opened read-only, which answers at once while a thread loads the
-    N-Triples file of the same name beside it into a store in memory (Oxigraph lets go of Python's lock
-    meanwhile), which answers from then on: 3.5 times as fast as the store on disk. The store never fetches
+    store (a folder, kb/serve.py `Graphs`), opened read-only, which answers as soon as the worker has counted
+    the triples, while a thread loads the N-Triples file of the same name beside it into a store in memory
+    (Oxigraph lets go of Python's lock meanwhile), which answers from then on: 3.5 times as fast as the store
+    on disk. The store never fetches
     anything: FROM names only graphs it holds."""
     import pyoxigraph as ox
 
@@ -174,8 +175,7 @@ class QueryWorkers:
 
     A new worker is one of the spares started ahead, as many as the pool's size, which have Python and
     Oxigraph imported (0.3 s of the 0.36 s a new process takes to answer from a copy of the saved store at
-    10,000 systems) and wait for their graph. The spares are started again once the new workers are ready, so
-    that they do not take the CPUs from the load.
+    10,000 systems) and wait for their graph. The spares are started again when a new worker is ready.
     """
 
     def __init__(self, graph: Path, base_iri: str, *, size: int = 2, timeout: float = 10.0,
