@@ -488,8 +488,9 @@ class OpenedFile(Response):
     """A file sent from the one handle opened here: its length, validators and bytes are those of one file,
     even if a rebuild swaps in a new site while it is sent. (Starlette's FileResponse takes the size from
     the path, then opens the path again: a page swapped in between went out with the other page's length,
-    and the connection broke.) Range requests are answered with the whole file. Raises OSError if the file
-    cannot be opened."""
+    and the connection broke.) A request for one range of bytes of a 200 answer gets that range (206), or 416
+    if it lies past the end; a request for several ranges, or one whose `If-Range` names another version,
+    gets the whole file. Raises OSError if the file cannot be opened."""
 
     chunk_size = 256 * 1024
 
@@ -505,7 +506,7 @@ class OpenedFile(Response):
             tag = hashlib.md5(f"{st.st_mtime}-{st.st_size}".encode(), usedforsecurity=False).hexdigest()
             super().__init__(None, status_code, {**(headers or {}), "content-length": str(st.st_size),
                                                  "last-modified": formatdate(st.st_mtime, usegmt=True),
-                                                 "etag": f'"{tag}"'},
+                                                 "etag": f'"{tag}"', "accept-ranges": "bytes"},
                              media_type or guess_type(path.name)[0] or "application/octet-stream")
         except BaseException:
             self.file.close()
@@ -514,14 +515,18 @@ class OpenedFile(Response):
     async def __call__(self, scope, receive, send) -> None:
         import anyio
 
+        status, headers, start, left = self._span(scope)
+
         async def send_file() -> None:
-            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            more = scope.get("method") != "HEAD"
-            while more:
-                chunk = await anyio.to_thread.run_sync(self.file.read, self.chunk_size)
-                more = len(chunk) == self.chunk_size
-                await send({"type": "http.response.body", "body": chunk, "more_body": more})
-            if scope.get("method") == "HEAD":
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            remaining = left if scope.get("method") != "HEAD" else 0
+            if remaining and start:
+                await anyio.to_thread.run_sync(self.file.seek, start)
+            while remaining:
+                chunk = await anyio.to_thread.run_sync(self.file.read, min(self.chunk_size, remaining))
+                remaining = remaining - len(chunk) if chunk else 0
+                await send({"type": "http.response.body", "body": chunk, "more_body": bool(remaining)})
+            if scope.get("method") == "HEAD" or not left:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
         try:
@@ -540,6 +545,34 @@ class OpenedFile(Response):
                 group.cancel_scope.cancel()
         finally:
             self.file.close()
+
+
+    def _span(self, scope) -> tuple[int, list, int, int]:
+        """(status, headers, first byte, bytes) of the answer to the request `scope`: the whole file, or the
+        one range it asks for."""
+        from starlette.datastructures import Headers
+
+        size = int(self.headers["content-length"])
+        asked = Headers(scope=scope)
+        whole = (self.status_code, self.raw_headers, 0, size)
+        wanted, condition = asked.get("range", ""), asked.get("if-range")
+        if self.status_code != 200 or not wanted.startswith("bytes=") or "," in wanted:
+            return whole
+        if condition is not None and condition not in (self.headers["etag"], self.headers["last-modified"]):
+            return whole
+        first, _, last = wanted[len("bytes="):].strip().partition("-")
+        try:
+            if first:
+                start, end = int(first), min(int(last), size - 1) if last else size - 1
+            else:  # the last `last` bytes
+                start, end = max(size - int(last), 0), size - 1
+        except ValueError:
+            return whole
+        others = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        if start > end or start >= size:
+            return 416, others + [(b"content-range", f"bytes */{size}".encode()), (b"content-length", b"0")], 0, 0
+        return (206, others + [(b"content-range", f"bytes {start}-{end}/{size}".encode()),
+                               (b"content-length", str(end - start + 1).encode())], start, end - start + 1)
 
 
 class SiteFiles(StaticFiles):

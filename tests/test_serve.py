@@ -774,3 +774,42 @@ def test_a_file_is_not_read_on_for_a_client_that_has_gone(tmp_path):
         pool.submit(asyncio.run, response(scope, receive, send)).result()
     assert sum(len(message.get("body", b"")) for message in sent) < dump.stat().st_size
     assert response.file.closed
+
+
+@pytest.mark.parametrize("asked, status, content_range, part", [
+    ({"range": "bytes=10-19"}, 206, "bytes 10-19/1000", slice(10, 20)),
+    ({"range": "bytes=990-"}, 206, "bytes 990-999/1000", slice(990, 1000)),
+    ({"range": "bytes=-5"}, 206, "bytes 995-999/1000", slice(995, 1000)),
+    ({"range": "bytes=995-2000"}, 206, "bytes 995-999/1000", slice(995, 1000)),
+    ({"range": "bytes=1000-"}, 416, "bytes */1000", slice(0, 0)),
+    ({"range": "bytes=0-1,5-6"}, 200, None, slice(0, 1000)),  # several ranges: the whole file
+    ({"range": "bytes=10-19", "if-range": '"another version"'}, 200, None, slice(0, 1000)),
+    ({"range": "pages=1"}, 200, None, slice(0, 1000)),
+])
+def test_one_range_of_a_file_is_sent_as_asked(tmp_path, asked, status, content_range, part):
+    # kb/serve.py `OpenedFile`: resuming a download of a dump from `kb serve`
+    import asyncio
+
+    from kb.serve import OpenedFile
+
+    data = bytes(range(250)) * 4
+    (tmp_path / "milkb.nt").write_bytes(data)
+    response = OpenedFile(tmp_path / "milkb.nt")
+    headers = [(k.encode(), v.encode()) for k, v in asked.items()]
+    scope = {"type": "http", "method": "GET", "headers": headers, "asgi": {"spec_version": "2.4"}}
+    sent = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, response(scope, receive, send)).result()
+    answered = dict(sent[0]["headers"])
+    body = b"".join(message.get("body", b"") for message in sent[1:])
+    assert sent[0]["status"] == status and body == data[part]
+    assert int(answered[b"content-length"]) == len(body) and not sent[-1]["more_body"]
+    assert answered.get(b"content-range", b"").decode() == (content_range or "")
+    assert answered[b"accept-ranges"] == b"bytes"
