@@ -142,8 +142,9 @@ def saved_kb(root: Path | None = None) -> KnowledgeBase:
     except store_cache.StaleCache:
         lookups = None
     if lookups is None:
+        print_ = saved.fingerprint  # before the entries are read (`store_cache.on_current_store`)
         kb = load_valid_kb(root, shacl=False)
-        store_cache.save(config, kb, saved.fingerprint)
+        store_cache.save(config, kb, print_)
         return kb
     from .oxstore import StoreView
 

@@ -220,7 +220,13 @@ def _fingerprint_child(config: Config):
     die with this process (its job takes 0.1 s), and so does without `ctypes` (4 ms of a 0.2 s `kb query`)."""
     from .workers import Child
 
-    return Child.fork(lambda: fingerprint(config).encode(), "the fingerprint of the entries", with_parent=False)
+    def work() -> bytes:
+        from .faults import fault_point
+
+        fault_point("entries-fingerprint")  # (tests stop it here, to change an entry meanwhile)
+        return fingerprint(config).encode()
+
+    return Child.fork(work, "the fingerprint of the entries", with_parent=False)
 
 
 def _fingerprint_of_child(child) -> str | None:
@@ -272,9 +278,10 @@ def on_current_store(config: Config, load_kb, work):
         else:
             if saved.current():
                 return done
+    print_ = saved.fingerprint  # taken before the entries are read: one changed meanwhile is in the next print
     kb = load_kb()
-    save(config, kb, saved.fingerprint)
-    again = Saved(config, print_=saved.fingerprint)
+    save(config, kb, print_)
+    again = Saved(config, print_=print_)
     return work(again if again.current() else Saved.of(config, kb))
 
 

@@ -5,6 +5,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import REPO, run_kb
 
 CREW = "SELECT ?crew WHERE { id:t-72 kb:crew ?crew }"
@@ -317,3 +319,48 @@ def test_a_library_installed_or_upgraded_makes_every_cache_stale(tmp_path, monke
     added = stamps()
     (site / "legacy-1.0.egg-info").mkdir()
     assert all(a != b for a, b in zip(added, stamps()))
+
+
+def _stopped_in(root: Path) -> list[int]:
+    """The processes of a `kb` command in `root` stopped at a fault point (state T)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state == "T" and str(root).encode() in command:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.parametrize("command", [("query", CREW, "--format", "csv"), ("build", "--no-search")])
+def test_an_entry_saved_while_a_command_reads_the_entries_is_not_answered_stale(kb_root, command):
+    # The fingerprint that names the saved query store is taken by a forked child; the command waits for it
+    # before it reads the entries. Here the child is held (MILKB_FAULT_AT=entries-fingerprint:stop) while an
+    # entry is saved: had the command read the entries meanwhile, the store would hold the old crew under the
+    # new entries' fingerprint, and every later query would answer 3.
+    import signal
+    import subprocess
+    import time
+
+    from .conftest import kb_executable
+
+    shutil.copytree(REPO / "site_build", kb_root / "site_build")
+    process = subprocess.Popen([kb_executable(), "--root", str(kb_root), *command], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env={**os.environ, "MILKB_FAULT_AT": "entries-fingerprint:stop"})
+    try:
+        deadline = time.monotonic() + 30
+        while not (stopped := _stopped_in(kb_root)):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        time.sleep(1.5)  # long enough for the command to read the 90 entries, had it not waited
+        entry = kb_root / "entries" / "systems" / "t-72.yaml"
+        entry.write_text(entry.read_text().replace("crew: 3", "crew: 4"))
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        assert process.wait(60) == 0
+    finally:
+        process.kill()
+    assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "4"]

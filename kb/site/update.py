@@ -70,6 +70,8 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
         from ..knowledge_base import load_valid_kb
         from .build import build_site
 
+        entries.fingerprint  # taken before the entries are read (from the child, usually done by now): an entry
+        # changed meanwhile differs from it, so the store saved under it never holds an older graph
         kb = load_valid_kb(config.root, shacl=True)
         if index_later:  # the site swapped in will not be the one recorded
             uptodate.forget(config, target)
