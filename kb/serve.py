@@ -135,8 +135,8 @@ class Graphs:
       read-only (0.03 s at 10,000 systems) and answers from it while it loads the dump, then from the store in
       memory, which answers the saved queries 3.5 times as fast (kb/query_workers.py `_worker_main`).
 
-    A graph is identified by the dump file's device, inode, size and mtime, taken from the file opened: a
-    build that changes the graph writes a new dump, one that does not links the previous one."""
+    A graph is identified by the dump file's identity (device, inode, size and mtime: kb/site/update.py
+    `file_identity`), taken from the file opened."""
 
     def __init__(self, config: Config):
         self._config = config
@@ -149,7 +149,7 @@ class Graphs:
             if pid.isdigit() and not alive(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
         self.folder = Path(tempfile.mkdtemp(prefix=f"serve-{os.getpid()}-", suffix=".graphs", dir=cache_dir))
-        self.identity: tuple | None = None  # of the graph last taken
+        self.identity: list | None = None  # of the graph last taken (`file_identity`)
         self.path: Path | None = None
         self._taken = 0
 
@@ -157,11 +157,12 @@ class Graphs:
         """The site's graph, kept here under a new name: the dump `graph-N.nt`, and, if the saved query store
         holds the graph, its copy `graph-N.store` beside it, which is what is returned then. None if it is the
         graph last taken. `made`: what the build that left the site made it from (`Updated.made`)."""
+        from .site.update import file_identity
         from .store_cache import copy_saved
 
         with open(site / "milkb.nt", "rb") as dump:
             st = os.fstat(dump.fileno())
-            identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            identity = file_identity(st)
             if identity == self.identity:
                 return None
             self._taken += 1
@@ -176,7 +177,7 @@ class Graphs:
                 with open(path, "wb") as copy:
                     shutil.copyfileobj(dump, copy)
         store = path.with_suffix(".store")
-        if made is not None and tuple(made[1]) == identity and copy_saved(self._config, made[0], store):
+        if made is not None and made[1] == identity and copy_saved(self._config, made[0], store):
             path = store
         self.identity, self.path = identity, path
         return path
@@ -545,7 +546,6 @@ class OpenedFile(Response):
                 group.cancel_scope.cancel()
         finally:
             self.file.close()
-
 
     def _span(self, scope) -> tuple[int, list, int, int]:
         """(status, headers, first byte, bytes) of the answer to the request `scope`: the whole file, or the

@@ -31,11 +31,16 @@ class Updated:
 
 
 def dump_identity(site: Path) -> list | None:
-    """The device, inode, size and modification time of the site's dump `milkb.nt`, or None."""
+    """The identity of the site's dump `milkb.nt` (`file_identity`), or None."""
     try:
-        st = os.stat(site / "milkb.nt")
+        return file_identity(os.stat(site / "milkb.nt"))
     except OSError:
         return None
+
+
+def file_identity(st: os.stat_result) -> list:
+    """A file's device, inode, size and modification time: a build that changes the graph writes a new dump,
+    one that does not links the previous one."""
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
 
 
