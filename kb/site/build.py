@@ -153,7 +153,8 @@ class SiteWriter:
         templates = kb.config.root / "site_build" / "templates"
         self.env = Environment(loader=FileSystemLoader(templates), autoescape=select_autoescape(default=True),
                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                               keep_trailing_newline=True)
+                               keep_trailing_newline=True, auto_reload=False)  # a build reads each template
+        # once: not a stat of it for each of 10,000 pages
         self.env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))
         self.env.filters["number"] = plain_number
         self.env.globals["link"] = link_html

@@ -95,10 +95,12 @@ class Reads:
         """The reads as the kept state keeps them: the digests of the tags naming each lookup (`Change.tags`),
         made in the process that rendered the unit (a worker)."""
         found = array("q")
-        for p, subjects in self.facts.items():
-            found.extend(digests.many("F", subjects, p))
+        whole = self.subjects  # a change to p of s is a change to s as well (`Change.between`): p of a subject read
+        for p, subjects in self.facts.items():  # whole is no read of its own (an entity page reads its subject's all)
+            found.extend(digests.many("F", subjects - whole if whole else subjects, p))
         found.extend(digests.many("S", self.subjects))
-        found.extend(digests.many("P", self.pairs))
+        objects = self.objects  # likewise a change to the subjects with p o is a change to those with o
+        found.extend(digests.many("P", [po for po in self.pairs if po[1] not in objects] if objects else self.pairs))
         found.extend(digests.many("Q", self.predicates))
         found.extend(digests.many("O", self.objects))
         if self.everything:
@@ -256,6 +258,10 @@ class Tracker:
     def subject_objects(self, predicate):
         self._pattern(None, predicate, None)
         return self._index.subject_objects(predicate)
+
+    def about(self, subject):
+        self._pattern(subject, None, None)
+        return self._index.about(subject)
 
     def predicate_objects(self, subject):
         self._pattern(subject, None, None)

@@ -178,7 +178,12 @@ class SiteModel:
 
     def entity_page(self, iri: URIRef, jsonld: str) -> EntityPage:
         g = self.g
-        cls = g.value(iri, RDF.type)
+        about = g.about(iri)  # one read of every fact of the entity, as the page (and its Turtle) shows them all
+
+        def one(p):
+            return next(iter(about.get(p, ())), None)
+
+        cls = one(RDF.type)
         statements = {}
         for st in statements_of(g, iri):
             statements.setdefault((g.value(st, KB.property), g.value(st, RDF.value)), st)
@@ -187,7 +192,7 @@ class SiteModel:
         for key, spec in specs.items():
             if key in ("name", "aliases", "description", "sources", "replaced_by", "coordinates"):
                 continue
-            objects = list(g.objects(iri, spec.prop))
+            objects = list(about.get(spec.prop, ()))
             extra = [v for (p, v) in statements if p == spec.prop and v not in objects]
             values = []
             for obj in sorted(objects, key=self._sort_key) + sorted(extra, key=self._sort_key):
@@ -197,10 +202,10 @@ class SiteModel:
         incoming = [Row(f.label, [{"text": v.text, "href": f"id/{v.link}.html" if v.link else None,
                                    "qualifiers": [], "sources": []} for v in f.values], f.key)
                     for f in incoming_facts(self.kb, iri)]
-        aliases = [self.link(a) for a in sorted(g.objects(iri, SKOS.altLabel), key=literal_key)]
-        category = g.value(iri, KB.category)
+        aliases = [self.link(a) for a in sorted(about.get(SKOS.altLabel, ()), key=literal_key)]
+        category = one(KB.category)
         sources = []
-        for src in sorted(g.objects(iri, DCTERMS.source), key=lambda s: self.label(s).casefold()):
+        for src in sorted(about.get(DCTERMS.source, ()), key=lambda s: self.label(s).casefold()):
             sources.append({"link": self.link(src), "url": safe_url(g.value(src, SCHEMA.url)),
                             "publisher": str(g.value(src, DCTERMS.publisher) or ""),
                             "title": str(g.value(src, DCTERMS.title) or "")})
@@ -209,9 +214,9 @@ class SiteModel:
         if wkt is not None:
             lon, lat = str(wkt).removeprefix("POINT(").rstrip(")").split()
             coordinates = (float(lat), float(lon))
-        description = str(g.value(iri, DCTERMS.description) or "")
+        description = str(one(DCTERMS.description) or "")
         summary = self._summary(iri, category, description)
-        replaced = g.value(iri, DCTERMS.isReplacedBy)
+        replaced = one(DCTERMS.isReplacedBy)
         return EntityPage(
             id=self.id_of(iri), iri=str(iri), name=self.labels[iri], cls=self.kb.schema.class_label(cls),
             cls_key=self.cls_key.get(cls, "entity"), description_md=description,
@@ -219,7 +224,7 @@ class SiteModel:
             category_path=self.category_path(category) if category is not None else [],
             rows=rows, incoming=incoming, sources=sources, family=None,
             events=self.events_of(iri), jsonld=jsonld, summary=summary,
-            external_url=safe_url(g.value(iri, SCHEMA.url)), coordinates=coordinates,
+            external_url=safe_url(one(SCHEMA.url)), coordinates=coordinates,
             replaced_by=self.href(replaced) if replaced is not None else None,
         )
 
