@@ -88,6 +88,16 @@ def _before_fork() -> None:
             _prctl = False
 
 
+def name_process(name: str) -> None:
+    """Name this process `name` where `ps` and /proc/PID/comm show it (Linux prctl PR_SET_NAME, at most 15
+    bytes; elsewhere a no-op): `kb-spare`, a rebuild of `kb serve` waiting for its work, `kb-rebuild` doing it."""
+    _before_fork()
+    if _prctl:
+        import ctypes
+
+        _prctl(15, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)  # PR_SET_NAME = 15
+
+
 class Child:
     """A forked child doing one job beside this process (`Child.fork`). What the job returns (bytes) comes
     back through a pipe, and so does an OSError it raises, as that error."""

@@ -426,16 +426,18 @@ def test_an_entry_change_rebuilds_the_site_and_the_graph(served):
     assert sparql(base, "ASK { id:t-64 ?p ?o }", JSON).convert()["boolean"] is True
 
 
-def _rebuilds(root) -> dict[int, str]:
-    """The running rebuilds of `kb serve` in `root` (kb/site/rebuild.py): pid → state (R, S, T stopped …)."""
+def _rebuilds(root, spares: bool = False) -> dict[int, str]:
+    """The running rebuilds of `kb serve` in `root` (kb/site/rebuild.py): pid → state (R, S, T stopped …);
+    with `spares`, also the processes started ahead for the next one (named `kb-spare` while they wait)."""
     found = {}
     for proc in Path("/proc").iterdir():
         try:
             command = (proc / "cmdline").read_bytes().split(b"\0")
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            waiting = (proc / "comm").read_text().strip() == "kb-spare"
         except (OSError, IndexError):
             continue
-        if b"kb.site.rebuild" in command and str(root).encode() in command and state != "Z":
+        if b"kb.site.rebuild" in command and str(root).encode() in command and state != "Z" and (spares or not waiting):
             found[int(proc.name)] = state
     return found
 
@@ -471,7 +473,7 @@ def test_an_edit_while_the_search_index_is_made_stops_that_and_is_shown_at_once(
         assert not (tmp_path / "kb" / f"._site.build-{stopped[0]}").exists()
     finally:
         assert stop(process) == 0, log.read_text()
-    assert _rebuilds(root) == {}
+    assert _rebuilds(root, spares=True) == {}
     assert [p.name for p in root.iterdir() if p.name.startswith("._site.build-")] == []
     assert "search index made" not in log.read_text()
     assert indexed_pages(root / "_site") == indexed  # the index the server kept, without T-64
@@ -620,6 +622,36 @@ def test_the_old_graph_is_answered_until_the_new_one_is_loaded(tmp_path):
         assert stop(process) == 0, log.read_text()
     assert re.search(r"rebuilt in [0-9.]+ s \(\d+ triples\); the search index follows", log.read_text())
     assert list((root / ".kb-cache").glob("serve-*")) == []  # removed when the server stops
+
+
+def test_a_rebuild_runs_in_a_process_started_ahead_with_its_imports_done(tmp_path):
+    # kb/serve.py `Rebuilds`: the next rebuild's process is started ahead (kb/site/rebuild.py `--spare`) and
+    # given its arguments when a change comes; the one after it is started then
+    from kb.serve import Rebuilds
+
+    root = make_root(tmp_path)
+    shutil.copytree(REPO / "site_build", root / "site_build")
+    assert run_kb("build", "--no-search", cwd=root).code == 0
+    rebuilds = Rebuilds(root, root / "_site", lambda said: None)
+    spares = []
+    try:
+        for name in ("T-64A", "T-64B"):
+            spares.append(rebuilds._spare)
+            deadline = time.monotonic() + 30
+            while spares[-1].pid in _rebuilds(root):  # until it waits, named `kb-spare` (as `ps` shows it)
+                assert spares[-1].poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            assert spares[-1].pid in _rebuilds(root, spares=True)
+            (root / "entries" / "systems" / "t-64.yaml").write_text(
+                f"name: {name}\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\n", encoding="utf-8")
+            outcome = rebuilds.pages()
+            assert outcome["status"] == "built" and outcome["pid"] == spares[-1].pid
+            assert name in (root / "_site" / "id" / "t-64.html").read_text(encoding="utf-8")
+        assert rebuilds._spare.pid not in [spare.pid for spare in spares]
+        last = rebuilds._spare
+    finally:
+        rebuilds.close()
+    assert last.poll() is not None and rebuilds._spare is None  # stopped with the server, none started after
 
 
 def test_a_rebuild_that_dies_is_reported_and_the_previous_site_and_graph_stay(tmp_path):
