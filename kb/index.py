@@ -7,6 +7,7 @@ same triples as an rdflib Graph for SPARQL, pyshacl and users of the library.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 
 from .namespaces import PREFIXES
 
@@ -122,9 +123,8 @@ class Index:
                 yield s, o
 
     def about(self, subject) -> Mapping:
-        """Every fact of `subject`: each predicate with its objects (in the order `objects` gives them), not to
-        be changed."""
-        return self._spo.get(subject, _EMPTY)
+        """Every fact of `subject`: each predicate with its objects (in the order `objects` gives them), read-only."""
+        return MappingProxyType(self._spo.get(subject, _EMPTY))
 
     def predicate_objects(self, subject) -> Iterator[tuple]:
         for p, objects in self._spo.get(subject, _EMPTY).items():

@@ -216,7 +216,6 @@ class Rebuilds:
         self._indexing = None  # the search index's process, while it runs
         self._spare = None  # the next rebuild's process, started ahead (kb/site/rebuild.py `--spare`)
         self._closed = False
-        self._start_spare()
 
     def pages(self) -> dict:
         """The outcome of a rebuild of the pages and the graph, the search index kept (as kb/site/rebuild.py
@@ -227,7 +226,7 @@ class Rebuilds:
     def index(self) -> None:
         """Bring the search index up to date in the background; says when it is."""
         process = self._start(index_later=False, indexing=True)
-        self._start_spare()  # for the next change, which stops the index: at once, as the index is no hurry
+        self.start_spare()  # for the next change, which stops the index: at once, as the index is no hurry
         threading.Thread(target=self._report_index, args=(process, time.perf_counter()), daemon=True,
                          name="kb-index").start()
 
@@ -243,8 +242,10 @@ class Rebuilds:
             self._closed = True
             running, self._indexing = list(self._running), None
             spare, self._spare = self._spare, None
-        for process in running + ([spare] if spare is not None else []):
+        for process in running:
             self._stop(process)
+        if spare is not None:
+            self._drop(spare)
 
     def _start(self, index_later: bool, indexing: bool = False):
         """The rebuild's process, or in its place the outcome of one that could not be started."""
@@ -278,8 +279,9 @@ class Rebuilds:
         except OSError as e:
             return {"status": "failed", "reason": f"no process for the rebuild: {e.strerror or e}"}
 
-    def _start_spare(self) -> None:
-        """A process for the next rebuild, unless there is one (or the server stops)."""
+    def start_spare(self) -> None:
+        """Start a process for the next rebuild, unless there is one (or the server stops). Not while a rebuild
+        runs or the query workers load a graph: its imports would take CPU time from them."""
         with self._lock:
             if self._closed or self._spare is not None:
                 return
@@ -290,7 +292,14 @@ class Rebuilds:
             if not self._closed and self._spare is None:
                 self._spare, spare = spare, None
         if spare is not None:  # closed meanwhile, or another thread's came first
-            self._stop(spare)
+            self._drop(spare)
+
+    def _drop(self, spare) -> None:
+        """Stop a spare that will not be used."""
+        self._stop(spare)
+        spare.communicate()  # its pipes closed
+        with self._lock:
+            self._stopped.discard(spare)
 
     def _outcome(self, process) -> dict:
         if isinstance(process, dict):  # none was started
@@ -300,7 +309,6 @@ class Rebuilds:
             self._running.discard(process)
             stopped = process in self._stopped
             self._stopped.discard(process)
-        self._start_spare()  # the next one's imports now: while a rebuild runs they would take CPU time from it
         if stopped:
             return {"status": "stopped"}
         lines = out.decode("utf-8", "replace").strip().splitlines()
@@ -362,54 +370,62 @@ def _watch_and_rebuild(endpoint: Endpoint, rebuilds: Rebuilds, stop: threading.E
                        say: Callable[[str], None]) -> None:
     """Bring the site up to date after each batch of changes (as `kb build` does, reusing what they do not
     touch, the search index made afterwards: `Rebuilds`) and give the workers its graph if it changed; a broken
-    knowledge base leaves the previous site and graph in place."""
+    knowledge base leaves the previous site and graph in place. Then the next rebuild's process is started."""
     from watchfiles import watch
-
-    from .config import load_config
 
     root = endpoint.config.root
     paths = [root / name for name in WATCHED if (root / name).exists()]
     for changes in watch(*paths, stop_event=stop, raise_interrupt=False):
         names = sorted({relative(Path(path), root) for _, path in changes})
         say(f"changed: {', '.join(names[:5])}{' …' if len(names) > 5 else ''} — rebuilding")
-        started = time.perf_counter()
-        outcome = rebuilds.pages()
-        status = outcome["status"]
+        _rebuild(endpoint, rebuilds, stop, say)
         if stop.is_set():  # the server stops
             return
-        if status not in ("built", "up to date"):
-            for problem in outcome.get("problems", []):
-                say(problem)
-            say(f"not rebuilt{'' if status == 'errors' else f' ({_why(outcome)})'}: the previous site and graph "
-                "are still served")
-            continue
-        try:
-            endpoint.config = load_config(root)
-            graph = endpoint.graphs.take(endpoint.site, outcome.get("made"))
-        except (KBError, OSError) as e:  # changed again meanwhile: the next rebuild follows
-            say(f"not reloaded ({e}): the next change rebuilds")
-            continue
-        loaded = None
-        if graph is not None:  # (a new base IRI is a new graph: the workers' prefix `id:` changes with it)
-            endpoint.workers.reload(graph, endpoint.config.base_iri)
-            # the old graph is answered until then; the search index is made after (no CPU taken from the load)
-            if not endpoint.workers.wait_loaded():
-                if stop.is_set():
-                    return
-                endpoint.graphs.identity = None  # taken again by the next rebuild
-                say("the query workers could not load the new graph: the previous one is still answered")
-                continue
-            endpoint.graphs.drop_older(endpoint.workers.graphs_in_use())
-            loaded = endpoint.workers.triples
-        took = time.perf_counter() - started
-        if status == "built":
-            say(f"rebuilt in {took:.1f} s ({'the same graph' if loaded is None else f'{loaded} triples'})"
-                + ("; the search index follows" if outcome.get("search") == "kept" else ""))
-            if outcome.get("search") == "kept":
-                rebuilds.index()
-        else:  # (a site built meanwhile by a `kb build` brings its graph)
-            say(f"the site was up to date ({took:.1f} s)"
-                + (f"; its graph loaded ({loaded} triples)" if loaded is not None else ""))
+        rebuilds.start_spare()
+
+
+def _rebuild(endpoint: Endpoint, rebuilds: Rebuilds, stop: threading.Event, say: Callable[[str], None]) -> None:
+    from .config import load_config
+
+    root = endpoint.config.root
+    started = time.perf_counter()
+    outcome = rebuilds.pages()
+    status = outcome["status"]
+    if stop.is_set():
+        return
+    if status not in ("built", "up to date"):
+        for problem in outcome.get("problems", []):
+            say(problem)
+        say(f"not rebuilt{'' if status == 'errors' else f' ({_why(outcome)})'}: the previous site and graph "
+            "are still served")
+        return
+    try:
+        endpoint.config = load_config(root)
+        graph = endpoint.graphs.take(endpoint.site, outcome.get("made"))
+    except (KBError, OSError) as e:  # changed again meanwhile: the next rebuild follows
+        say(f"not reloaded ({e}): the next change rebuilds")
+        return
+    loaded = None
+    if graph is not None:  # (a new base IRI is a new graph: the workers' prefix `id:` changes with it)
+        endpoint.workers.reload(graph, endpoint.config.base_iri)
+        # the old graph is answered until then; the search index is made after (no CPU taken from the load)
+        if not endpoint.workers.wait_loaded():
+            if stop.is_set():
+                return
+            endpoint.graphs.identity = None  # taken again by the next rebuild
+            say("the query workers could not load the new graph: the previous one is still answered")
+            return
+        endpoint.graphs.drop_older(endpoint.workers.graphs_in_use())
+        loaded = endpoint.workers.triples
+    took = time.perf_counter() - started
+    if status == "built":
+        say(f"rebuilt in {took:.1f} s ({'the same graph' if loaded is None else f'{loaded} triples'})"
+            + ("; the search index follows" if outcome.get("search") == "kept" else ""))
+        if outcome.get("search") == "kept":
+            rebuilds.index()
+    else:  # (a site built meanwhile by a `kb build` brings its graph)
+        say(f"the site was up to date ({took:.1f} s)"
+            + (f"; its graph loaded ({loaded} triples)" if loaded is not None else ""))
 
 
 # --- the SPARQL endpoint --------------------------------------------------------------------------
@@ -749,6 +765,7 @@ def serve(config: Config, site: Path, *, host: str = "127.0.0.1", port: int = 80
                          name="kb-rebuild").start()
         if index_pending:
             rebuilds.index()
+        rebuilds.start_spare()  # (the workers have loaded the graph)
         shown = f"[{host}]" if ":" in host else host
         say(f"serving {site} at http://{shown}:{sock.getsockname()[1]}/ — SPARQL endpoint /sparql, "
             "query editor /sparql.html; Ctrl-C stops")

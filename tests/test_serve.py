@@ -624,34 +624,45 @@ def test_the_old_graph_is_answered_until_the_new_one_is_loaded(tmp_path):
     assert list((root / ".kb-cache").glob("serve-*")) == []  # removed when the server stops
 
 
-def test_a_rebuild_runs_in_a_process_started_ahead_with_its_imports_done(tmp_path):
+def test_a_rebuild_runs_in_a_process_started_ahead_with_its_imports_done(tmp_path, monkeypatch):
     # kb/serve.py `Rebuilds`: the next rebuild's process is started ahead (kb/site/rebuild.py `--spare`) and
-    # given its arguments when a change comes; the one after it is started then
+    # given its arguments when a change comes; if milkb's code changed while it waited, it runs the rebuild as a
+    # process of the new code (the caches are stamped with the code on disk)
     from kb.serve import Rebuilds
 
     root = make_root(tmp_path)
     shutil.copytree(REPO / "site_build", root / "site_build")
     assert run_kb("build", "--no-search", cwd=root).code == 0
+    code = tmp_path / "code"  # milkb as a spare imports it, from a copy this test can change
+    shutil.copytree(REPO / "kb", code / "kb", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("PYTHONPATH", str(code))
     rebuilds = Rebuilds(root, root / "_site", lambda said: None)
     spares = []
     try:
-        for name in ("T-64A", "T-64B"):
+        for name, changed in (("T-64A", False), ("T-64B", False), ("T-64BV", True)):
+            rebuilds.start_spare()
             spares.append(rebuilds._spare)
             deadline = time.monotonic() + 30
             while spares[-1].pid in _rebuilds(root):  # until it waits, named `kb-spare` (as `ps` shows it)
                 assert spares[-1].poll() is None and time.monotonic() < deadline
                 time.sleep(0.05)
             assert spares[-1].pid in _rebuilds(root, spares=True)
+            if changed:
+                (code / "kb" / "site" / "build.py").touch()
             (root / "entries" / "systems" / "t-64.yaml").write_text(
                 f"name: {name}\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\n", encoding="utf-8")
             outcome = rebuilds.pages()
             assert outcome["status"] == "built" and outcome["pid"] == spares[-1].pid
+            assert outcome["ahead"] is not changed
             assert name in (root / "_site" / "id" / "t-64.html").read_text(encoding="utf-8")
-        assert rebuilds._spare.pid not in [spare.pid for spare in spares]
+        rebuilds.start_spare()
         last = rebuilds._spare
+        assert last.pid not in [spare.pid for spare in spares]
     finally:
         rebuilds.close()
-    assert last.poll() is not None and rebuilds._spare is None  # stopped with the server, none started after
+    assert last.poll() is not None and rebuilds._spare is None  # stopped with the server
+    rebuilds.start_spare()
+    assert rebuilds._spare is None  # none started after
 
 
 def test_a_rebuild_that_dies_is_reported_and_the_previous_site_and_graph_stay(tmp_path):

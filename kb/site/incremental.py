@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 
+from rdflib import Literal
 from rdflib.namespace import RDF
 
 from ..export import nt_term, split_line
@@ -99,8 +100,10 @@ class Reads:
         for p, subjects in self.facts.items():  # whole is no read of its own (an entity page reads its subject's all)
             found.extend(digests.many("F", subjects - whole if whole else subjects, p))
         found.extend(digests.many("S", self.subjects))
-        objects = self.objects  # likewise a change to the subjects with p o is a change to those with o
-        found.extend(digests.many("P", [po for po in self.pairs if po[1] not in objects] if objects else self.pairs))
+        objects = self.objects  # likewise a change to the subjects with p o is a change to those with o (an IRI:
+        # rdflib takes `"x"@en-GB` and `"x"@en-gb` for one literal, which the tags tell apart)
+        found.extend(digests.many("P", [po for po in self.pairs if isinstance(po[1], Literal) or po[1] not in objects]
+                                  if objects else self.pairs))
         found.extend(digests.many("Q", self.predicates))
         found.extend(digests.many("O", self.objects))
         if self.everything:

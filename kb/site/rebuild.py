@@ -2,7 +2,7 @@
 `python -m kb.site.rebuild --spare ROOT SITE`, which imports what a rebuild uses and then waits for the rest of
 its arguments, as a JSON list on a line of its standard input (the server starts the next rebuild's process
 ahead: at 10,000 systems an edit's pages come 0.2 s sooner). Standard input closed without a line: it ends,
-doing nothing.
+doing nothing. If milkb's code changed while it waited, it runs the rebuild as a process of the new code.
 
 The server starts one after each batch of changes, with `--index-later` (the pages and the graph, the previous
 search index kept: kb/site/update.py), and then, if the index was kept, one without it that brings the index up
@@ -13,7 +13,8 @@ server's memory (freeing it took 1-2 s at 10,000 systems).
 It writes one JSON object to standard output, what the server says of it: `status` "built" (with `search`:
 "kept" or "made"), "up to date", "errors" (with `problems`, each as `path:line: message`),
 "cannot write" or "failed" (with `reason`). "built" and "up to date" come with `made`, what the site's graph
-was made from (kb/site/update.py `Updated.made`). Each says which process rebuilt (`pid`).
+was made from (kb/site/update.py `Updated.made`). Each says which process rebuilt (`pid`), and whether it
+had been started ahead with its imports done (`ahead`).
 """
 from __future__ import annotations
 
@@ -61,15 +62,23 @@ AHEAD = ("concurrent.futures", "multiprocessing", "markdown_it", "pyoxigraph", "
          "kb.export", "kb.site.build", "kb.site.incremental", "kb.site.model", "kb.site.update", "kb.workers")
 
 
+def _code() -> list[tuple[str, int, int]]:
+    """milkb's code files, with their size and modification time."""
+    package = Path(__file__).resolve().parent.parent
+    return [(str(path), (st := path.stat()).st_size, st.st_mtime_ns) for path in sorted(package.rglob("*.py"))]
+
+
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, _stopped)
     gc.disable()  # as in `kb build` (kb/cli.py `command`)
+    spare = argv[0] == "--spare"
     try:
         from ..workers import name_process
 
-        if argv[0] == "--spare":
+        if spare:
             import importlib
 
+            code = _code()
             name_process("kb-spare")
             for name in AHEAD:
                 importlib.import_module(name)
@@ -77,12 +86,15 @@ def main(argv: list[str]) -> None:
             if not line:  # the server did not need it
                 os._exit(0)
             argv = argv[1:3] + json.loads(line)
+            if _code() != code:  # milkb changed while it waited (an editable install): what it imported is not
+                # the code the caches are stamped with (kb/uptodate.py `inputs_stamp`), so a process of the new
+                os.execv(sys.executable, [sys.executable, "-P", "-m", "kb.site.rebuild", *argv])  # code, in its place
         name_process("kb-rebuild")
         root, site, *flags = argv
         outcome = rebuild(Path(root), Path(site), "--index-later" in flags)
     except KeyboardInterrupt:
         os._exit(143)
-    outcome["pid"] = os.getpid()
+    outcome["pid"], outcome["ahead"] = os.getpid(), spare  # (`ahead`: in the process started ahead, as it was)
     sys.stdout.write(json.dumps(outcome) + "\n")
     sys.stdout.flush()
     os._exit(0)  # without freeing the knowledge base object by object (kb/cli.py `run`)
