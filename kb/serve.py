@@ -385,6 +385,7 @@ def _watch_and_rebuild(endpoint: Endpoint, rebuilds: Rebuilds, stop: threading.E
 
 
 def _rebuild(endpoint: Endpoint, rebuilds: Rebuilds, stop: threading.Event, say: Callable[[str], None]) -> None:
+    """One rebuild after a change, and the new graph given to the workers; says how it went."""
     from .config import load_config
 
     root = endpoint.config.root
