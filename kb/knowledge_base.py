@@ -34,6 +34,7 @@ class KnowledgeBase:
     problems: list[Problem]
     _graph: Graph | None = None
     sources: dict = field(default_factory=dict)  # entry file → (size, mtime, when seen, digest): `EntryCache.sources`
+    cache_saver: object = None  # `open_kb(save_apart=True)`: the child saving the parse cache, to `join()`
 
     @property
     def graph(self) -> Graph:
@@ -87,8 +88,10 @@ def new_graph() -> Graph:
     return prefixed_graph()
 
 
-def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "direct") -> KnowledgeBase:
-    """Load, map and check a knowledge base. Problems are collected in `.problems`, never raised."""
+def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "direct",
+            save_apart: bool = False) -> KnowledgeBase:
+    """Load, map and check a knowledge base. Problems are collected in `.problems`, never raised.
+    `save_apart`: the parse cache may be saved by a forked child (`.cache_saver`) while the caller goes on."""
     from .mapping import map_entries
     from .parse_cache import EntryCache
     from .quantities import quantity_cache
@@ -112,19 +115,22 @@ def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "dire
         changed = cache.changed_lines(mapped)
         problems.extend(check_shapes(mapped, schema, load_shapes(config.ontology_dir), engine,
                                      None if changed is None else focus_nodes(changed, index)))
-    cache.save(mapped, shapes_ok=(not problems and mapped.all_clean) if shacl else None)
+    shapes_ok = (not problems and mapped.all_clean) if shacl else None
+    saver = cache.save_apart(mapped, shapes_ok) if save_apart else cache.save(mapped, shapes_ok)
     problems = sorted(set(problems), key=problem_order)
-    return KnowledgeBase(config, schema, entries, mapped, index, problems, sources=cache.sources)
+    return KnowledgeBase(config, schema, entries, mapped, index, problems, sources=cache.sources, cache_saver=saver)
 
 
-def load_valid_kb(root: Path | None = None, *, shacl: bool = True) -> KnowledgeBase:
+def load_valid_kb(root: Path | None = None, *, shacl: bool = True, save_apart: bool = False) -> KnowledgeBase:
     """The knowledge base, or KBError listing every problem if it has errors.
 
     Reading commands pass shacl=False: the entries must still load and link, but the shapes are
     left to `kb validate` and to the commands that publish (export, build).
     """
-    kb = open_kb(root, shacl=shacl)
+    kb = open_kb(root, shacl=shacl, save_apart=save_apart)
     if kb.errors:
+        if kb.cache_saver is not None:
+            kb.cache_saver.join()
         raise KBError(kb.errors)
     return kb
 

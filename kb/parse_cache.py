@@ -51,6 +51,7 @@ class EntryCache:
         self._shapes_ok = False  # whether the graph of exactly those mappings met the shapes
         self._stats: dict[str, tuple] = {}  # path → (size, mtime, when read, the key of its content)
         self._restated = False
+        self._fresh = 0  # files parsed by `load` (not kept from the last run)
 
     def load(self) -> tuple[list[Entry], list[Problem]]:
         """As `loader.load_entries`, reusing what was kept for unchanged files."""
@@ -91,6 +92,7 @@ class EntryCache:
                 continue
             entries.append(self._take(key, entry))
         self._parse(entries, fresh)
+        self._fresh = len(fresh)
         mark_duplicate_ids(entries)
         return entries, problems
 
@@ -175,6 +177,20 @@ class EntryCache:
         except (OSError, pickle.PickleError):
             pass  # a read-only root still works, only slower
 
+    def save_apart(self, mapped: MappedGraph, shapes_ok: bool | None = None):
+        """`save`, in a forked child if many files were parsed (at 10,000 systems a first run's save takes 0.45 s,
+        which the command then spends on its own work): something to `join()` once the command is done, or
+        None if it was saved here."""
+        from .workers import Child
+
+        if self._fresh >= APART_FROM:
+            from . import files, signing  # noqa: F401 - what `Shards.save` uses, imported before the fork
+            saver = Child.fork(lambda: self.save(mapped, shapes_ok), "the parse cache's saver")
+            if saver is not None:
+                return saver
+        self.save(mapped, shapes_ok)
+        return None
+
     def _read(self) -> tuple[dict, dict, bool, dict]:
         saved = self._shards.load(self.stamp)
         if saved is None:
@@ -187,6 +203,7 @@ class EntryCache:
 
 
 FRESH_CHUNK = 250  # new or changed files a worker parses and maps at a time
+APART_FROM = 2000  # files parsed by a run from which `save_apart` saves in a child (fewer: a shard or a few)
 
 
 def _parse_and_map(chunk: tuple[int, int]) -> tuple[list, list]:

@@ -166,3 +166,24 @@ def test_fresh_entries_mapped_by_workers_give_what_one_process_gives(tmp_path):
     assert runs["2"] == runs["1"]
     assert "parsecs" in runs["1"][0] and "turret_colour" in runs["1"][0] and "no-such-tank" in runs["1"][0]
     assert runs["1"][0].count("\n") >= 5 and len(runs["1"][1].splitlines()) > 10_000
+
+
+def test_a_cache_saved_by_a_child_while_the_build_goes_on_is_whole(kb_root, monkeypatch, tmp_path):
+    """`open_kb(save_apart=True)` (as `kb build` loads): after a run that parsed many files, a forked child
+    saves the parse cache while the command goes on; joined, the next run parses nothing and maps the same
+    graph."""
+    from kb import parse_cache
+    from kb.knowledge_base import open_kb
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-home"))
+    monkeypatch.setattr(parse_cache, "APART_FROM", 1)  # (at 2,000 files parsed: the bundled entries are fewer)
+    kb = open_kb(kb_root, save_apart=True)
+    assert kb.cache_saver is not None and kb.cache_saver.pid != __import__("os").getpid()
+    kb.cache_saver.join()
+    parsed = []
+    real = parse_cache.EntryCache._parse
+    monkeypatch.setattr(parse_cache.EntryCache, "_parse", lambda self, entries, fresh: (parsed.extend(fresh),
+                                                                                        real(self, entries, fresh)))
+    again = open_kb(kb_root, save_apart=True)
+    assert parsed == [] and again.cache_saver is None  # nothing parsed: saved here, had it anything to save
+    assert set(again.index) == set(kb.index) and again.problems == kb.problems == []

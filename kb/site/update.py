@@ -66,6 +66,7 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
     from ..store_cache import Saved, save_meanwhile
 
     entries = Saved.fingerprint_meanwhile(config)  # of the entries as they are before they are read
+    kb = None
     try:
         dump = dump_identity(target)
         kept, listing = uptodate.unchanged(config, target, search, lambda: entries.fingerprint)
@@ -77,12 +78,14 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
 
         entries.fingerprint  # taken before the entries are read (from the child, usually done by now): an entry
         # changed meanwhile differs from it, so the store saved under it never holds an older graph
-        kb = load_valid_kb(config.root, shacl=True)
+        kb = load_valid_kb(config.root, shacl=True, save_apart=True)  # its parse cache saved meanwhile
         if index_later:  # the site swapped in will not be the one recorded
             uptodate.forget(config, target)
         lines = graph_lines(kb.mapped, kb.schema.ontology, kb.index)
     except BaseException:  # a knowledge base with errors: the fingerprint's child is not left behind (`kb serve`
         entries.close()  # goes on after it)
+        if kb is not None and kb.cache_saver is not None:
+            kb.cache_saver.join()
         raise
     started, saver = False, None  # the query store, saved meanwhile: `kb show` and `kb query` then start at once
 
@@ -104,6 +107,8 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
                 save(None)
             if saver is not None:
                 saver.join()
+            if kb.cache_saver is not None:
+                kb.cache_saver.join()
     figures = {"pages": report.pages, "files": report.files, "bytes": report.bytes}
     if not report.search_kept:  # (a site with the previous search index is not the one a build would write)
         uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing, figures, kb.sources)
