@@ -434,7 +434,8 @@ def _rebuilds(root, spares: bool = False) -> dict[int, str]:
         try:
             command = (proc / "cmdline").read_bytes().split(b"\0")
             state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            waiting = (proc / "comm").read_text().strip() == "kb-spare"
+            name = (proc / "comm").read_text().strip()  # a spare is named `kb-rebuild` once it has work
+            waiting = name == "kb-spare" or (b"--spare" in command and name != "kb-rebuild")
         except (OSError, IndexError):
             continue
         if b"kb.site.rebuild" in command and str(root).encode() in command and state != "Z" and (spares or not waiting):
@@ -643,10 +644,10 @@ def test_a_rebuild_runs_in_a_process_started_ahead_with_its_imports_done(tmp_pat
             rebuilds.start_spare()
             spares.append(rebuilds._spare)
             deadline = time.monotonic() + 30
-            while spares[-1].pid in _rebuilds(root):  # until it waits, named `kb-spare` (as `ps` shows it)
-                assert spares[-1].poll() is None and time.monotonic() < deadline
+            while Path(f"/proc/{spares[-1].pid}/comm").read_text().strip() != "kb-spare":  # until it waits, so
+                assert spares[-1].poll() is None and time.monotonic() < deadline  # named (as `ps` shows it)
                 time.sleep(0.05)
-            assert spares[-1].pid in _rebuilds(root, spares=True)
+            assert spares[-1].pid in _rebuilds(root, spares=True) and spares[-1].pid not in _rebuilds(root)
             if changed:
                 (code / "kb" / "site" / "build.py").touch()
             (root / "entries" / "systems" / "t-64.yaml").write_text(
