@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from pathlib import Path
@@ -34,7 +35,7 @@ class KnowledgeBase:
     problems: list[Problem]
     _graph: Graph | None = None
     sources: dict = field(default_factory=dict)  # entry file → (size, mtime, when seen, digest): `EntryCache.sources`
-    cache_saver: object = None  # `open_kb(save_apart=True)`: the child saving the parse cache, to `join()`
+    cache_saver: object = None  # `open_kb(save_apart=True)`: the child saving the parse cache (`cache_saved`)
 
     @property
     def graph(self) -> Graph:
@@ -42,6 +43,16 @@ class KnowledgeBase:
         if self._graph is None:
             self._graph = self.index.to_rdflib()
         return self._graph
+
+    def cache_saved(self) -> None:
+        """Wait for the child saving the parse cache, if one does (`open_kb(save_apart=True)`); say if it failed
+        (the next run parses every file again)."""
+        saver, self.cache_saver = self.cache_saver, None
+        if saver is not None:
+            try:
+                saver.result()
+            except OSError as e:
+                sys.stderr.write(f"milkb: the parse cache was not saved ({e})\n")
 
     def iri(self, entry_id: str) -> URIRef:
         return interned(self.config.base_iri + entry_id)
@@ -117,8 +128,14 @@ def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "dire
                                      None if changed is None else focus_nodes(changed, index)))
     shapes_ok = (not problems and mapped.all_clean) if shacl else None
     saver = cache.save_apart(mapped, shapes_ok) if save_apart else cache.save(mapped, shapes_ok)
-    problems = sorted(set(problems), key=problem_order)
-    return KnowledgeBase(config, schema, entries, mapped, index, problems, sources=cache.sources, cache_saver=saver)
+    try:
+        problems = sorted(set(problems), key=problem_order)
+        return KnowledgeBase(config, schema, entries, mapped, index, problems, sources=cache.sources,
+                             cache_saver=saver)
+    except BaseException:
+        if saver is not None:
+            saver.join()
+        raise
 
 
 def load_valid_kb(root: Path | None = None, *, shacl: bool = True, save_apart: bool = False) -> KnowledgeBase:
@@ -129,8 +146,7 @@ def load_valid_kb(root: Path | None = None, *, shacl: bool = True, save_apart: b
     """
     kb = open_kb(root, shacl=shacl, save_apart=save_apart)
     if kb.errors:
-        if kb.cache_saver is not None:
-            kb.cache_saver.join()
+        kb.cache_saved()
         raise KBError(kb.errors)
     return kb
 

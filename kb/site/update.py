@@ -63,7 +63,7 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
     again (pagefind takes most of a rebuild at 10,000 systems: 11-13 s of 15). Such a site is not recorded
     as built, so the next `update_site` with the search index makes it, reusing every page."""
     from .. import uptodate
-    from ..store_cache import Saved, save_meanwhile
+    from ..store_cache import Saved
 
     entries = Saved.fingerprint_meanwhile(config)  # of the entries as they are before they are read
     kb = None
@@ -74,7 +74,6 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
             return Updated(target, kept, fingerprint=entries.fingerprint, dump=dump)
         from ..export import graph_lines
         from ..knowledge_base import load_valid_kb
-        from .build import build_site
 
         entries.fingerprint  # taken before the entries are read (from the child, usually done by now): an entry
         # changed meanwhile differs from it, so the store saved under it never holds an older graph
@@ -84,9 +83,22 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
         lines = graph_lines(kb.mapped, kb.schema.ontology, kb.index)
     except BaseException:  # a knowledge base with errors: the fingerprint's child is not left behind (`kb serve`
         entries.close()  # goes on after it)
-        if kb is not None and kb.cache_saver is not None:
-            kb.cache_saver.join()
+        if kb is not None:
+            kb.cache_saved()
         raise
+    try:
+        return _build(config, target, search, progress, index_later, kb, lines, listing, entries)
+    finally:
+        kb.cache_saved()  # (its parse cache, saved meanwhile)
+
+
+def _build(config: Config, target: Path, search: bool, progress, index_later: bool, kb, lines: list[str],
+           listing, entries) -> Updated:
+    """The site built (`update_site`), the query store saved meanwhile."""
+    from .. import uptodate
+    from ..store_cache import save_meanwhile
+    from .build import build_site
+
     started, saver = False, None  # the query store, saved meanwhile: `kb show` and `kb query` then start at once
 
     def save(state) -> None:  # once the kept state is loaded (kb/site/incremental.py `State`); None: not known
@@ -107,8 +119,6 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
                 save(None)
             if saver is not None:
                 saver.join()
-            if kb.cache_saver is not None:
-                kb.cache_saver.join()
     figures = {"pages": report.pages, "files": report.files, "bytes": report.bytes}
     if not report.search_kept:  # (a site with the previous search index is not the one a build would write)
         uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing, figures, kb.sources)
