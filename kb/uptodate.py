@@ -40,6 +40,15 @@ def build_date() -> dt.date:
     return dt.date.today()
 
 
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+
+
+def code_files() -> list[Path]:
+    """milkb's own files (its code and what it ships), as `inputs_stamp` stamps them."""
+    return _files(Path(__file__).resolve().parent)
+
+
 def inputs_stamp(config: Config, out: Path, search: bool) -> str:
     """Everything but the entries that the site's bytes depend on (`build_date` and the installed libraries
     included): if any of it changed, no part of the previous site is reused."""
@@ -47,12 +56,11 @@ def inputs_stamp(config: Config, out: Path, search: bool) -> str:
 
     h = hashlib.blake2b(digest_size=16)
     root = config.root.resolve()
-    code = Path(__file__).resolve().parent
     h.update(f"{out.resolve()}\0{build_date().isoformat()} search={search}\0{libraries()}\0".encode())
     paths = [root / "kb.toml"]
-    for folder in (config.ontology_dir.resolve(), root / "site_build", config.queries_dir.resolve(), code):
-        paths += sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    for path in paths:
+    for folder in (config.ontology_dir.resolve(), root / "site_build", config.queries_dir.resolve()):
+        paths += _files(folder)
+    for path in paths + code_files():
         try:
             st = path.stat()
             h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())

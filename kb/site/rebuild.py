@@ -63,9 +63,10 @@ AHEAD = ("concurrent.futures", "multiprocessing", "markdown_it", "pyoxigraph", "
 
 
 def _code() -> list[tuple[str, int, int]]:
-    """milkb's code files, with their size and modification time."""
-    package = Path(__file__).resolve().parent.parent
-    return [(str(path), (st := path.stat()).st_size, st.st_mtime_ns) for path in sorted(package.rglob("*.py"))]
+    """milkb's files as the caches' stamp sees them (kb/uptodate.py `code_files`), with their size and mtime."""
+    from ..uptodate import code_files
+
+    return [(str(path), (st := path.stat()).st_size, st.st_mtime_ns) for path in code_files()]
 
 
 def main(argv: list[str]) -> None:
