@@ -44,8 +44,10 @@ def pattern_reads(text: str, prefixes: dict[str, str]) -> list[tuple[str, str]] 
     """What the answer to query `text` can depend on, one pair per triple pattern and property-path step, each
     term as N-Triples writes it: ("Q", its predicate) when the predicate is an IRI, else ("S", its subject) or
     ("O", its object) when one of them is fixed. The answer can only change when a triple with one of these
-    predicates, subjects or objects is added or removed. None when a pattern fixes nothing (`?s ?p ?o`), or
-    the query is a DESCRIBE or names graphs or services: then any triple can count. What an incremental build
+    predicates, subjects or objects is added or removed. None when a pattern fixes nothing (`?s ?p ?o`), when
+    a path that can be zero steps long (`p*`, `p?`) joins two ends nothing else in its group anchors (it
+    matches every node of the graph), or the query is a DESCRIBE or names graphs or services: then any triple
+    can count. What an incremental build
     checks the saved queries' answers by (kb/site/build.py); rdflib parses the query."""
     from rdflib import Literal, URIRef
     from rdflib.paths import AlternativePath, InvPath, MulPath, NegatedPath, SequencePath
@@ -73,6 +75,36 @@ def pattern_reads(text: str, prefixes: dict[str, str]) -> list[tuple[str, str]] 
             return [step for value in _leaves(path) if isinstance(value, URIRef) for step in steps(value)]
         raise Anything  # a variable predicate, or a negated path (`!p`): any predicate
 
+    def zero(path) -> bool:
+        """Whether `path` can be zero steps long; a path of the parsed form counts as one."""
+        if isinstance(path, MulPath):
+            return path.zero or zero(path.path)
+        if isinstance(path, SequencePath):
+            return all(zero(arg) for arg in path.args)
+        if isinstance(path, AlternativePath):
+            return any(zero(arg) for arg in path.args)
+        if isinstance(path, InvPath):
+            return zero(path.arg)
+        return isinstance(path, CompValue)
+
+    def group(triples) -> None:
+        """The patterns of one group, joined: a path that can be zero steps long is read by its steps only
+        when one of its ends is fixed or anchored, i.e. also an end of a pattern that cannot be (or, in turn,
+        of an anchored path); then it matches that node and what its steps reach."""
+        anchored, loose = set(), []
+        for s, p, o in triples:
+            pattern(s, p, o)
+            if zero(p):
+                loose.append((s, o))
+            else:
+                anchored |= {s, o}
+        while loose:
+            held = [(s, o) for s, o in loose if {s, o} & anchored or fixed(s) or fixed(o)]
+            if not held:
+                raise Anything
+            anchored |= {end for ends in held for end in ends}
+            loose = [ends for ends in loose if ends not in held]
+
     def pattern(s, p, o) -> None:
         try:
             found.extend(("Q", step.n3()) for step in steps(p))
@@ -86,12 +118,9 @@ def pattern_reads(text: str, prefixes: dict[str, str]) -> list[tuple[str, str]] 
             if node.name in ("DescribeQuery", "Graph", "ServiceGraphPattern") or dict.get(node, "datasetClause"):
                 raise Anything
             if node.name == "BGP":  # the translated form
-                for triple in node.triples:
-                    pattern(*triple)
+                group(node.triples)
             if node.name == "TriplesBlock":  # as parsed (inside EXISTS): flat lists of terms, three by three
-                for terms in node.triples:
-                    for i in range(0, len(terms) - 2, 3):
-                        pattern(*terms[i:i + 3])
+                group([terms[i:i + 3] for terms in node.triples for i in range(0, len(terms) - 2, 3)])
             for key in node:
                 walk(dict.get(node, key))
         elif isinstance(node, (list, tuple, set)) and not isinstance(node, str):
@@ -118,7 +147,7 @@ def saved_query_reads(queries: dict[str, SavedQuery], prefixes: dict[str, str], 
     from .shards import Shards
 
     cache = Shards(cache_dir / "query-reads.pickle")
-    stamp = ("query-reads", 1)
+    stamp = ("query-reads", 2)
     loaded = cache.load(stamp)
     kept = loaded[0] if loaded is not None and isinstance(loaded[0], dict) else {}
     found, now = {}, {}

@@ -28,11 +28,21 @@ def reads(text: str):
     ("SELECT * WHERE { ?s kb:crew ?o MINUS { ?s kb:mass ?m } OPTIONAL { ?s kb:origin ?t } }",
      {("Q", "kb:crew"), ("Q", "kb:mass"), ("Q", "kb:origin")}),
     ("CONSTRUCT { ?s ?p ?o } WHERE { ?s kb:crew ?o }", {("Q", "kb:crew")}),
+    # a path that can be zero steps long, anchored: by a fixed end, or by an end another pattern matches
+    ("SELECT * WHERE { ?x kb:variantOf* id:t-72 }", {("Q", "kb:variantOf")}),
+    ("SELECT * WHERE { ?v kb:variantOf+ ?m . ?m kb:variantOf* ?r }", {("Q", "kb:variantOf")}),
+    ("SELECT * WHERE { ?a kb:a* ?b . ?b kb:b? ?c . ?c kb:crew ?n }", {("Q", "kb:a"), ("Q", "kb:b"), ("Q", "kb:crew")}),
+    ("SELECT * WHERE { ?x kb:a*/kb:b ?y }", {("Q", "kb:a"), ("Q", "kb:b")}),
     # a variable predicate: what the pattern fixes instead
     ("SELECT * WHERE { id:t-80 ?p ?o }", {("S", "<https://w3id.org/milkb/id/t-80")}),
     ("SELECT * WHERE { ?s ?p 'x' }", {("O", '"x"')}),
     # nothing fixed, or reads beyond the default graph: any triple can count
     ("SELECT * WHERE { ?s ?p ?o }", None),
+    ("SELECT * WHERE { ?x kb:variantOf* ?y }", None),  # zero steps: every node of the graph, with itself
+    ("SELECT * WHERE { ?x kb:variantOf? ?y }", None),
+    ("SELECT * WHERE { ?x (kb:a|^kb:b*) ?y }", None),
+    ("SELECT * WHERE { ?a kb:a* ?b . ?b kb:b* ?c }", None),
+    ("SELECT * WHERE { ?s kb:crew ?c FILTER EXISTS { ?x kb:a* ?y } }", None),
     ("SELECT * WHERE { ?s !kb:crew ?o }", None),
     ("SELECT * WHERE { VALUES ?p { kb:crew } ?s ?p ?o }", None),
     ("SELECT * WHERE { ?s kb:crew ?c FILTER EXISTS { ?s ?p ?m } }", None),
