@@ -120,6 +120,17 @@ def require_chromium():
         pytest.skip(message)
 
 
+def search_results(page, timeout: int = 60_000):
+    """The links of the search results pagefind shows, once each has loaded: it loads every result's data on
+    its own, showing a placeholder without a link until then, so the first link may not be the first result."""
+    from playwright.sync_api import expect
+
+    links = page.locator(".pagefind-ui__result-link")
+    links.first.wait_for(timeout=timeout)
+    expect(page.locator(".pagefind-ui__loading")).to_have_count(0, timeout=timeout)
+    return links
+
+
 @pytest.fixture(scope="session")
 def browser():
     """One headless Chromium (Debian's, driven by playwright) for the session; each test opens its own context."""

@@ -44,7 +44,7 @@ def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 90
     raise AssertionError(f"the server did not answer {url} within {seconds} s:\n{log.read_text()[-3000:]}")
 
 
-def stop(process: subprocess.Popen, seconds: float = 15) -> int:
+def stop(process: subprocess.Popen, seconds: float = 60) -> int:
     """Interrupt a server as Ctrl-C would, and kill it if it does not stop."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)

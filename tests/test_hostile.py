@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from kb.cli import app
 
-from .conftest import REPO, make_root, require_chromium, run_kb
+from .conftest import REPO, make_root, require_chromium, run_kb, search_results
 from .site_helpers import parse
 from .test_site_browser import _QuietHandler
 
@@ -225,8 +225,7 @@ def test_no_script_from_an_entry_runs_in_the_browser(served, watched, path):
 
 def test_searching_for_the_hostile_entries_runs_none_of_them(served, watched):
     watched.goto(served + "search.html?q=script", wait_until="load")
-    results = watched.locator(".pagefind-ui__result-link")
-    results.first.wait_for(timeout=15_000)
+    results = search_results(watched)
     assert results.count() >= 2
     assert NAME in results.all_inner_texts()
     assert watched.evaluate(LINKS_AND_HANDLERS) == {"other_schemes": [PAGEFIND_FORM], "handlers": [], "pwned": None}

@@ -5,7 +5,7 @@ get from the rdflib triples, or the dumps would change."""
 from pathlib import Path
 
 import pyoxigraph as ox
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from rdflib import Literal, URIRef
 from rdflib.namespace import XSD
 
@@ -27,7 +27,7 @@ iris = st.sampled_from(["https://w3id.org/milkb/id/t-80", "https://w3id.org/milk
 triples = st.tuples(iris, iris, st.one_of(iris, literals))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(triples, min_size=1, max_size=12, unique_by=triple_key))
 def test_lines_sort_parse_and_split_as_the_triples_do(ts):
     terms: dict = {}
@@ -86,7 +86,7 @@ def _whole_and_pieces(lines: list[str]) -> None:
             assert header + separator.join(pieces[s] for s in order) + footer == whole, fmt
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(triples, min_size=1, max_size=12, unique_by=triple_key))
 def test_dumps_are_their_subjects_pieces(ts):
     terms: dict = {}
@@ -107,7 +107,7 @@ subject_names = st.sampled_from(["<https://w3id.org/milkb/id/a>", "<https://w3id
 frames = st.sampled_from([("", "", ""), ('{"@graph":[', ",", "]}\n"), ("@prefix x: <y> .\n\n", "", "")])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(subject_names, texts), st.dictionaries(subject_names, texts),
        st.sets(subject_names), frames, st.booleans())
 def test_a_dump_put_together_from_kept_pieces_is_the_one_written_whole(before, edits, removed, frame, by_node):

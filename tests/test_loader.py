@@ -110,11 +110,11 @@ ATTACKS = {
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_an_attack_is_refused_quickly_in_bounded_memory(name):
     text = ATTACKS[name]
-    started = time.perf_counter()
+    started = time.process_time()  # this process's CPU time: other processes' load does not count
     kept, found = problems(text)
     # a bound on a blow-up, not a speed target (bench/ has those): refused in milliseconds, while an unguarded
-    # parser takes minutes or never ends; 5 s leaves room for a loaded machine (1 s failed once at load 5)
-    assert time.perf_counter() - started < 5
+    # parser takes minutes or never ends
+    assert time.process_time() - started < 5
     assert not kept and len(found) == 1 and re.match(r"^e\.yaml:\d+: ", found[0])
     tracemalloc.start()
     problems(text)
@@ -143,7 +143,7 @@ def test_the_kb_command_refuses_every_attack_with_path_line_message(kb_root):
         f.truncate(50 * 1024 * 1024)
     started = time.perf_counter()
     result = run_kb("validate", cwd=kb_root)
-    assert time.perf_counter() - started < 15
+    assert time.perf_counter() - started < 60  # a bound on a blow-up (minutes, unguarded), on a loaded machine
     assert result.code == 1 and "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert all(re.match(r"^entries/countries/[a-z0-9-]+\.yaml:\d+: ", line) for line in lines[:-1]), lines

@@ -2,7 +2,7 @@
 import re
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rdflib import Graph, Literal, URIRef
 from rdflib.compare import graph_diff, isomorphic, to_isomorphic
@@ -60,7 +60,7 @@ UNITS = ["t", "mm", "km", "km/h", "kW"]  # the units of the ontology's quantitie
 
 @given(number=st.from_regex(r"[-+]?([0-9]{1,16}(\.[0-9]{0,20})?|\.[0-9]{1,20})([eE][-+]?[0-9]{1,3})?", fullmatch=True),
        unit=st.sampled_from(UNITS))
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_a_quantity_written_in_its_own_unit_is_what_pint_makes_of_it(number, unit):
     """`46 t` for a property in tonnes is read without pint (`kb.quantities._convert`: no pint import for
     a new figure); the value, or the error, is the one pint's conversion gives."""

@@ -120,9 +120,11 @@ def test_an_edit_within_the_racy_window_is_seen_even_with_the_same_size_and_mtim
     """A file modified just before it was read may change again within the filesystem's mtime resolution:
     its size and mtime are not trusted, so the edit below (same size, mtime put back) is still seen."""
     import os
+    import time
 
     t80 = kb_root / "entries" / "systems" / "t-80.yaml"
-    os.utime(t80)  # modified now: racy when it is read below
+    later = time.time_ns() + 3600 * 10**9  # racy when it is read below, however long the command takes to start
+    os.utime(t80, ns=(later, later))
     assert run_kb("validate", cwd=kb_root).code == 0
     st = t80.stat()
     t80.write_text(t80.read_text(encoding="utf-8").replace("crew: 3", "crew: X"), encoding="utf-8")

@@ -38,7 +38,8 @@ def oxigraph(tmp_path_factory):
 
 def stored(base: str, graph: str) -> Graph:
     """The named graph as the store gives it back over HTTP (Graph Store Protocol GET)."""
-    response = httpx.get(f"{base}/store", params={"graph": graph}, headers={"Accept": "application/n-triples"})
+    response = httpx.get(f"{base}/store", params={"graph": graph}, headers={"Accept": "application/n-triples"},
+                         timeout=60)
     if response.status_code == 404:
         return Graph()
     response.raise_for_status()
@@ -48,7 +49,7 @@ def stored(base: str, graph: str) -> Graph:
 def count(base: str, graph: str) -> int:
     """The triple count, asked through the store's SPARQL query endpoint."""
     response = httpx.post(f"{base}/query", data={"query": f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"},
-                          headers={"Accept": "application/sparql-results+json"})
+                          headers={"Accept": "application/sparql-results+json"}, timeout=60)
     return int(response.json()["results"]["bindings"][0]["n"]["value"])
 
 

@@ -27,7 +27,7 @@ from kb.query import run_query
 from .conftest import REPO, make_root, run_kb
 from .server_helpers import start_kb_serve, stop
 
-TIMEOUT = 2
+TIMEOUT = 4  # seconds: a slow query outlasts the quick ones asked beside it, even on a loaded machine
 MAX_ROWS = 50
 TANKS = "SELECT ?tank ?crew WHERE { ?tank kb:category kbc:main-battle-tank . OPTIONAL { ?tank kb:crew ?crew } } ORDER BY ?tank"
 # every triple of the graph joined with itself three times: far more than TIMEOUT seconds of work
@@ -261,7 +261,7 @@ def test_a_slow_query_is_stopped_by_the_timeout_and_the_server_goes_on(served, l
     took = time.monotonic() - started
     assert response.status_code == 503
     assert f"the query was stopped after {TIMEOUT} s" in response.text
-    assert TIMEOUT <= took < TIMEOUT + 5
+    assert TIMEOUT <= took < TIMEOUT + 20  # the worker killed, one started in its place: near the timeout
     for _ in range(3):  # the killed worker is replaced; queries go on being answered
         data = sparql(base, TANKS, JSON).convert()
         assert len(data["results"]["bindings"]) == len(expected_tanks(local))
@@ -270,7 +270,7 @@ def test_a_slow_query_is_stopped_by_the_timeout_and_the_server_goes_on(served, l
     again = httpx.get(f"{base}/sparql", params={"query": SLOW}, timeout=60)
     assert again.status_code == 503
     assert "is not run again so soon" in again.text
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < TIMEOUT  # refused, not run until it times out
 
 
 def test_a_burst_of_queries_on_a_fresh_server_is_all_answered(served, tmp_path):
@@ -316,14 +316,11 @@ def test_clients_asking_one_slow_query_at_once_take_one_worker(served, local):
     with ThreadPoolExecutor(2) as pool:
         asked = [pool.submit(httpx.get, f"{base}/sparql", params={"query": slow}, timeout=60) for _ in range(2)]
         time.sleep(0.5)
-        started = time.monotonic()  # the other worker is free for everyone else
-        data = sparql(base, TANKS, JSON).convert()
-        took = time.monotonic() - started
+        data = sparql(base, TANKS, JSON).convert()  # the other worker is free for everyone else: answered
+        slow_done = [a.done() for a in asked]  # while the slow query still runs (behind it, only after its timeout)
         assert [a.result().status_code for a in asked] == [503, 503]
     assert len(data["results"]["bindings"]) == len(expected_tanks(local))
-    # Behind the slow query it would have waited for its timeout: at least TIMEOUT - 0.5 s. The margin is for
-    # a loaded machine (two slow queries and the other tests share two CPUs; 1.08 s was seen on CI).
-    assert took < TIMEOUT - 0.5 - 0.1
+    assert slow_done == [False, False]
 
 
 # --- the query editor ---------------------------------------------------------------------------------
@@ -354,7 +351,7 @@ def test_the_editor_runs_a_saved_query_in_chromium(served, browser):
     page.locator(".yasqe .CodeMirror").wait_for()
     assert "kb:category kbc:main-battle-tank" in page.evaluate("milkbEditor.getTab().getQuery()")
     page.locator(".yasqe_queryButton").click()
-    page.locator(".yasr table tbody tr").first.wait_for(timeout=15000)
+    page.locator(".yasr table tbody tr").first.wait_for(timeout=60_000)
     text = page.locator(".yasr table").inner_text()
     assert "t-80" in text and "t-72" in text
     page.screenshot(path=str(_screenshot("serve-editor")))
@@ -393,7 +390,7 @@ def test_an_entry_change_rebuilds_the_site_and_the_graph(served):
         "description: |\n  First line.\n  Second line.\n", encoding="utf-8")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        page = httpx.get(f"{base}/id/t-64")
+        page = httpx.get(f"{base}/id/t-64", timeout=60)
         if page.status_code == 200:
             break
         time.sleep(0.3)
@@ -405,7 +402,10 @@ def test_an_entry_change_rebuilds_the_site_and_the_graph(served):
     # the server rebuilt as `kb build` does, reusing the parts the change does not touch, the search index
     # afterwards, and recorded it
     log = root.parent / "serve.log"
-    assert re.search(r"rebuilt in [0-9.]+ s \(\d+ triples\); the search index follows", log.read_text())
+    deadline = time.monotonic() + 60  # logged after the new workers answer: looked for until then
+    while not re.search(r"rebuilt in [0-9.]+ s \(\d+ triples\); the search index follows", log.read_text()):
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.3)
     deadline = time.monotonic() + 60
     while not re.search(r"search index made in [0-9.]+ s", log.read_text()):
         assert time.monotonic() < deadline, log.read_text()
@@ -461,7 +461,7 @@ def test_an_edit_while_the_search_index_is_made_stops_that_and_is_shown_at_once(
                 f"name: T-64\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\n"
                 f"description: {name} edit.\n", encoding="utf-8")
             deadline = time.monotonic() + 60
-            while f"{name} edit." not in httpx.get(f"{base}/id/t-64").text or not sparql(
+            while f"{name} edit." not in httpx.get(f"{base}/id/t-64", timeout=60).text or not sparql(
                     base, f'ASK {{ id:t-64 dcterms:description ?d FILTER(STR(?d) = "{name} edit.") }}', JSON).convert()["boolean"]:
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
@@ -592,7 +592,7 @@ def test_the_old_graph_is_answered_until_the_new_one_is_loaded(tmp_path):
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         assert set(stopped) <= set(before)
-        assert "New." in httpx.get(f"{base}/id/t-64").text  # the pages are in place
+        assert "New." in httpx.get(f"{base}/id/t-64", timeout=60).text  # the pages are in place
         for _ in range(5):  # the old workers answer, without waiting for the new ones
             answer = httpx.get(f"{base}/sparql", params={"query": ask}, headers={"Accept": "application/json"},
                                timeout=5)
@@ -600,9 +600,12 @@ def test_the_old_graph_is_answered_until_the_new_one_is_loaded(tmp_path):
         assert "rebuilt in" not in log.read_text() and _rebuilds(root) == {}
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)
-        while not sparql(base, ask, JSON).convert()["boolean"]:
+        deadline = time.monotonic() + 60  # no query meanwhile: an old worker busy with one keeps its graph's
+        while "rebuilt in" not in log.read_text():  # files until the next rebuild (kb/serve.py `drop_older`)
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
+        assert sparql(base, ask, JSON).convert()["boolean"]
+        deadline = time.monotonic() + 60
         while "search index made" not in log.read_text():
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import REPO, require_chromium
+from .conftest import REPO, require_chromium, search_results
 
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 SHOTS = REPO / "test-output" / "screenshots"
@@ -79,8 +79,7 @@ def test_search_box_finds_nona(served_site, page):
     page.fill("#site-q", "Nona")
     page.press("#site-q", "Enter")
     page.wait_for_url("**/search.html?q=Nona")
-    results = page.locator(".pagefind-ui__result-link")
-    results.first.wait_for(timeout=15000)
+    results = search_results(page)
     shot(page, "search-nona")
     assert results.first.inner_text() == "2S23 Nona-SVK"  # the system itself ranks first
     results.first.click()
@@ -126,7 +125,7 @@ def test_no_accessibility_violations(served_site, page, path):
     _, base = served_site
     page.goto(base + path)
     if path.startswith("search"):
-        page.locator(".pagefind-ui__result-link").first.wait_for(timeout=15000)
+        search_results(page)
     page.add_script_tag(path=str(AXE))
     violations = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
                                ".map(v => v.id + ': ' + v.help + ' ' + v.nodes.slice(0, 3).map(n => n.target).join(' | '))")
