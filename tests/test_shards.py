@@ -1,6 +1,7 @@
 """The caches kept in shards (kb/shards.py): after one edit only the shards of what changed are written
 again; a shard that is damaged, missing or planted means no cache (never a wrong one, never unpickled); a
 save cut off before its head is replaced leaves the previous cache whole."""
+import os
 import pickle
 
 import pytest
@@ -120,3 +121,32 @@ def test_terms_read_back_are_the_terms_written(tmp_path, monkeypatch):
             assert (got.value, got.language, got.datatype, got.ill_typed) == \
                    (term.value, term.language, term.datatype, term.ill_typed)
             assert got.n3() == term.n3() and got.eq(term)
+
+
+def test_compiled_templates_are_kept_signed_and_a_planted_one_is_never_run(tmp_path):
+    """jinja runs the code its bytecode cache gives it: the site's cache (`SignedBytecodeCache`) is used only
+    when this user's milkb signed it. Code planted in its place, unsigned or signed with another key, is
+    ignored and the template compiled again; signed, it is what runs (so the cache is used at all)."""
+    from jinja2 import DictLoader, Environment
+
+    from kb.signing import signed
+    from kb.site.build import SignedBytecodeCache
+
+    folder = tmp_path / "templates"
+    source = "Hello {{ name }}"
+
+    def render() -> str:
+        env = Environment(loader=DictLoader({"page.html": source}), bytecode_cache=SignedBytecodeCache(folder))
+        return env.get_template("page.html").render(name="x")
+
+    assert render() == "Hello x"
+    [kept] = folder.iterdir()
+    other = Environment()
+    bucket = SignedBytecodeCache(folder).get_bucket(other, "page.html", None, source)
+    bucket.code = other.compile("PLANTED", "page.html")  # other code, under the real source's checksum
+    planted = bucket.bytecode_to_string()
+    kept.write_bytes(signed(planted))
+    assert render() == "PLANTED"
+    for blob in (planted, os.urandom(32) + planted):
+        kept.write_bytes(blob)
+        assert render() == "Hello x"

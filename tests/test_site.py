@@ -292,3 +292,12 @@ def test_query_page_uses_the_editor_when_an_endpoint_is_configured(small_root):
     html = (small_root / "_site" / "queries.html").read_text()
     assert 'data-endpoint="https://query.example.org/sparql"' in html
     assert "<table>" in html  # the build-time results are still there for readers without JavaScript
+
+
+def test_the_build_keeps_its_compiled_templates_signed(site, bundled_root):
+    """`kb build` keeps the templates as jinja compiled them, signed (tests/test_shards.py shows a planted one
+    is never run)."""
+    from kb.signing import verified
+
+    kept = list((bundled_root / ".kb-cache" / "templates").glob("*.code"))
+    assert len(kept) >= 10 and all(verified(path.read_bytes()) for path in kept)

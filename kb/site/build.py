@@ -19,7 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urljoin
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, select_autoescape
+from jinja2 import (BytecodeCache, Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound,
+                    select_autoescape)
 from markupsafe import Markup, escape
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
@@ -131,6 +132,33 @@ def number_cell(v, decimals: int | None) -> str:
     return f'<td class="num" data-sort="{escape(plain_number(v))}">{escape(plain_number(v, decimals))}</td>'
 
 
+class SignedBytecodeCache(BytecodeCache):
+    """The templates as jinja compiles them, kept in `.kb-cache/templates/` and signed as the other caches
+    (kb/signing.py): jinja runs the code it loads from here, so a file this user's milkb did not write is
+    ignored. jinja keys each by the template's name and file and checks its source's checksum. Compiling the
+    templates took 0.07 s of each build and of each process rendering pages; loading them takes 0.004 s."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def load_bytecode(self, bucket) -> None:
+        from ..signing import verified
+
+        try:
+            bucket.bytecode_from_string(verified((self.folder / f"{bucket.key}.code").read_bytes()))
+        except (OSError, ValueError, EOFError, TypeError):
+            pass  # compiled again
+
+    def dump_bytecode(self, bucket) -> None:
+        from ..files import write_atomically
+        from ..signing import signed
+
+        try:
+            write_atomically(self.folder / f"{bucket.key}.code", signed(bucket.bytecode_to_string()), durable=False)
+        except OSError:
+            pass  # a read-only root: compiled again next time
+
+
 class SiteWriter:
     """Renders templates into the build folder; every link in a page is relative to the page."""
 
@@ -153,8 +181,9 @@ class SiteWriter:
         templates = kb.config.root / "site_build" / "templates"
         self.env = Environment(loader=FileSystemLoader(templates), autoescape=select_autoescape(default=True),
                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                               keep_trailing_newline=True, auto_reload=False)  # a build reads each template
-        # once: not a stat of it for each of 10,000 pages
+                               keep_trailing_newline=True, auto_reload=False,  # a build reads each template
+                               bytecode_cache=SignedBytecodeCache(kb.config.cache_dir / "templates"))  # once:
+        # not a stat of it for each of 10,000 pages
         self.env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))
         self.env.filters["number"] = plain_number
         self.env.globals["link"] = link_html
