@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +21,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def save(path: Path, text: str, encoding: str = "utf-8") -> None:
+    """Write the entry file `path` as an editor saving it whole does, a new file renamed into place: a
+    server's watcher never sees it half-written (`write_text` empties it first, and a pause before it writes
+    could start two rebuilds). The new file is made beside the knowledge base's root, outside what is watched."""
+    fd, tmp = tempfile.mkstemp(dir=path.parents[2].parent, suffix=".yaml")
+    with os.fdopen(fd, "w", encoding=encoding) as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def require(found, message: str):

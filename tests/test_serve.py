@@ -25,7 +25,7 @@ from kb.knowledge_base import load_valid_kb
 from kb.query import run_query
 
 from .conftest import REPO, make_root, run_kb
-from .server_helpers import start_kb_serve, stop
+from .server_helpers import save, start_kb_serve, stop
 
 TIMEOUT = 4  # seconds: a slow query outlasts the quick ones asked beside it, even on a loaded machine
 MAX_ROWS = 50
@@ -385,7 +385,7 @@ def indexed_pages(site) -> int:
 def test_an_entry_change_rebuilds_the_site_and_the_graph(served):
     root, base, _ = served
     indexed = indexed_pages(root / "_site")
-    (root / "entries" / "systems" / "t-64.yaml").write_text(  # a description of two lines: a literal spanning lines
+    save(root / "entries" / "systems" / "t-64.yaml",  # a description of two lines: a literal spanning lines
         "name: T-64\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\n"
         "description: |\n  First line.\n  Second line.\n", encoding="utf-8")
     deadline = time.monotonic() + 60
@@ -416,7 +416,7 @@ def test_an_entry_change_rebuilds_the_site_and_the_graph(served):
     assert [b["d"]["value"] for b in described["results"]["bindings"]] == ["First line.\nSecond line."]
 
     # a broken entry: the problem is reported, and the last good site and graph are still served
-    (root / "entries" / "systems" / "broken.yaml").write_text("name: Broken\ncategory: tank\nsources: [src-a]\n")
+    save(root / "entries" / "systems" / "broken.yaml", "name: Broken\ncategory: tank\nsources: [src-a]\n")
     deadline = time.monotonic() + 60
     while "not rebuilt" not in log.read_text():
         assert time.monotonic() < deadline, log.read_text()
@@ -457,7 +457,7 @@ def test_an_edit_while_the_search_index_is_made_stops_that_and_is_shown_at_once(
     try:
         stopped = []
         for n, name in enumerate(("First", "Second"), 1):
-            (root / "entries" / "systems" / "t-64.yaml").write_text(
+            save(root / "entries" / "systems" / "t-64.yaml", 
                 f"name: T-64\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\n"
                 f"description: {name} edit.\n", encoding="utf-8")
             deadline = time.monotonic() + 60
@@ -585,7 +585,7 @@ def test_the_old_graph_is_answered_until_the_new_one_is_loaded(tmp_path):
         while len(before := _query_workers(process.pid)) < 4:  # two workers, two spares
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        (root / "entries" / "systems" / "t-64.yaml").write_text(
+        save(root / "entries" / "systems" / "t-64.yaml", 
             "name: T-64\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\ndescription: New.\n",
             encoding="utf-8")
         while len(stopped := _stopped_query_workers(process.pid)) < 2:
@@ -678,7 +678,7 @@ def test_a_rebuild_that_dies_is_reported_and_the_previous_site_and_graph_stay(tm
     log = tmp_path / "serve.log"
     process, base = start_kb_serve(root, log=log, env={"MILKB_FAULT_AT": "entity-pages-written"})
     try:
-        (root / "entries" / "systems" / "t-64.yaml").write_text(
+        save(root / "entries" / "systems" / "t-64.yaml", 
             "name: T-64\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\n", encoding="utf-8")
         deadline = time.monotonic() + 60
         while "not rebuilt" not in log.read_text():
