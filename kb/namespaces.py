@@ -121,11 +121,16 @@ def interned(text: str) -> URIRef:
 def _resolve_terms(*namespaces) -> None:
     """Make each declared term of these DefinedNamespaces a plain class attribute. Otherwise every `KB.crew`
     or `RDF.type` goes through the namespace's metaclass `__getattr__` (2 µs, and the site and the mapping
-    ask hundreds of thousands of times). The values are the very terms that lookup returns."""
+    ask hundreds of thousands of times). The values are the very terms that lookup returns, and they are the
+    interned ones: a graph's predicates and classes, read back from a cache or parsed from the ontology, are
+    then these very objects, so `index.value(s, SKOS.prefLabel)` finds its key by identity (an entity page
+    called rdflib's `__eq__` 165 times otherwise)."""
     for ns in namespaces:
         for name in getattr(ns, "__annotations__", {}):
             if not name.startswith("_"):
-                setattr(ns, name, getattr(ns, name))
+                term = getattr(ns, name)
+                setattr(ns, name, term)
+                INTERNED.setdefault(str(term), term)
 
 
 _resolve_terms(KB, RDF, RDFS, OWL, XSD, SKOS, DCTERMS, PROV, VOID)

@@ -66,12 +66,16 @@ def load_ontology(ontology_dir: Path) -> Index:
     saved store reads nothing else."""
     import pyoxigraph as ox
 
+    from .namespaces import interned
     from .oxstore import rdf_term
+
+    def term(t):  # its IRIs interned: the entries' triples use the same objects (kb/namespaces.py)
+        return interned(t.value) if isinstance(t, ox.NamedNode) else rdf_term(t)
 
     graph = Index()
     for name in ONTOLOGY_FILES:
         for t in ox.parse(path=str(ontology_dir / name), format=ox.RdfFormat.TURTLE):
-            graph.add((rdf_term(t.subject), rdf_term(t.predicate), rdf_term(t.object)))
+            graph.add((term(t.subject), term(t.predicate), term(t.object)))
     return graph
 
 
