@@ -54,13 +54,15 @@ def pattern_reads(text: str, prefixes: dict[str, str]) -> list[tuple[str, str]] 
     from rdflib.plugins.sparql import prepareQuery
     from rdflib.plugins.sparql.parserutils import CompValue
 
+    from .export import nt_term
+
     class Anything(Exception):
         pass
 
     found: list[tuple[str, str]] = []
 
-    def fixed(term) -> str | None:
-        return term.n3() if isinstance(term, (URIRef, Literal)) else None
+    def fixed(term) -> str | None:  # as the N-Triples lines write it (`n3()` writes a text of lines otherwise)
+        return nt_term(term) if isinstance(term, (URIRef, Literal)) else None
 
     def steps(path) -> list:
         if isinstance(path, URIRef):
@@ -107,7 +109,7 @@ def pattern_reads(text: str, prefixes: dict[str, str]) -> list[tuple[str, str]] 
 
     def pattern(s, p, o) -> None:
         try:
-            found.extend(("Q", step.n3()) for step in steps(p))
+            found.extend(("Q", nt_term(step)) for step in steps(p))
         except Anything:
             if fixed(s) is None and fixed(o) is None:
                 raise
@@ -147,7 +149,7 @@ def saved_query_reads(queries: dict[str, SavedQuery], prefixes: dict[str, str], 
     from .shards import Shards
 
     cache = Shards(cache_dir / "query-reads.pickle")
-    stamp = ("query-reads", 2)
+    stamp = ("query-reads", 3)
     loaded = cache.load(stamp)
     kept = loaded[0] if loaded is not None and isinstance(loaded[0], dict) else {}
     found, now = {}, {}

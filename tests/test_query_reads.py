@@ -36,6 +36,7 @@ def reads(text: str):
     # a variable predicate: what the pattern fixes instead
     ("SELECT * WHERE { id:t-80 ?p ?o }", {("S", "<https://w3id.org/milkb/id/t-80")}),
     ("SELECT * WHERE { ?s ?p 'x' }", {("O", '"x"')}),
+    ("SELECT * WHERE { ?s ?p 'two\\nlines' }", {("O", '"two\\nlines"')}),  # as the N-Triples lines write it
     # nothing fixed, or reads beyond the default graph: any triple can count
     ("SELECT * WHERE { ?s ?p ?o }", None),
     ("SELECT * WHERE { ?x kb:variantOf* ?y }", None),  # zero steps: every node of the graph, with itself
