@@ -49,7 +49,7 @@ def pattern_reads(text: str, prefixes: dict[str, str]) -> list[tuple[str, str]] 
     matches every node of the graph), or the query is a DESCRIBE or names graphs or services: then any triple
     can count. What an incremental build
     checks the saved queries' answers by (kb/site/build.py); rdflib parses the query."""
-    from rdflib import Literal, URIRef
+    from rdflib import Literal, URIRef, Variable
     from rdflib.paths import AlternativePath, InvPath, MulPath, NegatedPath, SequencePath
     from rdflib.plugins.sparql import prepareQuery
     from rdflib.plugins.sparql.parserutils import CompValue
@@ -61,8 +61,17 @@ def pattern_reads(text: str, prefixes: dict[str, str]) -> list[tuple[str, str]] 
 
     found: list[tuple[str, str]] = []
 
-    def fixed(term) -> str | None:  # as the N-Triples lines write it (`n3()` writes a text of lines otherwise)
-        return nt_term(term) if isinstance(term, (URIRef, Literal)) else None
+    def fixed(term) -> bool:
+        return isinstance(term, (URIRef, Literal))
+
+    def read(term) -> str:
+        """A fixed term as the N-Triples lines, and so the changes' tags, write it. Oxigraph matches a literal
+        with a datatype or a language by value (`1.50` is `1.5`, `"x"@EN` is `"x"@en`) and reads an IRI
+        written with an escape (`kb:a\\-b`) without it, where rdflib's forms differ: any triple can count."""
+        if "\\" in term or not (isinstance(term, URIRef) or (isinstance(term, Literal) and term.datatype is None
+                                                             and term.language is None)):
+            raise Anything
+        return nt_term(term)
 
     def steps(path) -> list:
         if isinstance(path, URIRef):
@@ -109,15 +118,18 @@ def pattern_reads(text: str, prefixes: dict[str, str]) -> list[tuple[str, str]] 
 
     def pattern(s, p, o) -> None:
         try:
-            found.extend(("Q", nt_term(step)) for step in steps(p))
-        except Anything:
-            if fixed(s) is None and fixed(o) is None:
+            found.extend(("Q", read(step)) for step in steps(p))
+        except Anything:  # one triple from s or to o: a variable predicate, or a negated set of forward ones
+            one_step = isinstance(p, Variable) or (isinstance(p, NegatedPath)
+                                                   and all(isinstance(arg, URIRef) for arg in p.args))
+            if not one_step or not (fixed(s) or fixed(o)):
                 raise
-            found.append(("S", fixed(s)) if fixed(s) is not None else ("O", fixed(o)))
+            found.append(("S", read(s)) if fixed(s) else ("O", read(o)))
 
     def walk(node) -> None:
         if isinstance(node, CompValue):
-            if node.name in ("DescribeQuery", "Graph", "ServiceGraphPattern") or dict.get(node, "datasetClause"):
+            if (node.name in ("DescribeQuery", "Graph", "GraphGraphPattern", "ServiceGraphPattern")
+                    or dict.get(node, "datasetClause")):
                 raise Anything
             if node.name == "BGP":  # the translated form
                 group(node.triples)
@@ -149,7 +161,7 @@ def saved_query_reads(queries: dict[str, SavedQuery], prefixes: dict[str, str], 
     from .shards import Shards
 
     cache = Shards(cache_dir / "query-reads.pickle")
-    stamp = ("query-reads", 3)
+    stamp = ("query-reads", 4)
     loaded = cache.load(stamp)
     kept = loaded[0] if loaded is not None and isinstance(loaded[0], dict) else {}
     found, now = {}, {}

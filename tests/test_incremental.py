@@ -541,12 +541,14 @@ def test_the_reused_files_are_linked_and_a_failed_link_is_raised(tmp_path, monke
 
 def _processes_in(folder: Path) -> list[int]:
     """The processes whose working folder is `folder` (Linux /proc), but for the remover of previous sites
-    each build may start, which runs on its own (kb/site/output.py `_empty_in_background`)."""
+    each build may start, which runs on its own (kb/site/output.py `_empty_in_background`): a shell, and the
+    `rm` and `rmdir` it starts."""
+    remover = (b"sh\0-c\0rm -rf", b"rm\0", b"rmdir\0")  # the command lines' start
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             if (os.readlink(f"/proc/{pid}/cwd") == str(folder)
-                    and not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sh\0-c\0rm -rf")):
+                    and not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(remover)):
                 found.append(int(pid))
         except OSError:
             continue

@@ -37,6 +37,7 @@ def reads(text: str):
     ("SELECT * WHERE { id:t-80 ?p ?o }", {("S", "<https://w3id.org/milkb/id/t-80")}),
     ("SELECT * WHERE { ?s ?p 'x' }", {("O", '"x"')}),
     ("SELECT * WHERE { ?s ?p 'two\\nlines' }", {("O", '"two\\nlines"')}),  # as the N-Triples lines write it
+    ("SELECT * WHERE { id:t-80 !kb:a ?o }", {("S", "<https://w3id.org/milkb/id/t-80")}),
     # nothing fixed, or reads beyond the default graph: any triple can count
     ("SELECT * WHERE { ?s ?p ?o }", None),
     ("SELECT * WHERE { ?x kb:variantOf* ?y }", None),  # zero steps: every node of the graph, with itself
@@ -44,6 +45,17 @@ def reads(text: str):
     ("SELECT * WHERE { ?x (kb:a|^kb:b*) ?y }", None),
     ("SELECT * WHERE { ?a kb:a* ?b . ?b kb:b* ?c }", None),
     ("SELECT * WHERE { ?s kb:crew ?c FILTER EXISTS { ?x kb:a* ?y } }", None),
+    # a negated set read backwards or more than one step: triples to the fixed term, or from others
+    ("SELECT * WHERE { id:t-80 ^!kb:a ?o }", None),
+    ("SELECT * WHERE { ?o ^!kb:a id:t-80 }", None),
+    ("SELECT * WHERE { id:t-80 !kb:a/!kb:a ?o }", None),
+    ("SELECT * WHERE { id:t-80 (!kb:a)+ ?o }", None),
+    # a literal Oxigraph matches by value, or an IRI written with an escape: not as the lines write them
+    ("SELECT * WHERE { ?s ?p 'x'@EN }", None),
+    ("SELECT * WHERE { ?s ?p 1.50 }", None),
+    ("SELECT * WHERE { ?s ?p 'x'^^xsd:string }", None),
+    ("SELECT * WHERE { ?s kb:a\\-b ?o }", None),
+    ("SELECT * WHERE { ?s kb:crew ?c FILTER EXISTS { GRAPH ?g { ?s kb:crew ?o } } }", None),
     ("SELECT * WHERE { ?s !kb:crew ?o }", None),
     ("SELECT * WHERE { VALUES ?p { kb:crew } ?s ?p ?o }", None),
     ("SELECT * WHERE { ?s kb:crew ?c FILTER EXISTS { ?s ?p ?m } }", None),

@@ -150,3 +150,21 @@ def test_compiled_templates_are_kept_signed_and_a_planted_one_is_never_run(tmp_p
     for blob in (planted, os.urandom(32) + planted):
         kept.write_bytes(blob)
         assert render() == "Hello x"
+
+
+def test_templates_compiled_with_other_settings_are_compiled_again(tmp_path):
+    """The kept code of a template is used only by an environment with the settings it was compiled with:
+    code compiled without autoescape never renders for an environment with it."""
+    from jinja2 import DictLoader, Environment
+
+    from kb.site.build import SignedBytecodeCache
+
+    def render(autoescape: bool) -> str:
+        env = Environment(loader=DictLoader({"page.html": "{{ name }}"}), autoescape=autoescape,
+                          bytecode_cache=SignedBytecodeCache(tmp_path / "templates"))
+        return env.get_template("page.html").render(name="<b>")
+
+    assert render(False) == "<b>"
+    assert render(True) == "&lt;b&gt;"
+    assert render(False) == "<b>"
+    assert len(list((tmp_path / "templates").iterdir())) == 1  # one file a template: replaced, not piled up

@@ -32,7 +32,7 @@ from ..export import (DUMP_FORMATS, dump_frame, dump_pieces, export_graph, graph
 from ..knowledge_base import KnowledgeBase
 from ..problems import KBError, Problem, relative
 from ..namespaces import KB, KBC, PREFIXES, SCHEMA
-from ..uptodate import build_date, site_files
+from ..uptodate import build_date, code_files, site_files
 from ..query import saved_queries, saved_query_reads
 from ..store_cache import raw_query
 from ..schema import concept_ancestors
@@ -135,11 +135,29 @@ def number_cell(v, decimals: int | None) -> str:
 class SignedBytecodeCache(BytecodeCache):
     """The templates as jinja compiles them, kept in `.kb-cache/templates/` and signed as the other caches
     (kb/signing.py): jinja runs the code it loads from here, so a file this user's milkb did not write is
-    ignored. jinja keys each by the template's name and file and checks its source's checksum. Compiling the
-    templates took 0.07 s of each build and of each process rendering pages; loading them takes 0.004 s."""
+    ignored. jinja keys each by the template's name and file and checks a checksum of its source; here the
+    checksum also covers what else the code is compiled from: the installed libraries (jinja's version among
+    them), milkb's code (its filters may run as a template compiles) and the environment's settings, so code
+    compiled otherwise (without autoescape, say) is compiled again. Compiling the templates took 0.07 s of
+    each build and of each process rendering pages; loading them takes 0.004 s."""
+
+    SETTINGS = ("block_start_string", "block_end_string", "variable_start_string", "variable_end_string",
+                "comment_start_string", "comment_end_string", "line_statement_prefix", "line_comment_prefix",
+                "trim_blocks", "lstrip_blocks", "newline_sequence", "keep_trailing_newline", "optimized",
+                "is_async")
 
     def __init__(self, folder: Path):
+        from ..store_cache import libraries
+
         self.folder = folder
+        code = [(str(path), st.st_size, st.st_mtime_ns) for path in code_files() for st in [path.stat()]]
+        self.stamp = repr((libraries(), code))
+
+    def get_bucket(self, environment, name, filename, source):
+        autoescape = environment.autoescape(name) if callable(environment.autoescape) else environment.autoescape
+        made_with = repr((self.stamp, [getattr(environment, setting) for setting in self.SETTINGS], autoescape,
+                          sorted(environment.extensions), environment.finalize is None))
+        return super().get_bucket(environment, name, filename, f"{made_with}\0{source}")
 
     def load_bytecode(self, bucket) -> None:
         from ..signing import verified
