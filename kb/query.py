@@ -44,11 +44,12 @@ def pattern_reads(text: str, prefixes: dict[str, str]) -> list[tuple[str, str]] 
     """What the answer to query `text` can depend on, one pair per triple pattern and property-path step, each
     term as N-Triples writes it: ("Q", its predicate) when the predicate is an IRI, else ("S", its subject) or
     ("O", its object) when one of them is fixed. The answer can only change when a triple with one of these
-    predicates, subjects or objects is added or removed. None when a pattern fixes nothing (`?s ?p ?o`), when
-    a path that can be zero steps long (`p*`, `p?`) joins two ends nothing else in its group anchors (it
-    matches every node of the graph), or the query is a DESCRIBE or names graphs or services: then any triple
-    can count. What an incremental build
-    checks the saved queries' answers by (kb/site/build.py); rdflib parses the query."""
+    predicates, subjects or objects is added or removed. None when any triple can count: a pattern fixes
+    nothing (`?s ?p ?o`); a negated path is read backwards or over several steps; a fixed term is not written
+    as the lines write it (see `read`); a path that can be zero steps long (`p*`, `p?`) joins two ends that
+    nothing else in its group anchors (it matches every node of the graph); or the query is a DESCRIBE or
+    names graphs or services. What an incremental build checks the saved queries' answers by
+    (kb/site/build.py); rdflib parses the query."""
     from rdflib import Literal, URIRef, Variable
     from rdflib.paths import AlternativePath, InvPath, MulPath, NegatedPath, SequencePath
     from rdflib.plugins.sparql import prepareQuery

@@ -197,11 +197,11 @@ class SiteWriter:
         self.pages: list[str] = []
         self.files = self.bytes = 0  # written so far (the report counts without walking the folder)
         templates = kb.config.root / "site_build" / "templates"
+        # auto_reload off: a build reads each template once, not a stat of it for each of 10,000 pages
         self.env = Environment(loader=FileSystemLoader(templates), autoescape=select_autoescape(default=True),
                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                               keep_trailing_newline=True, auto_reload=False,  # a build reads each template
-                               bytecode_cache=SignedBytecodeCache(kb.config.cache_dir / "templates"))  # once:
-        # not a stat of it for each of 10,000 pages
+                               keep_trailing_newline=True, auto_reload=False,
+                               bytecode_cache=SignedBytecodeCache(kb.config.cache_dir / "templates"))
         self.env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))
         self.env.filters["number"] = plain_number
         self.env.globals["link"] = link_html
