@@ -30,6 +30,7 @@ def save(path: Path, text: str, encoding: str = "utf-8") -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parents[2].parent, suffix=".yaml")
     with os.fdopen(fd, "w", encoding=encoding) as f:
         f.write(text)
+    os.chmod(tmp, 0o644)  # as a file an editor writes (mkstemp makes it 0600)
     os.replace(tmp, path)
 
 
