@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 
 from rdflib import BNode, Literal, URIRef
-from rdflib.namespace import XSD
+from rdflib.namespace import RDF, XSD
 
 from .namespaces import PREFIXES
 
@@ -191,17 +191,17 @@ def turtle(ordered: list[tuple]) -> str:
     conversion into Oxigraph's terms costs more than writing the text."""
     lines = [f"@prefix {prefix}: <{ns}> ." for prefix, ns in _CONTEXT.items()]
     subject = predicate = None
-    for s, p, o in ordered:
-        if s != subject:
+    for s, p, o in ordered:  # `is not` first: rdflib's != is Python code, and the terms are mostly the same objects
+        if s is not subject and s != subject:
             if subject is not None:
                 lines[-1] += " ."
             lines.append("")
             lines.append(_turtle_term(s))
             subject, predicate = s, None
-        if p != predicate:
+        if p is not predicate and p != predicate:
             if predicate is not None:
                 lines[-1] += " ;"
-            lines.append(f"    {'a' if p == RDF_TYPE else _turtle_term(p)} {_turtle_term(o)}")
+            lines.append(f"    {'a' if p is RDF_TYPE or p == RDF_TYPE else _turtle_term(p)} {_turtle_term(o)}")
             predicate = p
         else:
             lines[-1] += f", {_turtle_term(o)}"
@@ -271,7 +271,7 @@ def jsonld(ordered: list) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n"
 
 
-RDF_TYPE = URIRef("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+RDF_TYPE = RDF.type  # the interned term (kb/namespaces.py)
 RDFS_COMMENT = URIRef("http://www.w3.org/2000/01/rdf-schema#comment")
 _RDF_TYPE, _XSD_STRING, _XSD_INTEGER = str(RDF_TYPE), str(XSD.string), str(XSD.integer)
 

@@ -107,13 +107,17 @@ def incoming_facts(kb: KnowledgeBase, iri: URIRef) -> list[Fact]:
     return incoming
 
 
+_STATEMENT_PARTS = frozenset((RDF.type, RDF.value, KB.property, KB.rank))  # not qualifiers: a set, looked up
+# by hash (a tuple compares with rdflib's __eq__, Python code, for each member)
+
+
 def statement_qualifiers(kb: KnowledgeBase, st) -> tuple[bool, list[tuple[str, object]]]:
     """(preferred?, [(qualifier key, value)]) of a statement node, in a stable order; the key of
     dcterms:source is `source`."""
     g = kb.index
     parts = []
     for p, o in sorted(g.predicate_objects(st), key=lambda po: (str(po[0]), str(po[1]))):
-        if p in (RDF.type, RDF.value, KB.property, KB.rank):
+        if p in _STATEMENT_PARTS:
             continue
         key = "source" if p == DCTERMS.source else next(
             (k for k, spec in kb.schema.qualifiers.items() if spec.prop == p), str(p))

@@ -81,9 +81,17 @@ class KB(DefinedNamespace):
     displayDecimals: URIRef
 
 
+class _InternedNamespace(Namespace):
+    """A Namespace whose terms are the interned ones (`interned`): `GEO.asWKT` is one object, not a new URIRef
+    at each use that every lookup compares with rdflib's __eq__."""
+
+    def term(self, name: str) -> URIRef:
+        return interned(str(self) + name)
+
+
 KBC = Namespace("https://w3id.org/milkb/category/")
-SCHEMA = Namespace("https://schema.org/")
-GEO = Namespace("http://www.opengis.net/ont/geosparql#")
+SCHEMA = _InternedNamespace("https://schema.org/")
+GEO = _InternedNamespace("http://www.opengis.net/ont/geosparql#")
 WD = Namespace("http://www.wikidata.org/entity/")
 
 # Prefixes pre-bound in every query and used in every serialisation.

@@ -187,13 +187,16 @@ class SiteModel:
         statements = {}
         for st in statements_of(g, iri):
             statements.setdefault((g.value(st, KB.property), g.value(st, RDF.value)), st)
+        stated: dict = {}  # property → the values of its statements (a lookup, not rdflib's __eq__ per pair)
+        for p, v in statements:
+            stated.setdefault(p, []).append(v)
         rows = []
         specs = self.kb.schema.keys.get(cls, {})
         for key, spec in specs.items():
             if key in ("name", "aliases", "description", "sources", "replaced_by", "coordinates"):
                 continue
             objects = list(about.get(spec.prop, ()))
-            extra = [v for (p, v) in statements if p == spec.prop and v not in objects]
+            extra = [v for v in stated.get(spec.prop, ()) if v not in objects]
             values = []
             for obj in sorted(objects, key=self._sort_key) + sorted(extra, key=self._sort_key):
                 values.append(self._value(spec, obj, statements.get((spec.prop, obj))))
