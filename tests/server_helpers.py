@@ -74,29 +74,45 @@ def oxigraph_executable() -> str | None:
     return str(script) if script.exists() else shutil.which("oxigraph")
 
 
+def _on_a_free_port(start, log: Path, path: str, seconds: float = 90) -> tuple[subprocess.Popen, str]:
+    """`start(port)` on a port free a moment ago, until it answers `path`; again on another port if one
+    started meanwhile (the other pytest worker's servers) took it first."""
+    for attempt in range(3):
+        port = free_port()
+        process = start(port)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(f"{base}{path}", process, log, seconds)
+            return process, base
+        except AssertionError:
+            if attempt == 2 or process.poll() is None or "already in use" not in log.read_text(errors="replace"):
+                raise
+    raise AssertionError("unreachable")
+
+
 def start_oxigraph(folder: Path) -> tuple[subprocess.Popen, str]:
     """An Oxigraph server storing into `folder`, on a free port; (process, base URL)."""
     executable = require(oxigraph_executable(), "the oxigraph server is not installed: pip install -e '.[test]'")
-    port = free_port()
     log = folder / "oxigraph.log"
     folder.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as out:
-        process = subprocess.Popen([executable, "serve", "--location", str(folder / "store"),
-                                    "--bind", f"127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    wait_for(f"{base}/query?query=ASK%7B%7D", process, log)
-    return process, base
+
+    def start(port: int) -> subprocess.Popen:
+        with open(log, "w") as out:
+            return subprocess.Popen([executable, "serve", "--location", str(folder / "store"),
+                                     "--bind", f"127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT)
+
+    return _on_a_free_port(start, log, "/query?query=ASK%7B%7D")
 
 
 def start_kb_serve(root: Path, *args: str, log: Path, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     """The real `kb serve` command in `root`, on a free port, with `env` added to its environment; (process,
     base URL)."""
-    port = free_port()
     environment = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(root),
                    "XDG_CACHE_HOME": str(TEST_CACHE_HOME), **(env or {})}
-    with open(log, "w") as out:
-        process = subprocess.Popen([kb_executable(), "serve", "--port", str(port), *args], cwd=root,
-                                   stdout=out, stderr=subprocess.STDOUT, env=environment)
-    base = f"http://127.0.0.1:{port}"
-    wait_for(f"{base}/sparql", process, log, seconds=300)
-    return process, base
+
+    def start(port: int) -> subprocess.Popen:
+        with open(log, "w") as out:
+            return subprocess.Popen([kb_executable(), "serve", "--port", str(port), *args], cwd=root,
+                                    stdout=out, stderr=subprocess.STDOUT, env=environment)
+
+    return _on_a_free_port(start, log, "/sparql", seconds=300)
