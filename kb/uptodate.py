@@ -49,6 +49,11 @@ def code_files() -> list[Path]:
     return _files(Path(__file__).resolve().parent)
 
 
+def code_stamps() -> list[tuple[str, int, int]]:
+    """`code_files` with their size and modification time: what tells that milkb's code changed."""
+    return [(str(path), (st := path.stat()).st_size, st.st_mtime_ns) for path in code_files()]
+
+
 def inputs_stamp(config: Config, out: Path, search: bool) -> str:
     """Everything but the entries that the site's bytes depend on (`build_date` and the installed libraries
     included): if any of it changed, no part of the previous site is reused."""

@@ -32,7 +32,7 @@ from ..export import (DUMP_FORMATS, dump_frame, dump_pieces, export_graph, graph
 from ..knowledge_base import KnowledgeBase
 from ..problems import KBError, Problem, relative
 from ..namespaces import KB, KBC, PREFIXES, SCHEMA
-from ..uptodate import build_date, code_files, site_files
+from ..uptodate import build_date, code_stamps, site_files
 from ..query import saved_queries, saved_query_reads
 from ..store_cache import raw_query
 from ..schema import concept_ancestors
@@ -150,8 +150,7 @@ class SignedBytecodeCache(BytecodeCache):
         from ..store_cache import libraries
 
         self.folder = folder
-        code = [(str(path), st.st_size, st.st_mtime_ns) for path in code_files() for st in [path.stat()]]
-        self.stamp = repr((libraries(), code))
+        self.stamp = repr((libraries(), code_stamps()))
 
     def get_bucket(self, environment, name, filename, source):
         autoescape = environment.autoescape(name) if callable(environment.autoescape) else environment.autoescape

@@ -63,10 +63,10 @@ AHEAD = ("concurrent.futures", "multiprocessing", "markdown_it", "pyoxigraph", "
 
 
 def _code() -> list[tuple[str, int, int]]:
-    """milkb's files as the caches' stamp sees them (kb/uptodate.py `code_files`), with their size and mtime."""
-    from ..uptodate import code_files
+    """milkb's files as the caches' stamp sees them, with their size and mtime."""
+    from ..uptodate import code_stamps
 
-    return [(str(path), (st := path.stat()).st_size, st.st_mtime_ns) for path in code_files()]
+    return code_stamps()
 
 
 def main(argv: list[str]) -> None:
