@@ -30,6 +30,7 @@ from .store_cache import MAPPING_CODE, libraries
 from .uptodate import RACY_NS, content_digest
 
 FORMAT = 7  # bump when what is kept changes shape (7: key lines `Packed`)
+PATH = "parsed.pickle"  # in the cache folder
 UNPARSED = Node({}, 0, "map")  # the data of an entry whose kept mapping stands in for its parse
 
 
@@ -39,10 +40,10 @@ class EntryCache:
     def __init__(self, root: Path, schema: Schema, cache_dir: Path, base_iri: str, ontology_dir: Path):
         self.root = root
         self.schema = schema
-        self.path = cache_dir / "parsed.pickle"
+        self.path = cache_dir / PATH
         self.base_iri = base_iri
         self._shards = Shards(self.path)
-        self.stamp = (FORMAT, _code_stamp(), _mapping_stamp(ontology_dir, base_iri))
+        self.stamp = stamp(ontology_dir, base_iri)
         self.kept: dict[str, Kept] = {}  # entry id → its kept mapping, for map_entries
         self._keys: dict[str, tuple] = {}  # entry id → the key of its file (when it read cleanly)
         self._parsed: dict[tuple, Entry] = {}
@@ -265,6 +266,11 @@ def _unchanged(file: str, kept) -> tuple | None:
 def _stat(path) -> str:
     st = os.stat(path)
     return f"{st.st_size}-{st.st_mtime_ns}"
+
+
+def stamp(ontology_dir: Path, base_iri: str) -> tuple:
+    """What the kept entries were made with: a cache under another stamp is not read."""
+    return FORMAT, _code_stamp(), _mapping_stamp(ontology_dir, base_iri)
 
 
 def _code_stamp() -> str:

@@ -631,7 +631,9 @@ def test_the_old_graph_is_answered_until_the_new_one_is_loaded(tmp_path):
 def test_a_rebuild_runs_in_a_process_started_ahead_with_its_imports_done(tmp_path, monkeypatch):
     # kb/serve.py `Rebuilds`: the next rebuild's process is started ahead (kb/site/rebuild.py `--spare`) and
     # given its arguments when a change comes; if milkb's code changed while it waited, it runs the rebuild as a
-    # process of the new code (the caches are stamped with the code on disk)
+    # process of the new code (the caches are stamped with the code on disk). While it waits it loads the
+    # caches the rebuild reads: the parse cache, and the site's kept state once a build with the search index
+    # (as the server's) has kept one.
     from kb.serve import Rebuilds
 
     root = make_root(tmp_path)
@@ -643,7 +645,7 @@ def test_a_rebuild_runs_in_a_process_started_ahead_with_its_imports_done(tmp_pat
     rebuilds = Rebuilds(root, root / "_site", lambda said: None)
     spares = []
     try:
-        for name, changed in (("T-64A", False), ("T-64B", False), ("T-64BV", True)):
+        for name, changed, preloaded in (("T-64A", False, 1), ("T-64B", False, 2), ("T-64BV", True, 0)):
             rebuilds.start_spare()
             spares.append(rebuilds._spare)
             deadline = time.monotonic() + 30
@@ -657,7 +659,7 @@ def test_a_rebuild_runs_in_a_process_started_ahead_with_its_imports_done(tmp_pat
                 f"name: {name}\ncategory: main-battle-tank\norigin: soviet-union\nsources: [src-a]\n", encoding="utf-8")
             outcome = rebuilds.pages()
             assert outcome["status"] == "built" and outcome["pid"] == spares[-1].pid
-            assert outcome["ahead"] is not changed
+            assert outcome["ahead"] is not changed and outcome["preloaded"] == preloaded
             assert name in (root / "_site" / "id" / "t-64.html").read_text(encoding="utf-8")
         rebuilds.start_spare()
         last = rebuilds._spare

@@ -168,3 +168,38 @@ def test_templates_compiled_with_other_settings_are_compiled_again(tmp_path):
     assert render(True) == "&lt;b&gt;"
     assert render(False) == "<b>"
     assert len(list((tmp_path / "templates").iterdir())) == 1  # one file a template: replaced, not piled up
+
+
+def test_a_cache_loaded_ahead_is_taken_only_while_its_files_are_the_ones_loaded(tmp_path, monkeypatch):
+    # kb serve's next rebuild process loads the caches while it waits for a change (kb/site/rebuild.py); the
+    # rebuild takes what it loaded only if the head is still that file, under the same stamp, and only once
+    from kb import shards as module
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(module, "TAKEN", [])
+    path = tmp_path / "cache.pickle"
+    Shards(path).save("v1", {"small": 1}, _items(), str)
+
+    module.preload(path, "v1")
+    loader = Shards(path)
+    head, items = loader.load("v1")
+    assert module.TAKEN == [path] and head == {"small": 1} and items == _items()
+    items["entry-3"] = {"value": "changed"}  # and it saves as a load of its own would: one shard again
+    before = _shard_files(tmp_path, "cache.pickle")
+    loader.save("v1", {"small": 2}, items, str)
+    assert len(before - _shard_files(tmp_path, "cache.pickle")) == 1
+
+    module.preload(path, "v1")
+    Shards(path).save("v1", {"small": 3}, _items(), str)  # another process saves meanwhile: a new head file
+    assert Shards(path).load("v1")[0] == {"small": 3} and module.TAKEN == [path]
+    assert Shards(path).load("v1")[0] == {"small": 3}  # (and what was loaded ahead is dropped)
+    assert module._PRELOADED == {}
+
+    module.preload(path, "v1")
+    assert Shards(path).load("v2") is None and module.TAKEN == [path]  # another stamp: not taken
+    module.preload(path, "v2")  # a cache of another stamp is not loaded ahead
+    assert module._PRELOADED == {}
+
+    monkeypatch.setattr(module, "_room_for", lambda path: False)  # no memory to spare: nothing loaded ahead
+    module.preload(path, "v1")
+    assert module._PRELOADED == {}

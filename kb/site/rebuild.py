@@ -13,8 +13,14 @@ server's memory (freeing it took 1-2 s at 10,000 systems).
 It writes one JSON object to standard output, what the server says of it: `status` "built" (with `search`:
 "kept" or "made"), "up to date", "errors" (with `problems`, each as `path:line: message`),
 "cannot write" or "failed" (with `reason`). "built" and "up to date" come with `made`, what the site's graph
-was made from (kb/site/update.py `Updated.made`). Each says which process rebuilt (`pid`), and whether it
-had been started ahead with its imports done (`ahead`).
+was made from (kb/site/update.py `Updated.made`). Each says which process rebuilt (`pid`), whether it
+had been started ahead with its imports done (`ahead`), and how many of the two caches it reads it took as
+that process had loaded them meanwhile (`preloaded`).
+
+Started ahead, the process also loads the caches a rebuild reads, the parse cache and the site's kept state,
+in a thread while it waits (0.5 s of a rebuild at 10,000 systems: kb/site/update.py `preload`). The rebuild
+takes them only if their files are still the ones loaded (a `kb build` in another terminal meanwhile writes new
+ones), else it reads them itself. They stay in its memory meanwhile: about 270 MB at 10,000 systems.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 
@@ -62,6 +69,18 @@ AHEAD = ("concurrent.futures", "multiprocessing", "markdown_it", "pyoxigraph", "
          "kb.export", "kb.site.build", "kb.site.incremental", "kb.site.model", "kb.site.update", "kb.workers")
 
 
+def _preload(root: Path, site: Path) -> None:
+    """The caches the rebuild will read, loaded as they are now (kb/site/update.py `preload`); best effort:
+    without them the rebuild loads them itself."""
+    from ..config import load_config
+    from .update import preload
+
+    try:
+        preload(load_config(root), site, search=True)
+    except Exception:  # noqa: BLE001 - a kb.toml broken meanwhile …: the rebuild says what is wrong
+        pass
+
+
 def _code() -> list[tuple[str, int, int]]:
     """milkb's files as the caches' stamp sees them, with their size and mtime."""
     from ..uptodate import code_stamps
@@ -83,9 +102,12 @@ def main(argv: list[str]) -> None:
             name_process("kb-spare")
             for name in AHEAD:
                 importlib.import_module(name)
+            loading = threading.Thread(target=_preload, args=(Path(argv[1]), Path(argv[2])), name="kb-preload")
+            loading.start()  # while it waits: a change coming meanwhile is read at once
             line = sys.stdin.readline()
             if not line:  # the server did not need it
                 os._exit(0)
+            loading.join()  # (what it loaded is the rebuild's first work anyway)
             argv = argv[1:3] + json.loads(line)
             if _code() != code:  # milkb changed while it waited (an editable install): what it imported is not
                 # the code the caches are stamped with (kb/uptodate.py `inputs_stamp`), so a process of the new
@@ -95,7 +117,10 @@ def main(argv: list[str]) -> None:
         outcome = rebuild(Path(root), Path(site), "--index-later" in flags)
     except KeyboardInterrupt:
         os._exit(143)
+    from ..shards import TAKEN
+
     outcome["pid"], outcome["ahead"] = os.getpid(), spare  # (`ahead`: in the process started ahead, as it was)
+    outcome["preloaded"] = len(TAKEN)  # caches the rebuild took as the process loaded them while it waited
     sys.stdout.write(json.dumps(outcome) + "\n")
     sys.stdout.flush()
     os._exit(0)  # without freeing the knowledge base object by object (kb/cli.py `run`)
