@@ -52,6 +52,7 @@ class MappedGraph:
     index: dict[str, Entry] = field(default_factory=dict)
     clean: dict[str, Premapped] = field(default_factory=dict)  # entry id → its mapping, if it had no problem
     lines: list[str] = field(default_factory=list)  # every entry's triples as N-Triples lines (`export.nt_line`)
+    runs: dict[str, list] = field(default_factory=dict)  # entry id → its lines (`Premapped.lines`)
 
     _key_lines: dict | None = field(default=None, repr=False, compare=False)  # made from the parts when asked
 
@@ -77,6 +78,7 @@ class MappedGraph:
         """One entry's triples and key lines into the whole."""
         self.graph.add_all(mapping.triples)
         self.lines += mapping.lines
+        self.runs[entry.id] = mapping.lines
         self.key_line_parts.append(mapping.key_lines)
         self._key_lines = None
         if clean:

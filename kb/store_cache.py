@@ -315,7 +315,7 @@ def save(config: Config, kb, print_: str, lines: list[str] | None = None) -> Non
     _write(config, lines, lookups_of(kb), schema_summary_of(kb), print_)
 
 
-def save_meanwhile(config: Config, kb, lines: list[str], print_: str, graph: str | None = None,
+def save_meanwhile(config: Config, kb, lines, print_: str, graph: str | None = None,
                    update: tuple | None = None):
     """`save` in a forked child, unless the saved store already holds this graph (None then): something to
     `join()` before the process exits. The child takes the other CPU, at the lowest priority, and no time of
@@ -323,7 +323,8 @@ def save_meanwhile(config: Config, kb, lines: list[str], print_: str, graph: str
     Oxigraph's loading (1.7 s). `graph` names the graph of `lines` (`kb build`: kb/site/incremental.py
     `State.graph`); `update` is (the name of the last build's graph, the lines it removes from it, the lines
     it adds): if the saved store holds that graph, the new store is a copy of it with only the difference
-    written (`_changed_copy`). Without fork, a thread does the same."""
+    written (`_changed_copy`), and `lines` (a function giving them) is not called. Without fork, a thread
+    does the same."""
     if (saved_meta(config) or {}).get("fingerprint") == print_:
         return None
 
@@ -373,7 +374,7 @@ def _detach_output() -> None:
     sys.stderr = open(os.devnull, "w")
 
 
-def _write(config: Config, lines: list[str], lookups: dict, summary: dict, print_: str, graph: str | None = None,
+def _write(config: Config, lines, lookups: dict, summary: dict, print_: str, graph: str | None = None,
            update: tuple | None = None) -> None:
     """The store of `lines` (named `graph`, if it has a name), and the files `Saved` reads beside it. The store
     is made in a new folder, then swapped in: a folder once swapped in is never written again, as other
@@ -396,7 +397,8 @@ def _write(config: Config, lines: list[str], lookups: dict, summary: dict, print
             if not (update is not None and _changed_copy(folder, meta, update, fresh)):
                 shutil.rmtree(fresh, ignore_errors=True)
                 store = ox.Store(str(fresh))  # Oxigraph reads the lines itself: no Python object per triple
-                store.bulk_load(input="\n".join(lines).encode("utf-8"), format=ox.RdfFormat.TURTLE)
+                store.bulk_load(input="\n".join(lines() if callable(lines) else lines).encode("utf-8"),
+                                format=ox.RdfFormat.TURTLE)
                 store.flush()
                 del store
             meta.unlink(missing_ok=True)  # no fingerprint names a store while the folders move

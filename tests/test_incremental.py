@@ -357,6 +357,43 @@ def test_a_row_a_worker_makes_again_goes_back_to_the_building_process():
     assert type(merged["good"][0]) is Packed and merged["good"][0].plain == "g\n"  # left as kept, unopened
 
 
+def test_the_change_is_between_the_graphs_whatever_run_a_line_is_in():
+    """The kept state holds the graph's lines by the entry they come from (`SiteWriter.graph_runs`): a line
+    that moves from one entry's run to another's is in both graphs, no change."""
+    from kb.site.incremental import Change
+
+    moved, gone, new = "<s> <p> <o> .", '<s> <p> "old" .', '<t> <p> "new" .'
+    kept = {"a": [moved, gone], "b": [], "c": ["<u> <p> <o> ."]}
+    change = Change.between(kept, {"a": [], "b": [moved, new], "c": kept["c"]})
+    assert change.removed == (gone,) and change.added == (new,) and change.subjects == {"<s>", "<t>"}
+    assert Change.between(kept, {"a": [], "b": [moved], "c": kept["c"], "d": [gone]}).empty
+
+
+def test_triples_a_library_user_adds_are_compared_as_one_run(tmp_path, monkeypatch):
+    """A graph that is not the mapping's is kept and compared as one run of lines: the triple added shows."""
+    from rdflib import Literal
+    from rdflib.namespace import SKOS
+
+    from kb.knowledge_base import open_kb
+    from kb.site import build_site
+    from kb.site.build import SiteWriter
+    from kb.site.incremental import Tracker
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", ENV["SOURCE_DATE_EPOCH"])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-home"))
+    root = copy_bundled(tmp_path / "kb")
+    build_site(open_kb(root), root / "_site", search=False)
+    kb = open_kb(root)
+    kb.index.add((kb.iri("t-80"), SKOS.altLabel, Literal("Added by a library user")))
+    runs = SiteWriter(kb, tmp_path / "unused", Tracker(kb.index)).graph_runs()
+    assert list(runs) == [""] and len(runs[""]) == len(kb.index)
+    report = build_site(kb, root / "_site", search=False)
+    build_site(kb, root / "full", search=False)
+    assert 0 < report.reused < report.units
+    assert "Added by a library user" in (root / "_site" / "id" / "t-80.html").read_text(encoding="utf-8")
+    assert _tree(root / "_site") == _tree(root / "full")
+
+
 def test_the_dumps_keep_the_pieces_of_unchanged_subjects(corpus, monkeypatch):
     """After one changed description, the next build has the previous dump files and where each subject's
     piece is in them (`State.kept_dumps`): it cuts every other subject's from there, and writes only the
@@ -372,7 +409,7 @@ def test_the_dumps_keep_the_pieces_of_unchanged_subjects(corpus, monkeypatch):
     kb = open_kb(corpus)
     w = SiteWriter(kb, corpus / "unused", Tracker(kb.index))
     lines = w.graph_lines()
-    state = State(kb, (corpus / "_site").resolve(), False, lines)
+    state = State(kb, (corpus / "_site").resolve(), False, w.graph_runs())
     names = {fmt: name for name, fmt, _ in DUMPS}
     texts, kept = state.kept_dumps("downloads", [names[fmt] for fmt in DUMP_FORMATS])
     subjects = list(dict.fromkeys(line[:line.index(" ")] for line in lines))  # the graph's, in line order

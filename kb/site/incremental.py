@@ -5,17 +5,19 @@ list page, the dumps. While a unit renders, every lookup it makes in the graph i
 (subject, predicate) pairs it read values of, the subjects it read everything of, the (predicate, object)
 pairs it asked for subjects of, the predicates it scanned, and whether it looked at the whole graph. After the build,
 `.kb-cache/site-HASH.pickle` (one per output folder; a head and shards, kb/shards.py) keeps each unit's reads,
-the files it wrote (path, size, modification time) and the triples of the graph.
+the files it wrote (path, size, modification time) and the triples of the graph, as N-Triples lines by the
+entry whose mapping made them (`SiteWriter.graph_runs`).
 
-The next build compares the new graph with the kept triples. A unit whose reads meet none of the changed
-triples would render the same bytes, so its files are hard-linked from the previous site into the new
-version instead of being rendered again; everything else is rendered as in a full build. The downloads and
-the sitemap read the whole graph: any change renders them again (the dumps from the kept pieces of their
-unchanged subjects, `kept_dumps`). The queries page names what its saved queries can read (`Tracker.named`).
-Nothing is reused
-when anything but the entries changed (ontology, templates, static files, saved queries, kb.toml, milkb's
-own code, the build date, the output folder): the kept state names all of these (`inputs_stamp`). A kept
-file whose size or modification time changed since (edited by hand, removed) makes its unit render again.
+The next build compares the new graph with the kept triples: the lines of the entries whose lines differ
+from those kept (after one edit, one entry's), with no sorting or cutting of the whole graph's lines. A unit
+whose reads meet none of the changed triples would render the same bytes, so its files are hard-linked from
+the previous site into the new version instead of being rendered again; everything else is rendered as in a
+full build. The downloads and the sitemap read the whole graph: any change renders them again (the dumps
+from the kept pieces of their unchanged subjects, `kept_dumps`). The queries page names what its saved
+queries can read (`Tracker.named`). Nothing is reused when anything but the entries changed (ontology,
+templates, static files, saved queries, kb.toml, milkb's own code, the build date, the output folder): the
+kept state names all of these (`inputs_stamp`). A kept file whose size or modification time changed since
+(edited by hand, removed) makes its unit render again.
 
 The model's memos (a system's table row with its rendered HTML, a category's systems) are kept the same way
 (`State.kept_memo`): an entry whose reads meet no changed triple starts the next build's memo. A unit that
@@ -34,7 +36,6 @@ import pickle
 from array import array
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import groupby
 from pathlib import Path
 
 from rdflib import Literal
@@ -44,9 +45,10 @@ from ..export import nt_term, split_line
 from ..shards import Packed, Shards
 from ..uptodate import inputs_stamp, state_path
 
-FORMAT = 17  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
+FORMAT = 18  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
 # 14: the graph's lines kept by subject, in the shards; 15: rows and the dumps' offsets `Packed`; 16: the
-# offsets by format, as arrays in the dump's order; 17: a row's variants named by strings
+# offsets by format, as arrays in the dump's order; 17: a row's variants named by strings; 18: the graph's
+# lines kept by entry
 
 
 def tag(kind: str, *terms: str) -> str:
@@ -324,14 +326,16 @@ class Change:
 
     @classmethod
     def between(cls, old: dict[str, list[str]], new: dict[str, list[str]]) -> "Change":
-        """The change from graph `old` to graph `new`, both as N-Triples lines (`export.nt_line`) by subject
-        (`by_subject`). Only the subjects whose lines are not the very same list are compared."""
-        removed, added = set(), set()
-        for s in old.keys() | new.keys():
-            before, now = old.get(s, ()), new.get(s, ())
-            if before is not now:
-                removed.update(set(before).difference(now))
-                added.update(set(now).difference(before))
+        """The change from graph `old` to graph `new`, both as N-Triples lines (`export.nt_line`) in runs by
+        what they come from (`SiteWriter.graph_runs`: a line is in one run of each graph). Only the runs that
+        are not the very same list are compared, as a whole: a line may move from one run to another."""
+        before, now = set(), set()
+        for key in old.keys() | new.keys():
+            run, kept = new.get(key, ()), old.get(key, ())
+            if run is not kept:
+                before.update(kept)
+                now.update(run)
+        removed, added = before - now, now - before
         tags: set = set()
         subjects: set = set()
         everything = False
@@ -370,7 +374,7 @@ class State:
     distinct tags. Kept as sets of strings they took 0.3 s to unpickle; numbered in one table of the strings,
     numbering them took the building process 1.2 s at every full build and the table 31 MB."""
 
-    def __init__(self, kb, out: Path, search: bool, lines: list[str], listing: tuple | None = None):
+    def __init__(self, kb, out: Path, search: bool, runs: dict[str, list[str]], listing: tuple | None = None):
         self.path = state_path(kb.config, out, ".pickle")
         self._shards = Shards(self.path)
         self.out = out
@@ -386,17 +390,17 @@ class State:
         self._kept_offsets: Packed | None = None
         self.offsets: Packed | None = None  # where each subject's piece is in each dump this build wrote
         self._touch: tuple | None = None  # (the change, the digests of its tags)
-        self.groups = by_subject(lines)
+        self.runs = dict(runs)  # the graph's lines by what they come from (`SiteWriter.graph_runs`)
         self.graph = os.urandom(8).hex()  # names this graph, for the query store saved from it (kb/store_cache.py)
         self.kept_graph: str | None = None  # the kept state's graph
         old = self._load()
         if old is not None:
             kept = old["lines"]
-            for subject, run in self.groups.items():  # an unchanged subject keeps the list loaded: the shard
-                if kept.get(subject) == run:  # that holds it is not written again (kb/shards.py)
-                    self.groups[subject] = kept[subject]
+            for key, run in self.runs.items():  # an unchanged entry keeps the list loaded: the shard that
+                if kept.get(key) == run:  # holds it is not written again (kb/shards.py)
+                    self.runs[key] = kept[key]
             self.previous = old["units"]
-            self.change = Change.between(kept, self.groups)
+            self.change = Change.between(kept, self.runs)
             self.kept_graph = old["graph"]
             if not self.change.removed and not self.change.added:
                 self.graph = self.kept_graph
@@ -520,7 +524,7 @@ class State:
             # the shards of the few entities it touches are written again. The rest is in the head.
             head = {"graph": self.graph, "units": {}, "memos": {name: {} for name in self.memos},
                     "offsets": self.offsets if self.offsets is not None else self._kept_offsets}  # None: not written
-            items = {("lines", subject): run for subject, run in self.groups.items()}
+            items = {("lines", key): run for key, run in self.runs.items()}
             for key, unit in self.units.items():
                 if key.startswith("id/"):
                     items[("unit", key)] = unit
@@ -539,14 +543,6 @@ class State:
 
 
 def _entity_of(item: tuple) -> str:
-    """The entity an item of the kept state belongs to: the id of `("unit", "id/ID")`, the IRI's last
-    segment of a row `("memo", "rows", IRI)` and of the lines of a subject `("lines", "<IRI>")` or
-    `("lines", "<IRI#statement>")`."""
-    return str(item[-1]).rsplit("/", 1)[-1].split("#", 1)[0].rstrip(">")
-
-
-def by_subject(lines: list[str]) -> dict[str, list[str]]:
-    """Sorted N-Triples lines by their subject (the lines of a subject are a run of them): what the kept
-    state holds of a build's graph, in the shard of the subject's entity, so that after one edit only the
-    shards of the subjects it changed are written again."""
-    return {subject: list(run) for subject, run in groupby(lines, key=lambda line: line[:line.find(" ")])}
+    """The entity an item of the kept state belongs to: the id of `("unit", "id/ID")` and of the lines of an
+    entry `("lines", "ID")`, the IRI's last segment of a row `("memo", "rows", IRI)`."""
+    return str(item[-1]).rsplit("/", 1)[-1]

@@ -86,6 +86,8 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
         kept, listing = uptodate.unchanged(config, target, search, lambda: entries.fingerprint)
         if kept is not None:
             return Updated(target, kept, fingerprint=entries.fingerprint, dump=dump)
+        from functools import cache
+
         from ..export import graph_lines
         from ..knowledge_base import load_valid_kb
 
@@ -94,7 +96,9 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
         kb = load_valid_kb(config.root, shacl=True, save_apart=True)  # its parse cache saved meanwhile
         if index_later:  # the site swapped in will not be the one recorded
             uptodate.forget(config, target)
-        lines = graph_lines(kb.mapped, kb.schema.ontology, kb.index)
+        index = kb.index  # (the build puts a tracker of it in its place)
+        # made when first needed, if at all: after an edit neither the pages nor the query store need them
+        lines = cache(lambda: graph_lines(kb.mapped, kb.schema.ontology, index))
     except BaseException:  # a knowledge base with errors: the fingerprint's child is not left behind (`kb serve`
         entries.close()  # goes on after it)
         if kb is not None:
@@ -106,8 +110,8 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
         kb.cache_saved()  # (its parse cache, saved meanwhile)
 
 
-def _build(config: Config, target: Path, search: bool, progress, index_later: bool, kb, lines: list[str],
-           listing, entries) -> Updated:
+def _build(config: Config, target: Path, search: bool, progress, index_later: bool, kb, lines, listing,
+           entries) -> Updated:
     """The site built (`update_site`), the query store saved meanwhile."""
     from .. import uptodate
     from ..store_cache import save_meanwhile
