@@ -21,6 +21,7 @@ class Index:
         self._spo: dict = {}
         self._pos: dict = {}
         self._len = 0
+        self.edits = 0  # changes made so far: tells whether the graph is still the one the mapping made
         self._namespace_manager = None
         self.add_all(triples)
 
@@ -34,6 +35,7 @@ class Index:
         objects[o] = None
         self._pos.setdefault(p, {}).setdefault(o, {})[s] = None
         self._len += 1
+        self.edits += 1
 
     def add_all(self, triples: Iterable[tuple]) -> None:
         """`add` of each triple, without a call per triple (loading 200,000 kept triples at 10,000 systems),
@@ -59,6 +61,7 @@ class Index:
             by_object.setdefault(o, {})[s] = None
             added += 1
         self._len += added
+        self.edits += added
 
     def remove_subject(self, s) -> list[tuple]:
         """Drop every triple with subject `s`; returns them."""
@@ -69,6 +72,7 @@ class Index:
             if not subjects:
                 del self._pos[p][o]
         self._len -= len(gone)
+        self.edits += len(gone)
         return gone
 
     # --- the Graph lookups -------------------------------------------------------------------

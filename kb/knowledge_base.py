@@ -121,6 +121,7 @@ def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "dire
     problems.extend(mapped.problems)
     index = mapped.graph  # the entries' triples, joined by the vocabulary: one graph for every stage
     index.add_all(ontology)
+    mapped.edits = index.edits
     problems.extend(check_cycles(mapped, schema, config.base_iri))
     if shacl:  # only the focus nodes a change since the last clean check can affect, when there was one
         changed = cache.changed_lines(mapped)

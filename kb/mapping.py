@@ -53,6 +53,7 @@ class MappedGraph:
     clean: dict[str, Premapped] = field(default_factory=dict)  # entry id → its mapping, if it had no problem
     lines: list[str] = field(default_factory=list)  # every entry's triples as N-Triples lines (`export.nt_line`)
     runs: dict[str, list] = field(default_factory=dict)  # entry id → its lines (`Premapped.lines`)
+    edits: int = -1  # `graph.edits` once the ontology is added (`open_kb`): the graph is still the mapping's
 
     _key_lines: dict | None = field(default=None, repr=False, compare=False)  # made from the parts when asked
 
@@ -151,7 +152,7 @@ class Mapper:
             except ValueProblem as p:
                 out.failed.add((subject, spec.prop))
                 out.problems.append(Problem(entry.path, p.line or node.key_line, p.message, p.code, p.hint))
-        lines = [nt_line(t, self._terms) for t in g]
+        lines = list(dict.fromkeys(nt_line(t, self._terms) for t in g))  # each once: a value cited twice is one triple
         out.add(Premapped(list(g), Packed.of(list(key_lines.items())), tuple(self._links), lines), entry,
                 clean=entry.data is not None and len(out.problems) == problems and not entry.problems)
 

@@ -105,15 +105,43 @@ def preload(path: Path, stamp) -> None:
 
 def _room_for(path: Path) -> bool:
     """Whether the cache at `path`, loaded, fits in half the memory available now: a process waiting with it
-    must not push the rest of the machine into swap. Loaded, it is counted as 3 times its files' size (the
-    caches of a 10,000-system knowledge base take 1.7 times); without /proc/meminfo, 1 GB is counted free."""
+    must not push the rest of the machine into swap, nor its container past its limit. Loaded, it is counted
+    as 3 times its files' size (the caches of a 10,000-system knowledge base take 1.7 times); without
+    /proc/meminfo, 1 GB is counted free."""
     size = sum(p.stat().st_size for p in path.parent.glob(f"{path.name}*"))
     try:
         with open("/proc/meminfo", "rb") as f:
             available = next(int(line.split()[1]) * 1024 for line in f if line.startswith(b"MemAvailable:"))
     except (OSError, StopIteration, ValueError, IndexError):
         available = 2**30
+    left = _left_in_cgroup()
+    if left is not None:
+        available = min(available, left)
     return 3 * size <= available / 2
+
+
+def _left_in_cgroup() -> int | None:
+    """The memory the control group of this process (a container's) may still take, if it has a limit:
+    cgroup v2 (`memory.max`) or v1 (`memory.limit_in_bytes`)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, group = line.split(":", 2)
+        if not controllers:
+            folder, limit, used = Path("/sys/fs/cgroup" + group), "memory.max", "memory.current"
+        elif "memory" in controllers.split(","):
+            folder, limit, used = Path("/sys/fs/cgroup/memory" + group), "memory.limit_in_bytes", "memory.usage_in_bytes"
+        else:
+            continue
+        try:
+            cap = (folder / limit).read_text().strip()
+            if cap != "max" and int(cap) < 2**60:  # v1 writes "no limit" as about 2^63
+                return int(cap) - int((folder / used).read_text())
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 class Shards:
@@ -137,6 +165,7 @@ class Shards:
                     return found
             except OSError:
                 pass
+        del ahead  # (a stale one is not kept while the files are read again)
         self._loaded = {}
         try:
             data = io.BytesIO(verified(self.path.read_bytes()))

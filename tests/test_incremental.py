@@ -369,8 +369,9 @@ def test_the_change_is_between_the_graphs_whatever_run_a_line_is_in():
     assert Change.between(kept, {"a": [], "b": [moved], "c": kept["c"], "d": [gone]}).empty
 
 
-def test_triples_a_library_user_adds_are_compared_as_one_run(tmp_path, monkeypatch):
-    """A graph that is not the mapping's is kept and compared as one run of lines: the triple added shows."""
+def test_a_graph_a_library_user_changed_is_compared_as_one_run(tmp_path, monkeypatch):
+    """A graph that is not the mapping's is kept and compared as one run of lines: the triple added shows,
+    also when a subject removed leaves as many triples as the mapping made."""
     from rdflib import Literal
     from rdflib.namespace import SKOS
 
@@ -384,7 +385,12 @@ def test_triples_a_library_user_adds_are_compared_as_one_run(tmp_path, monkeypat
     root = copy_bundled(tmp_path / "kb")
     build_site(open_kb(root), root / "_site", search=False)
     kb = open_kb(root)
-    kb.index.add((kb.iri("t-80"), SKOS.altLabel, Literal("Added by a library user")))
+    assert len(SiteWriter(kb, tmp_path / "unused", Tracker(kb.index)).graph_runs()) == len(kb.entries) + 1
+    count = len(kb.index)
+    removed = kb.index.remove_subject(kb.iri("t-64"))  # and as many added: the same number of triples
+    for n in range(len(removed)):
+        kb.index.add((kb.iri("t-80"), SKOS.altLabel, Literal(f"Added by a library user {n}")))
+    assert len(kb.index) == count
     runs = SiteWriter(kb, tmp_path / "unused", Tracker(kb.index)).graph_runs()
     assert list(runs) == [""] and len(runs[""]) == len(kb.index)
     report = build_site(kb, root / "_site", search=False)
@@ -392,6 +398,20 @@ def test_triples_a_library_user_adds_are_compared_as_one_run(tmp_path, monkeypat
     assert 0 < report.reused < report.units
     assert "Added by a library user" in (root / "_site" / "id" / "t-80.html").read_text(encoding="utf-8")
     assert _tree(root / "_site") == _tree(root / "full")
+
+
+def test_a_value_cited_twice_keeps_the_entries_runs(tmp_path):
+    """An entry that gives one value twice (two sources of one manufacturer, an operator listed twice) makes
+    one triple, and one line in its run: the graph is still compared entry by entry."""
+    from kb.knowledge_base import load_valid_kb
+    from kb.site.build import SiteWriter
+    from kb.site.incremental import Tracker
+
+    root = copy_bundled(tmp_path / "kb")
+    _edit(root / "entries" / "systems" / "t-80.yaml", r"^  - soviet-union$", "  - soviet-union\n  - soviet-union")
+    kb = load_valid_kb(root)
+    assert len(kb.mapped.runs["t-80"]) == len(set(kb.mapped.runs["t-80"]))
+    assert len(SiteWriter(kb, tmp_path / "unused", Tracker(kb.index)).graph_runs()) == len(kb.entries) + 1
 
 
 def test_the_dumps_keep_the_pieces_of_unchanged_subjects(corpus, monkeypatch):

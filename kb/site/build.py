@@ -285,12 +285,12 @@ class SiteWriter:
         the entry's id), the ontology (""). What the next build compares its graph with (`Change.between`),
         run by run, without sorting the whole graph's lines and cutting them by subject (0.3 s of a rebuild
         at 10,000 systems). All of them as one run when the graph is not the one the mapping made (a library
-        user added triples) or a line would be in two runs."""
+        user changed it since) or a line would be in two runs."""
         index, mapped = self.model.tracker._index, self.kb.mapped
-        if mapped is not None:
+        if mapped is not None and mapped.edits == index.edits:
             terms: dict = {}
             runs = {**mapped.runs, "": [nt_line(t, terms) for t in self.kb.schema.ontology]}
-            if sum(map(len, runs.values())) == len(index):  # (the index holds each triple once)
+            if sum(map(len, runs.values())) == len(index):  # (each run's lines are distinct; so are the index's)
                 return runs
         return {"": self.graph_lines()}
 
