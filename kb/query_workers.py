@@ -53,6 +53,10 @@ def _worker_main(conn) -> None:
 
     from .faults import fault_point
     from .namespaces import PREFIXES
+    from .query import RESULT_FORMATS
+
+    for fmt in RESULT_FORMATS:  # what answering imports (rdflib's results writers and its SPARQL package), while
+        _answer(ox.Store(), {}, "ASK {}", fmt, 1)  # it waits for its graph: 0.13 s of a new worker's first answer
 
     try:
         _, graph, base_iri, generation = conn.recv()

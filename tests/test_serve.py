@@ -447,7 +447,8 @@ def test_an_edit_while_the_search_index_is_made_stops_that_and_is_shown_at_once(
     # The search index is made after the pages, by a process of its own; here it stops where it would run
     # pagefind (MILKB_FAULT_AT=search-index:stop), as if pagefind were slow. The next edit must not wait for
     # it: the server stops it (its unfinished folder removed) and shows the edit; stopping the server ends the
-    # one then running; and the site, its index not made, is not taken for up to date by `kb build`.
+    # one then running; and the site, its index not made, is not taken for up to date by `kb build`. It runs
+    # at a low priority (nice 10 more than the server), which pagefind would inherit.
     root = make_root(tmp_path)
     shutil.copytree(REPO / "site_build", root / "site_build")
     assert run_kb("build", cwd=root).code == 0
@@ -469,6 +470,8 @@ def test_an_edit_while_the_search_index_is_made_stops_that_and_is_shown_at_once(
                 assert time.monotonic() < deadline, (running, log.read_text())
                 time.sleep(0.2)
             stopped += running
+            assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in running] == [
+                min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)]
             assert log.read_text().count("the search index follows") == n
         assert not set(stopped[:1]) & set(_rebuilds(root)), "the first index rebuild still runs"
         assert not (tmp_path / "kb" / f"._site.build-{stopped[0]}").exists()

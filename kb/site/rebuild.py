@@ -75,6 +75,10 @@ def _preload(root: Path, site: Path) -> None:
     from ..config import load_config
     from .update import preload
 
+    try:  # at a low priority: it runs while the last edit is answered (the new query workers load its graph)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # (this thread only: Linux)
+    except (AttributeError, OSError):
+        pass
     try:
         preload(load_config(root), site, search=True)
     except Exception:  # noqa: BLE001 - a kb.toml broken meanwhile …: the rebuild says what is wrong
@@ -114,6 +118,8 @@ def main(argv: list[str]) -> None:
                 os.execv(sys.executable, [sys.executable, "-P", "-m", "kb.site.rebuild", *argv])  # code, in its place
         name_process("kb-rebuild")
         root, site, *flags = argv
+        if "--index-later" not in flags:  # the search index: in the background, after the pages and the graph
+            os.nice(10)  # are answered, so at a low priority (pagefind and every child inherit it)
         outcome = rebuild(Path(root), Path(site), "--index-later" in flags)
     except KeyboardInterrupt:
         os._exit(143)
