@@ -132,7 +132,8 @@ def _left_in_cgroup() -> int | None:
         if not controllers:
             folder, limit, used = Path("/sys/fs/cgroup" + group), "memory.max", "memory.current"
         elif "memory" in controllers.split(","):
-            folder, limit, used = Path("/sys/fs/cgroup/memory" + group), "memory.limit_in_bytes", "memory.usage_in_bytes"
+            folder = Path("/sys/fs/cgroup/memory" + group)
+            limit, used = "memory.limit_in_bytes", "memory.usage_in_bytes"
         else:
             continue
         try:
