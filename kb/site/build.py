@@ -26,8 +26,8 @@ from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
 
 from ..entity import entity_triples
-from ..export import (DUMP_FORMATS, dump_frame, dump_pieces, export_graph, graph_lines, jsonld as jsonld_text,
-                      jsonld_pieces, nt_line, oxigraph_serialize, parse_lines, sorted_triples,
+from ..export import (DUMP_FORMATS, dump_frame, dump_pieces, export_graph, graph_lines, graph_runs,
+                      jsonld as jsonld_text, jsonld_pieces, nt_line, oxigraph_serialize, parse_lines, sorted_triples,
                       turtle as turtle_text)
 from ..knowledge_base import KnowledgeBase
 from ..problems import KBError, Problem, relative
@@ -281,18 +281,12 @@ class SiteWriter:
         return self._lines
 
     def graph_runs(self) -> dict[str, list[str]]:
-        """The graph's N-Triples lines by what they come from, each line in one run: each entry's mapping (by
-        the entry's id), the ontology (""). What the next build compares its graph with (`Change.between`),
-        run by run, without sorting the whole graph's lines and cutting them by subject (0.3 s of a rebuild
-        at 10,000 systems). All of them as one run when the graph is not the one the mapping made (a library
-        user changed it since) or a line would be in two runs."""
-        index, mapped = self.model.tracker._index, self.kb.mapped
-        if mapped is not None and mapped.edits == index.edits:
-            terms: dict = {}
-            runs = {**mapped.runs, "": [nt_line(t, terms) for t in self.kb.schema.ontology]}
-            if sum(map(len, runs.values())) == len(index):  # (each run's lines are distinct; so are the index's)
-                return runs
-        return {"": self.graph_lines()}
+        """The graph's N-Triples lines by what they come from (`export.graph_runs`): what the next build
+        compares its graph with (`Change.between`), run by run, without sorting the whole graph's lines and
+        cutting them by subject (0.3 s of a rebuild at 10,000 systems). All of them as one run when the graph
+        is not the one the mapping made."""
+        runs = graph_runs(self.kb.mapped, self.kb.schema.ontology, self.model.tracker._index)
+        return runs if runs is not None else {"": self.graph_lines()}
 
     def subject_lines(self, subject: str) -> list[str]:
         """The sorted N-Triples lines of `subject` (as N-Triples writes it) in the graph."""
