@@ -73,8 +73,8 @@ def graph_runs(mapped, ontology, index) -> dict[str, list[str]] | None:
 
 
 def graph_lines(mapped, ontology, index) -> list[str]:
-    """The graph's triples as sorted `nt_line`s: those of `graph_runs`, or made from `index` when it is not the
-    graph the mapping made. What a build dumps, and what the saved store loads."""
+    """The graph's triples as sorted `nt_line`s: those of `graph_runs`, or made from `index` when there are none
+    (the graph is not the one the mapping made). What a build dumps, and what the saved store loads."""
     runs = graph_runs(mapped, ontology, index)
     if runs is None:
         terms: dict = {}

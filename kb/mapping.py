@@ -51,7 +51,6 @@ class MappedGraph:
     unchecked: set[URIRef] = field(default_factory=set)  # entries too broken to check against the shapes
     index: dict[str, Entry] = field(default_factory=dict)
     clean: dict[str, Premapped] = field(default_factory=dict)  # entry id → its mapping, if it had no problem
-    lines: list[str] = field(default_factory=list)  # every entry's triples as N-Triples lines (`export.nt_line`)
     runs: dict[str, list] = field(default_factory=dict)  # entry id → its lines (`Premapped.lines`)
     edits: int = -1  # `graph.edits` once the ontology is added (`open_kb`): the graph is still the mapping's
 
@@ -78,7 +77,6 @@ class MappedGraph:
     def add(self, mapping: Premapped, entry: Entry, clean: bool) -> None:
         """One entry's triples and key lines into the whole."""
         self.graph.add_all(mapping.triples)
-        self.lines += mapping.lines
         self.runs[entry.id] = mapping.lines
         self.key_line_parts.append(mapping.key_lines)
         self._key_lines = None

@@ -40,9 +40,10 @@ class WorkersUnavailable(Exception):
 
 
 def _worker_main(conn) -> None:
-    """A worker: started ahead (a spare, `QueryWorkers`), it imports what it needs, then waits to be told its
-    graph, ("load", graph, base_iri, generation). It opens the graph once, then answers (query, format,
-    max_rows) jobs until the pipe closes.
+    """A worker: started ahead (a spare, `QueryWorkers`), it imports what it needs and writes an answer in each
+    result format (`_warm_up`) while it waits to be told its graph, ("load", graph, base_iri, generation); a
+    worker the server waits for at its start says it is ready first and warms up after. It opens the graph
+    once, then answers (query, format, max_rows) jobs until the pipe closes.
     The graph is an N-Triples file, loaded into a store in memory before the first answer; or an Oxigraph
     store (a folder, kb/serve.py `Graphs`), opened read-only, which answers as soon as the worker has counted
     the triples, while a thread loads the N-Triples file of the same name beside it into a store in memory
@@ -97,13 +98,14 @@ def _worker_main(conn) -> None:
 
 def _warm_up() -> None:
     """What answering imports (rdflib's result writers and its SPARQL package), by an answer in each result
-    format on an empty store: 0.13-0.6 s of a new worker's first answer otherwise."""
+    format on an empty store: 0.13-0.6 s of a new worker's first answer otherwise. A SELECT, which every
+    result format writes (CSV and TSV cannot write an ASK)."""
     import pyoxigraph as ox
 
     from .query import RESULT_FORMATS
 
     for fmt in RESULT_FORMATS:
-        _answer(ox.Store(), {}, "ASK {}", fmt, 1)
+        _answer(ox.Store(), {}, "SELECT * {}", fmt, 1)
 
 
 def _triples(graph: str, store) -> int:

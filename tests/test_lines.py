@@ -51,7 +51,7 @@ def test_the_bundled_graph_as_lines_is_the_graph():
     from the parsed lines equal those made from the rdflib triples."""
     kb = open_kb(REPO)
     terms: dict = {}
-    lines = set(kb.mapped.lines) | {nt_line(t, terms) for t in kb.schema.ontology}
+    lines = {line for run in kb.mapped.runs.values() for line in run} | {nt_line(t, terms) for t in kb.schema.ontology}
     assert lines == {nt_line(t, terms) for t in kb.index}
     parsed = parse_lines(sorted(lines))
     rdflib_sorted = sorted_triples(kb.index)
@@ -96,7 +96,7 @@ def test_dumps_are_their_subjects_pieces(ts):
 def test_the_bundled_dumps_are_their_subjects_pieces():
     kb = open_kb(REPO)
     terms: dict = {}
-    lines = sorted(set(kb.mapped.lines) | {nt_line(t, terms) for t in kb.schema.ontology})
+    lines = sorted({line for run in kb.mapped.runs.values() for line in run} | {nt_line(t, terms) for t in kb.schema.ontology})
     _whole_and_pieces(lines)
 
 

@@ -76,12 +76,24 @@ def _preload(root: Path, site: Path) -> None:
     from .update import preload
 
     try:  # at a low priority: it runs while the last edit is answered (the new query workers load its graph)
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # (this thread only: Linux)
+        thread = threading.get_native_id()  # (a thread's own priority: Linux)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + 10))
     except (AttributeError, OSError):
         pass
     try:
         preload(load_config(root), site, search=True)
     except Exception:  # noqa: BLE001 - a kb.toml broken meanwhile …: the rebuild says what is wrong
+        pass
+
+
+def _hurry(thread: threading.Thread) -> None:
+    """`thread` back at the priority of the thread calling, where the system lets a priority be raised again
+    (root, or a permissive RLIMIT_NICE): the rebuild waits for it now."""
+    try:
+        if thread.is_alive():
+            os.setpriority(os.PRIO_PROCESS, thread.native_id,
+                           os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    except (AttributeError, OSError, TypeError):
         pass
 
 
@@ -111,6 +123,7 @@ def main(argv: list[str]) -> None:
             line = sys.stdin.readline()
             if not line:  # the server did not need it
                 os._exit(0)
+            _hurry(loading)
             loading.join()  # (what it loaded is the rebuild's first work anyway)
             argv = argv[1:3] + json.loads(line)
             if _code() != code:  # milkb changed while it waited (an editable install): what it imported is not
