@@ -532,14 +532,14 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to liste
 
     config = load_config(_root() or find_root())
     site = config.root / "_site"
-    try:  # a site whose search index is out of date is served at once, and its index made meanwhile
+    try:  # a site whose search index is out of date or not made yet is served at once, its index made meanwhile
         report, made = update_apart(config, site, progress=_progress)
     except CannotWrite as e:
         raise _fail(f"cannot write the site to {site}: {_os_reason(e.error)} — the previous site is unchanged")
     if report is not None:
         err.print(Text(f"built {report.pages} pages into {site} in {report.seconds:.1f} s"
-                       + ("; the search index follows" if report.search_kept else "")))
-    index_pending = report is not None and report.search_kept
+                       + ("; the search index follows" if report.search_later else "")))
+    index_pending = report is not None and report.search_later
     gc.enable()  # a server's garbage must be collected (see `command`)
     run_server(config, site, host=host, port=port, timeout=timeout, max_rows=max_rows,
                say=lambda m: err.print(Text(m)), index_pending=index_pending, made=made)

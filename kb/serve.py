@@ -83,7 +83,7 @@ def update_apart(config: Config, site: Path, progress=nullcontext):
     `index_later`), in a forked child (before the server starts any thread), so that the server, which runs
     for days, never holds the knowledge base the site is built from: Python keeps the memory it freed (3.1 GB
     resident at 100,000 systems when the start-up build ran in the server).
-    Returns the build's `BuildReport` in brief (pages, seconds, search_kept), or None if the site was up to
+    Returns the build's `BuildReport` in brief (pages, seconds, search_later), or None if the site was up to
     date, and what its graph was made from (`Updated.made`); raises KBError or CannotWrite as `update_site`
     does."""
     import pickle
@@ -96,7 +96,7 @@ def update_apart(config: Config, site: Path, progress=nullcontext):
     def brief() -> tuple:
         updated = update_site(config, site, search=True, progress=progress, index_later=True)
         report = updated.report
-        return None if report is None else (report.pages, report.seconds, report.search_kept), updated.made()
+        return None if report is None else (report.pages, report.seconds, report.search_later), updated.made()
 
     def job() -> bytes:
         try:
@@ -118,7 +118,7 @@ def update_apart(config: Config, site: Path, progress=nullcontext):
     if kind == "failed":
         raise KBError([Problem("", 0, "the site could not be built (the error is above)")])
     report, made = value
-    return report and SimpleNamespace(pages=report[0], seconds=report[1], search_kept=report[2]), made
+    return report and SimpleNamespace(pages=report[0], seconds=report[1], search_later=report[2]), made
 
 
 class Graphs:
@@ -355,7 +355,7 @@ class Rebuilds:
         if status == "built":
             self.say(f"search index made in {time.perf_counter() - started:.1f} s")
         else:
-            self.say(f"search index not made ({_why(outcome)}): the previous one is still served")
+            self.say(f"search index not made ({_why(outcome)}): the previous one, if any, is still served")
 
 
 def _why(outcome: dict) -> str:
@@ -421,8 +421,8 @@ def _rebuild(endpoint: Endpoint, rebuilds: Rebuilds, stop: threading.Event, say:
     took = time.perf_counter() - started
     if status == "built":
         say(f"rebuilt in {took:.1f} s ({'the same graph' if loaded is None else f'{loaded} triples'})"
-            + ("; the search index follows" if outcome.get("search") == "kept" else ""))
-        if outcome.get("search") == "kept":
+            + ("; the search index follows" if outcome.get("search") == "later" else ""))
+        if outcome.get("search") == "later":
             rebuilds.index()
     else:  # (a site built meanwhile by a `kb build` brings its graph)
         say(f"the site was up to date ({took:.1f} s)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import shutil
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -139,6 +140,23 @@ def test_opened_from_disk_pages_read_and_search_says_why_it_is_off(served_site, 
     page.goto((folder / "id" / "tos-1.html").as_uri())
     page.get_by_role("link", name="T-72").first.click()
     assert page.locator("h1").inner_text() == "T-72"
+
+
+def test_search_says_the_index_is_coming_while_kb_serve_makes_it(served_site, browser, tmp_path):
+    # a site whose search index `kb serve` has not made yet (kb/site/build.py `index_later`): its search page
+    # asks for pagefind, which is not there yet, and says so, not "built with --no-search"
+    folder, _ = served_site
+    shutil.copytree(folder, tmp_path / "site", ignore=shutil.ignore_patterns("pagefind"))
+    handler = functools.partial(_QuietHandler, directory=str(tmp_path / "site"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    page = browser.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/search.html")
+        assert "still being made" in page.locator("#search-status").inner_text()
+    finally:
+        page.close()
+        server.shutdown()
 
 
 def test_without_javascript_every_page_still_reads(served_site, browser):

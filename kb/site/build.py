@@ -59,7 +59,7 @@ class BuildReport:
     bytes: int = 0
     seconds: float = 0.0
     search_seconds: float | None = None
-    search_kept: bool = False  # the previous site's search index was kept (`index_later`): stale until rebuilt
+    search_later: bool = False  # no search index of its own (`index_later`): the previous site's, stale, or none yet
     units: int = 0  # parts of the site (kb/site/incremental.py)
     reused: int = 0  # of which linked unchanged from the previous build
     timings: dict[str, float] = field(default_factory=dict)
@@ -411,8 +411,9 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
     (`uptodate.unchanged`); `previous(state)` is called with the kept state (kb/site/incremental.py `State`)
     as soon as it is loaded: its `graph` names this build's graph, and its `change` (if there was a previous
     build) says how it differs from that build's graph, `kept_graph`. `index_later`: the pages are written as
-    with the search index, but the previous site's index is kept as it is, if it has one (`kb serve` shows an
-    edit at once and indexes it in the background; see kb/site/update.py).
+    with the search index, but the index is made later, by another build: meanwhile the previous site's is
+    kept as it is, if it has one (`kb serve` shows an edit, or a first site, at once and indexes it in the
+    background; see kb/site/update.py).
 
     Units of the site that no change since the previous build touches are hard-linked from it rather than
     rendered again (kb/site/incremental.py); the result is the same bytes as a build from scratch."""
@@ -465,9 +466,10 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             report.timings["dumps"] = time.perf_counter() - t  # what they took beyond the index pages
             fault_point("pages-written")
             links.finish()  # every file is in the new folder from here on
-            if search and index_later and (out / "pagefind").is_dir():
-                shutil.copytree(out / "pagefind", work / "pagefind", symlinks=True, copy_function=_link_or_copy)
-                report.search_kept = True
+            if search and index_later:
+                if (out / "pagefind").is_dir():
+                    shutil.copytree(out / "pagefind", work / "pagefind", symlinks=True, copy_function=_link_or_copy)
+                report.search_later = True
             elif search:
                 step("search index")
                 fault_point("search-index")

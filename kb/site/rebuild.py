@@ -11,7 +11,7 @@ server's interpreter lock (pages and queries are answered meanwhile) nor leaves 
 server's memory (freeing it took 1-2 s at 10,000 systems).
 
 It writes one JSON object to standard output, what the server says of it: `status` "built" (with `search`:
-"kept" or "made"), "up to date", "errors" (with `problems`, each as `path:line: message`),
+"later" or "made"), "up to date", "errors" (with `problems`, each as `path:line: message`),
 "cannot write" or "failed" (with `reason`). "built" and "up to date" come with `made`, what the site's graph
 was made from (kb/site/update.py `Updated.made`). Each says which process rebuilt (`pid`), whether it
 had been started ahead with its imports done (`ahead`), and how many of the two caches it reads it took as
@@ -60,7 +60,7 @@ def rebuild(root: Path, site: Path, index_later: bool) -> dict:
     report = updated.report
     if report is None:
         return {"status": "up to date", "made": updated.made()}
-    return {"status": "built", "search": "kept" if report.search_kept else "made", "made": updated.made()}
+    return {"status": "built", "search": "later" if report.search_later else "made", "made": updated.made()}
 
 
 # what a rebuild imports on its way (most of them lazily, for the commands that do not need them)

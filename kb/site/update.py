@@ -73,9 +73,10 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
     context manager yielding the build's step callback (entered only if there is something to build).
     Raises KBError if the knowledge base has errors, CannotWrite if the site cannot be written.
 
-    `index_later` (with `search`): keep the previous site's search index, if it has one, rather than make it
-    again (pagefind takes most of a rebuild at 10,000 systems: 11-13 s of 15). Such a site is not recorded
-    as built, so the next `update_site` with the search index makes it, reusing every page."""
+    `index_later` (with `search`): do not make the search index; keep the previous site's, if it has one
+    (pagefind takes most of a rebuild at 10,000 systems: 11-13 s of 15, and as long again as the pages of a
+    first build). Such a site is not recorded as built, so the next `update_site` with the search index makes
+    it, reusing every page."""
     from .. import uptodate
     from ..store_cache import Saved
 
@@ -138,6 +139,6 @@ def _build(config: Config, target: Path, search: bool, progress, index_later: bo
             if saver is not None:
                 saver.join()
     figures = {"pages": report.pages, "files": report.files, "bytes": report.bytes}
-    if not report.search_kept:  # (a site with the previous search index is not the one a build would write)
+    if not report.search_later:  # (a site without its own search index is not the one a build would write)
         uptodate.record(config, target, report.stamp, entries.fingerprint, report.listing, figures, kb.sources)
     return Updated(target, figures, report, kb, entries.fingerprint, report.dump)

@@ -8,7 +8,10 @@
     return;
   }
   if (typeof PagefindUI === "undefined") {
-    status.textContent = "Search is off: this build of the site has no search index (it was built with --no-search).";
+    // the page asked for the index (a build with it) but it is not there: `kb serve` is still making it
+    status.textContent = document.querySelector('script[src$="pagefind-ui.js"]')
+      ? "The search index is still being made (kb serve makes it after the pages): reload this page in a moment."
+      : "Search is off: this build of the site has no search index (it was built with --no-search).";
     return;
   }
   status.hidden = true;
