@@ -82,8 +82,11 @@ def test_search_box_finds_nona(served_site, page):
     page.wait_for_url("**/search.html?q=Nona")
     results = search_results(page)
     shot(page, "search-nona")
-    assert results.first.inner_text() == "2S23 Nona-SVK"  # the system itself ranks first
-    results.first.click()
+    # the Nona systems rank first, above the sources and events that mention them (which of the two leads
+    # moves with the statistics of the whole corpus: 2S23 until session 19, 2S9 since it grew)
+    titles = results.all_inner_texts()
+    assert sorted(titles[:2]) == ["2S23 Nona-SVK", "2S9 Nona-S"], titles
+    results.filter(has_text="2S23 Nona-SVK").first.click()
     page.wait_for_url("**/id/2s23.html")
 
 
