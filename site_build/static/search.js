@@ -15,9 +15,12 @@
     return;
   }
   status.hidden = true;
-  // pageLength 0: short pages (a source's) get no bonus over a system's full page
+  // pageLength 0: short pages (a source's) get no bonus over a system's full page. metaWeights title 0: no
+  // boost for a page whose title holds the query, which pagefind 1.5 gives many times over to a title where
+  // the word is part of a hyphenated one ("Iskander-M", "Nona-SVK"), so that sources and events titled with
+  // a variant's name ranked above the system itself; the systems' names weigh most (entity.html) instead
   var ui = new PagefindUI({ element: "#search", showImages: false, resetStyles: false,
-                            ranking: { pageLength: 0.0 } });
+                            ranking: { pageLength: 0.0, metaWeights: { title: 0.0 } } });
   // pagefind's input has only a placeholder: give it a visible label
   var label = function () {
     var input = document.querySelector("#search input");
