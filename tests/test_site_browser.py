@@ -125,6 +125,25 @@ def test_table_filter(served_site, page):
     page.fill("#systems-filter", "leopard")
     visible = [r for r in page.locator("#systems tbody tr").all() if r.is_visible()]
     assert visible and all("Leopard" in r.inner_text() for r in visible)
+    total = page.locator("#systems tbody tr").count()
+    assert page.locator(".filter-status").inner_text() == f"{len(visible)} of {total} shown"
+
+
+def test_events_filter(served_site, page):
+    """The timeline narrows to the events that name every word typed (a system, a place, an action), and says how
+    many it shows; emptied, it shows them all again."""
+    _, base = served_site
+    page.goto(base + "events.html")
+    items = page.locator("#events > li")
+    total = items.count()
+    page.fill("#events-filter", "kalibr used")
+    visible = [i for i in items.all() if i.is_visible()]
+    assert len(visible) >= 2 and all("Kalibr" in i.inner_text() and "Used" in i.inner_text() for i in visible)
+    assert len(visible) < total
+    assert page.locator(".filter-status").inner_text() == f"{len(visible)} of {total} shown"
+    page.fill("#events-filter", "")
+    assert sum(i.is_visible() for i in items.all()) == total
+    assert page.locator(".filter-status").inner_text() == ""
 
 
 PAGE_TYPES = ["index.html", "id/tos-1.html", "id/bakhmut.html", "id/omsk-transmash.html", "id/russia.html",

@@ -44,15 +44,21 @@
     });
   }
   function makeFilterable(input) {
+    // a table's rows, or a list's items (the events timeline)
     var table = document.getElementById(input.getAttribute("data-filter"));
     if (!table) return;
+    var items = table.tBodies ? table.tBodies[0].rows : table.children;
+    var status = input.closest(".table-tools").querySelector(".filter-status");
     input.closest(".table-tools").hidden = false;
     input.addEventListener("input", function () {
       var words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
-      Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+      var shown = 0;
+      Array.prototype.forEach.call(items, function (row) {
         var text = row.textContent.toLowerCase();
         row.hidden = !words.every(function (w) { return text.indexOf(w) !== -1; });
+        if (!row.hidden) shown += 1;
       });
+      if (status) status.textContent = words.length ? shown + " of " + items.length + " shown" : "";
     });
   }
   document.querySelectorAll("table.sortable").forEach(makeSortable);
