@@ -460,7 +460,8 @@ def stats():
     table.add_column("systems", justify="right")
     rows = sorted(s.coverage.items(), key=lambda kv: (-kv[1][0], kv[0]))
     rows += [("crew (where the category has a crew)", s.crew),
-             ("key quantity of the category", s.key_quantity)]
+             ("key quantity of the category", s.key_quantity),
+             ("named by a reported event", s.events)]
     for key, (have, total) in rows:
         table.add_row(key, f"{100 * have / total:.0f} %" if total else "–", f"{have}/{total}")
     _print_table(table)

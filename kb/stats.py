@@ -20,6 +20,7 @@ class Stats:
     coverage: dict[str, tuple[int, int]]  # key -> (systems having it, weapon systems)
     crew: tuple[int, int]  # (having crew, systems whose category has a crew)
     key_quantity: tuple[int, int]  # (having their category's key quantity, systems whose category has one)
+    events: tuple[int, int]  # (named by at least one reported event, weapon systems)
     triples: int
 
 
@@ -46,8 +47,9 @@ def compute_stats(kb: KnowledgeBase) -> Stats:
     crew = (sum(1 for s in crewed if has_value(g, s, KB.crew)), len(crewed))
     keyed = [(s, q) for s in weapons if (q := category_annotation(kb, s, KB.keyQuantity, None)) is not None]
     key_quantity = (sum(1 for s, q in keyed if has_value(g, s, q, via_armament=q == KB.caliber)), len(keyed))
+    events = (sum(1 for s in weapons if g.value(None, KB.involves, s) is not None), len(weapons))
     return Stats(classes, dict(sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))), len(weapons),
-                 len(systems) - len(weapons), coverage, crew, key_quantity, len(g))
+                 len(systems) - len(weapons), coverage, crew, key_quantity, events, len(g))
 
 
 def category_annotation(kb: KnowledgeBase, system, annotation, default):

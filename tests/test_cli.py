@@ -181,6 +181,8 @@ def test_stats_counts_and_coverage(kb_root):
     assert any(line.split() == ["main", "battle", "tank", "3"] for line in out.splitlines())
     assert [l for l in out.splitlines() if l.startswith("sources ")][0].split()[1:] == ["100", "%", "4/4"]
     assert [l for l in out.splitlines() if l.startswith("crew ")][0].split()[1:] == ["50", "%", "2/4"]
+    assert [l for l in out.splitlines() if l.startswith("named by a reported event")][0].split()[-3:] == \
+        ["25", "%", "1/4"]  # the T-80, by the one event
 
 
 def test_new_writes_a_valid_skeleton(kb_root):
