@@ -139,6 +139,20 @@ def test_variants_are_drawn_as_a_tree(site):
     assert 'class="node current"' in page and "../id/t-80bvm.html" in page
 
 
+def test_a_systems_page_lists_the_events_of_its_variants(site):
+    """The T-80's page: its own events, then those that name only its variants (T-80U and T-80BV abandoned at
+    Izium, a T-80BVM captured at Sudzha), each once, with the variants named; the T-80U's page has no such
+    section (its one variant, the T-80UD, is named by no event)."""
+    page = (site / "id" / "t-80.html").read_text(encoding="utf-8")
+    own = page[page.index('<h2 id="events">'):page.index("</section>", page.index('<h2 id="events">'))]
+    variants = page[page.index('<h2 id="variant-events">'):page.index("</section>", page.index('<h2 id="variant-events">'))]
+    assert "2022-11-bakhmut-captured-t-80-used.html" in own and "2022-11-bakhmut-captured-t-80-used.html" not in variants
+    abandoned = "2022-09-izium-abandoned-t-80u-t-80bv.html"
+    assert variants.count(abandoned) == 1 and abandoned not in own
+    assert '<a href="../id/t-80u.html">T-80U</a>' in variants and "2024-08-sudzha-t-80bvm-captured.html" in variants
+    assert 'id="variant-events"' not in (site / "id" / "t-80u.html").read_text(encoding="utf-8")
+
+
 def test_downloads_parse_and_void_links_the_dumps(site, corpus):
     for name, fmt in (("milkb.ttl", "turtle"), ("milkb.nt", "nt"), ("milkb.jsonld", "json-ld"), ("milkb.rdf", "xml")):
         assert len(Graph().parse(site / name, format=fmt)) == len(corpus.graph), name

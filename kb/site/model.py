@@ -70,6 +70,7 @@ class EntityPage:
     external_url: str | None = None
     coordinates: tuple[float, float] | None = None
     replaced_by: str | None = None
+    variant_events: list[dict] | None = None  # the events that name a variant of the system, not the system
 
 
 class SiteModel:
@@ -277,6 +278,13 @@ class SiteModel:
             out.append(self.event(e))
         return sorted(out, key=lambda e: (e["date"], e["name"]))
 
+    def variant_events_of(self, iri, variants: list) -> list[dict]:
+        """The events that name one of `variants` (the system's, at any depth) and not the system itself: a
+        reader of the T-80's page sees where its T-80U and T-80BV were reported, each event once."""
+        g = self.g
+        found = {e for v in variants for e in g.subjects(KB.involves, v)} - set(g.subjects(KB.involves, iri))
+        return sorted((self.event(e) for e in found), key=lambda e: (e["date"], e["name"]))
+
     def event(self, e) -> dict:
         g = self.g
         place = g.value(e, KB.place)
@@ -365,6 +373,17 @@ class TreeNodeBuilder:
         if not self.children(root):
             return None
         return root, self.tree(root, s)
+
+    def descendants(self, s) -> list:
+        """The variants of `s` at any depth, each once."""
+        seen, stack, out = {s}, [s], []
+        while stack:
+            for c in self.children(stack.pop()):
+                if c not in seen:
+                    seen.add(c)
+                    out.append(c)
+                    stack.append(c)
+        return out
 
     def tree(self, root, current):
         """The family below `root`, built with a stack rather than recursion: a chain of variants may be as long
