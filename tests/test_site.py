@@ -144,9 +144,14 @@ def test_a_systems_page_lists_the_events_of_its_variants(site):
     Izium, a T-80BVM captured at Sudzha), each once, with the variants named; the T-80U's page has no such
     section (its one variant, the T-80UD, is named by no event)."""
     page = (site / "id" / "t-80.html").read_text(encoding="utf-8")
-    own = page[page.index('<h2 id="events">'):page.index("</section>", page.index('<h2 id="events">'))]
-    variants = page[page.index('<h2 id="variant-events">'):page.index("</section>", page.index('<h2 id="variant-events">'))]
-    assert "2022-11-bakhmut-captured-t-80-used.html" in own and "2022-11-bakhmut-captured-t-80-used.html" not in variants
+
+    def section(heading: str) -> str:
+        start = page.index(heading)
+        return page[start:page.index("</section>", start)]
+
+    own, variants = section('<h2 id="events">'), section('<h2 id="variant-events">')
+    bakhmut = "2022-11-bakhmut-captured-t-80-used.html"
+    assert bakhmut in own and bakhmut not in variants
     abandoned = "2022-09-izium-abandoned-t-80u-t-80bv.html"
     assert variants.count(abandoned) == 1 and abandoned not in own
     assert '<a href="../id/t-80u.html">T-80U</a>' in variants and "2024-08-sudzha-t-80bvm-captured.html" in variants
