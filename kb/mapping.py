@@ -150,9 +150,32 @@ class Mapper:
             except ValueProblem as p:
                 out.failed.add((subject, spec.prop))
                 out.problems.append(Problem(entry.path, p.line or node.key_line, p.message, p.code, p.hint))
+        out.problems.extend(self._dates_in_order(entry, subject, g))
         lines = list(dict.fromkeys(nt_line(t, self._terms) for t in g))  # each once: a value cited twice is one triple
         out.add(Premapped(list(g), Packed.of(list(key_lines.items())), tuple(self._links), lines), entry,
                 clean=entry.data is not None and len(out.problems) == problems and not entry.problems)
+
+    def _dates_in_order(self, entry: Entry, subject: URIRef, g: _Triples) -> list[Problem]:
+        """A date earlier than the one its key may not precede (`kb:notBefore`: an event reported before it
+        happened, a source read before it was published), compared to the precision of the less precise one
+        (`2022` is not before `2022-03-26`)."""
+        specs = self.schema.keys.get(entry.cls, {})
+        ordered = [spec for spec in specs.values() if spec.not_before is not None]
+        if not ordered:
+            return []
+        values = {p: str(o) for s, p, o in g if s == subject and isinstance(o, Literal)}
+        found = []
+        for spec in ordered:
+            later, earlier = values.get(spec.prop), values.get(spec.not_before)
+            first = next((s for s in specs.values() if s.prop == spec.not_before), None)
+            if later is None or earlier is None or first is None:
+                continue
+            n = min(len(later), len(earlier))
+            if later[:n] < earlier[:n]:
+                found.append(Problem(entry.path, entry.data.value[spec.key].key_line,
+                                     f"`{spec.key}` ({later}) is before `{first.key}` ({earlier})",
+                                     "out-of-order", f"`{spec.key}` cannot be earlier than `{first.key}`: check both"))
+        return found
 
     def _unknown_key(self, entry: Entry, key: str, node: Node, specs: dict[str, KeySpec]) -> Problem:
         what = self.schema.class_label(entry.cls)

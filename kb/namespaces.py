@@ -36,6 +36,7 @@ class KB(DefinedNamespace):
     minValue: URIRef
     maxValue: URIRef
     alsoMapsTo: URIRef
+    notBefore: URIRef
     conceptScheme: URIRef
     valueKey: URIRef
     folder: URIRef

@@ -31,6 +31,7 @@ class KeySpec:
     max_value: float | None = None
     scheme: URIRef | None = None
     label: str = ""
+    not_before: URIRef | None = None  # a date: the entry's property whose value it may not precede
 
     @property
     def local_name(self) -> str:
@@ -109,6 +110,7 @@ def read_schema(ontology: Index) -> Schema:
             max_value=_number(g.value(prop, KB.maxValue)),
             scheme=g.value(prop, KB.conceptScheme),
             label=str(g.value(prop, RDFS.label) or key),
+            not_before=g.value(prop, KB.notBefore),
         )
         applies = list(g.objects(prop, KB.appliesTo))
         for cls in applies:

@@ -10,7 +10,7 @@ from rdflib.namespace import XSD
 
 from kb.namespaces import KB
 
-from .conftest import DATA
+from .conftest import DATA, make_root, run_kb
 
 T80 = URIRef("https://w3id.org/milkb/id/t-80")
 
@@ -98,3 +98,19 @@ def test_a_number_with_leading_zeros_is_read_as_written():
     assert quantities._convert.__wrapped__("046 t", "t") == Decimal(46)
     assert quantities._convert.__wrapped__("046 kg", "t") == Decimal("0.046")
     assert quantities._convert.__wrapped__("-007", "t") == Decimal(-7)
+
+
+def test_dates_in_order_are_compared_at_the_coarser_precision(tmp_path):
+    """`reported` may not precede `date` (kb:notBefore), but a year or a month is not before a day inside it."""
+    root = make_root(tmp_path)
+    event = "name: E\nsystems: [t-80]\naction: used\nsources: [src-a]\ndate: {date}\nreported: {reported}\n"
+    path = root / "entries" / "events" / "e.yaml"
+    for date, reported in (("2022", "2022-03-26"), ("2022-03", "2022-03-01"), ("2022-03-26", "2022-03"),
+                           ("2022-03-26", "2022-03-26")):
+        path.write_text(event.format(date=date, reported=reported), encoding="utf-8")
+        result = run_kb("validate", cwd=root)
+        assert result.code == 0, (date, reported, result.stderr)
+    path.write_text(event.format(date="2022-03", reported="2022-02-28"), encoding="utf-8")
+    assert run_kb("validate", cwd=root).problem_lines == [
+        "entries/events/e.yaml:6: `reported` (2022-02-28) is before `date` (2022-03) — `reported` cannot be earlier "
+        "than `date`: check both"]
