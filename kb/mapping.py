@@ -123,6 +123,7 @@ class Mapper:
         self._decimals: dict = {}  # Decimal -> its Literal: the same figures recur thousands of times
         self._links: list = []  # (id, class) of the entries the entry being mapped links to
         self._terms: dict = {}  # term → its N-Triples form
+        self._ordered: dict = {}  # class → [(a date key's spec, the spec of the key it may not precede)]
 
     def iri(self, entry_id: str) -> URIRef:
         return interned(self.base_iri + entry_id)
@@ -159,16 +160,19 @@ class Mapper:
         """A date earlier than the one its key may not precede (`kb:notBefore`: an event reported before it
         happened, a source read before it was published), compared to the precision of the less precise one
         (`2022` is not before `2022-03-26`)."""
-        specs = self.schema.keys.get(entry.cls, {})
-        ordered = [spec for spec in specs.values() if spec.not_before is not None]
+        ordered = self._ordered.get(entry.cls)
+        if ordered is None:
+            specs = self.schema.keys.get(entry.cls, {})
+            ordered = self._ordered[entry.cls] = [
+                (spec, first) for spec in specs.values() if spec.not_before is not None
+                for first in [s for s in specs.values() if s.prop == spec.not_before][:1]]
         if not ordered:
             return []
         values = {p: str(o) for s, p, o in g if s == subject and isinstance(o, Literal)}
         found = []
-        for spec in ordered:
+        for spec, first in ordered:
             later, earlier = values.get(spec.prop), values.get(spec.not_before)
-            first = next((s for s in specs.values() if s.prop == spec.not_before), None)
-            if later is None or earlier is None or first is None:
+            if later is None or earlier is None:
                 continue
             n = min(len(later), len(earlier))
             if later[:n] < earlier[:n]:
