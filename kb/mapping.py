@@ -158,28 +158,45 @@ class Mapper:
 
     def _dates_in_order(self, entry: Entry, subject: URIRef, g: _Triples) -> list[Problem]:
         """A date earlier than the one its key may not precede (`kb:notBefore`: an event reported before it
-        happened, a source read before it was published), compared to the precision of the less precise one
-        (`2022` is not before `2022-03-26`)."""
-        ordered = self._ordered.get(entry.cls)
-        if ordered is None:
-            specs = self.schema.keys.get(entry.cls, {})
-            ordered = self._ordered[entry.cls] = [
+        happened, a source read before it was published, an operator `until` a year before `since`), compared
+        to the precision of the less precise one (`2022` is not before `2022-03-26`)."""
+        entity = self._ordered_pairs(entry.cls, self.schema.keys.get(entry.cls, {}))
+        qualified = self._ordered_pairs(None, self.schema.qualifiers)
+        values: dict = {}  # subject (the entity, its statement nodes) → property → its value (or the text of a date)
+        for s, p, o in g:
+            if (s is subject and entity) or (s is not subject and qualified):
+                values.setdefault(s, {})[p] = str(o) if isinstance(o, Literal) else o
+        found = []
+        for node, facts in values.items():
+            for spec, first in entity if node is subject else qualified:
+                later, earlier = facts.get(spec.prop), facts.get(spec.not_before)
+                if later is None or earlier is None:
+                    continue
+                n = min(len(later), len(earlier))
+                if later[:n] >= earlier[:n]:
+                    continue
+                if node is subject:
+                    line, where = entry.data.value[spec.key].key_line, ""
+                else:  # a qualifier: at the line of the value it qualifies (statement node `#prop-N`: item N)
+                    key = next(k for k, v in self.schema.keys.get(entry.cls, {}).items()
+                               if v.prop == facts.get(KB.property))
+                    values = entry.data.value[key]
+                    item = values.value[int(str(node).rsplit("-", 1)[1]) - 1] if values.kind == "seq" else values
+                    line, where = item.line, f" in a value of `{key}`"
+                found.append(Problem(entry.path, line, f"`{spec.key}` ({later}) is before `{first.key}` ({earlier})"
+                                     f"{where}", "out-of-order", f"`{spec.key}` cannot be earlier than `{first.key}`: "
+                                     "check both"))
+        return found
+
+    def _ordered_pairs(self, cls, specs: dict) -> list[tuple]:
+        """(a date key's spec, the spec of the key it may not precede) among `specs`, worked out once per class
+        (None: the qualifiers)."""
+        pairs = self._ordered.get(cls)
+        if pairs is None:
+            pairs = self._ordered[cls] = [
                 (spec, first) for spec in specs.values() if spec.not_before is not None
                 for first in [s for s in specs.values() if s.prop == spec.not_before][:1]]
-        if not ordered:
-            return []
-        values = {p: str(o) for s, p, o in g if s == subject and isinstance(o, Literal)}
-        found = []
-        for spec, first in ordered:
-            later, earlier = values.get(spec.prop), values.get(spec.not_before)
-            if later is None or earlier is None:
-                continue
-            n = min(len(later), len(earlier))
-            if later[:n] < earlier[:n]:
-                found.append(Problem(entry.path, entry.data.value[spec.key].key_line,
-                                     f"`{spec.key}` ({later}) is before `{first.key}` ({earlier})",
-                                     "out-of-order", f"`{spec.key}` cannot be earlier than `{first.key}`: check both"))
-        return found
+        return pairs
 
     def _unknown_key(self, entry: Entry, key: str, node: Node, specs: dict[str, KeySpec]) -> Problem:
         what = self.schema.class_label(entry.cls)
