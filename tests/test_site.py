@@ -158,6 +158,19 @@ def test_a_systems_page_lists_the_events_of_its_variants(site):
     assert 'id="variant-events"' not in (site / "id" / "t-80u.html").read_text(encoding="utf-8")
 
 
+def test_the_vocabulary_page_states_what_the_loader_checks(site):
+    """Each property's row says its plausible bounds and the date it may not precede, read from the annotations
+    the loader reads (kb:minValue, kb:maxValue, kb:notBefore)."""
+    page = (site / "vocabulary.html").read_text(encoding="utf-8")
+
+    def row(prop: str) -> str:
+        start = page.index(f'<tr id="{prop}">')
+        return page[start:page.index("</tr>", start)]
+
+    assert "not before date" in row("reported") and "not before since" in row("until")
+    assert "plausible: 1850–2100" in row("inServiceSince") and "plausible" not in row("date")
+
+
 def test_downloads_parse_and_void_links_the_dumps(site, corpus):
     for name, fmt in (("milkb.ttl", "turtle"), ("milkb.nt", "nt"), ("milkb.jsonld", "json-ld"), ("milkb.rdf", "xml")):
         assert len(Graph().parse(site / name, format=fmt)) == len(corpus.graph), name

@@ -337,10 +337,22 @@ class SiteModel:
                 "unit": str(o.value(prop, KB.unitLabel) or ""),
                 "multiple": bool(o.value(prop, KB.multiple)),
                 "qualifiers": sorted(str(q) for q in o.objects(prop, KB.qualifier)),
+                "constraints": self._constraints(prop),
                 "align": sorted(str(x) for x in list(o.objects(prop, SKOS.exactMatch)) + list(o.objects(prop, SKOS.closeMatch))
                                 + list(o.objects(prop, RDFS.subPropertyOf))),
             })
         return {"classes": classes, "properties": properties}
+
+    def _constraints(self, prop) -> list[str]:
+        """What the loader checks of a key's value besides its type, read from the same annotations it reads."""
+        o, out = self.ontology, []
+        lo, hi = o.value(prop, KB.minValue), o.value(prop, KB.maxValue)
+        if lo is not None and hi is not None:
+            out.append(f"plausible: {lo}–{hi}")
+        earlier = o.value(prop, KB.notBefore)
+        if earlier is not None:
+            out.append(f"not before {o.value(earlier, KB.yamlKey) or local(earlier)}")
+        return out
 
 
 def local(node) -> str:
