@@ -97,6 +97,7 @@ class _Reader:
         self.pref_label, self.source = iri("skos", "prefLabel"), iri("dcterms", "source")
         self.statement, self.property, self.rank = iri("kb", "statement"), iri("kb", "property"), iri("kb", "rank")
         self.preferred, self.category, self.wkt = iri("kb", "Preferred"), iri("kb", "category"), iri("geo", "asWKT")
+        self.variant_of, self.involves = iri("kb", "variantOf"), iri("kb", "involves")
 
     def quads(self, s=None, p=None, o=None):
         return self.store.quads_for_pattern(s, p, o, ox.DefaultGraph())
@@ -198,7 +199,24 @@ def describe(store: ox.Store, prefixes: dict[str, str], summary: dict, iri: str)
                           key=r.label_of)
         if subjects:
             incoming.append(Fact(prop.value, inverse, [r.format_value(s) for s in subjects]))
+    events = _variant_events(r, node)
+    if events:
+        incoming.append(Fact("variant-events", "events of variants", [r.format_value(e) for e in events]))
     return Description(iri, r.id_of(node) or iri, r.label_of(node), known["label"], facts, incoming)
+
+
+def _variant_events(r: _Reader, node) -> list:
+    """The events that name a variant of `node` (at any depth) and not `node` itself, by label: as its page on
+    the site lists them."""
+    seen, stack, events = {node}, [node], set()
+    while stack:
+        for q in r.quads(p=r.variant_of, o=stack.pop()):
+            if q.subject not in seen:
+                seen.add(q.subject)
+                stack.append(q.subject)
+                events.update(e.subject for e in r.quads(p=r.involves, o=q.subject))
+    events -= {q.subject for q in r.quads(p=r.involves, o=node)}
+    return sorted(events, key=r.label_of)
 
 
 def pick_entity(saved, name: str) -> str:

@@ -54,6 +54,19 @@ def test_show_prints_resolved_names_units_and_qualifiers(kb_root):
     assert "Captured T-80 used near Bakhmut" in out  # incoming: events
 
 
+def test_show_lists_the_events_of_the_variants(kb_root):
+    """Below the events that name the T-80, those that name only its variant, as its page on the site lists them."""
+    (kb_root / "entries" / "events" / "t-80bv-abandoned.yaml").write_text(
+        "name: T-80BV abandoned\ndate: 2022-09\nsystems: [t-80bv]\nactor: russia\naction: abandoned\n"
+        "sources: [src-a]\n", encoding="utf-8")
+    out = run_kb("show", "t-80", cwd=kb_root).stdout
+    lines = out.splitlines()
+    variant_events = [l for l in lines if l.startswith("events of variants")]
+    assert variant_events and "T-80BV abandoned (t-80bv-abandoned)" in variant_events[0]
+    assert "Captured T-80 used near Bakhmut" not in variant_events[0]
+    assert "events of variants" not in run_kb("show", "t-80bv", cwd=kb_root).stdout
+
+
 def test_show_miss_suggests_and_exits_1(kb_root):
     result = run_kb("show", "t-8O", cwd=kb_root)
     assert result.code == 1
