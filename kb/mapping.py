@@ -180,8 +180,8 @@ class Mapper:
                 else:  # a qualifier: at the line of the value it qualifies (statement node `#prop-N`: item N)
                     key = next(k for k, v in self.schema.keys.get(entry.cls, {}).items()
                                if v.prop == facts.get(KB.property))
-                    values = entry.data.value[key]
-                    item = values.value[int(str(node).rsplit("-", 1)[1]) - 1] if values.kind == "seq" else values
+                    given = entry.data.value[key]
+                    item = given.value[int(str(node).rsplit("-", 1)[1]) - 1] if given.kind == "seq" else given
                     line, where = item.line, f" in a value of `{key}`"
                 found.append(Problem(entry.path, line, f"`{spec.key}` ({later}) is before `{first.key}` ({earlier})"
                                      f"{where}", "out-of-order", f"`{spec.key}` cannot be earlier than `{first.key}`: "
