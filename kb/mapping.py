@@ -157,36 +157,15 @@ class Mapper:
                 clean=entry.data is not None and len(out.problems) == problems and not entry.problems)
 
     def _dates_in_order(self, entry: Entry, subject: URIRef, g: _Triples) -> list[Problem]:
-        """A date earlier than the one its key may not precede (`kb:notBefore`: an event reported before it
-        happened, a source read before it was published, an operator `until` a year before `since`), compared
-        to the precision of the less precise one (`2022` is not before `2022-03-26`)."""
-        entity = self._ordered_pairs(entry.cls, self.schema.keys.get(entry.cls, {}))
-        qualified = self._ordered_pairs(None, self.schema.qualifiers)
-        values: dict = {}  # subject (the entity, its statement nodes) → property → its value (or the text of a date)
-        for s, p, o in g:
-            if (s is subject and entity) or (s is not subject and qualified):
-                values.setdefault(s, {})[p] = str(o) if isinstance(o, Literal) else o
-        found = []
-        for node, facts in values.items():
-            for spec, first in entity if node is subject else qualified:
-                later, earlier = facts.get(spec.prop), facts.get(spec.not_before)
-                if later is None or earlier is None:
-                    continue
-                n = min(len(later), len(earlier))
-                if later[:n] >= earlier[:n]:
-                    continue
-                if node is subject:
-                    line, where = entry.data.value[spec.key].key_line, ""
-                else:  # a qualifier: at the line of the value it qualifies (statement node `#prop-N`: item N)
-                    key = next(k for k, v in self.schema.keys.get(entry.cls, {}).items()
-                               if v.prop == facts.get(KB.property))
-                    given = entry.data.value[key]
-                    item = given.value[int(str(node).rsplit("-", 1)[1]) - 1] if given.kind == "seq" else given
-                    line, where = item.line, f" in a value of `{key}`"
-                found.append(Problem(entry.path, line, f"`{spec.key}` ({later}) is before `{first.key}` ({earlier})"
-                                     f"{where}", "out-of-order", f"`{spec.key}` cannot be earlier than `{first.key}`: "
-                                     "check both"))
-        return found
+        """The entry's dates earlier than one their key may not precede (`kb:notBefore`: an event reported before
+        it happened, a source read before it was published); a qualifier's are checked with its value
+        (`_map_key`)."""
+        pairs = self._ordered_pairs(entry.cls, self.schema.keys.get(entry.cls, {}))
+        if not pairs:
+            return []
+        direct = {p: str(o) for s, p, o in g if s is subject}
+        return [Problem(entry.path, entry.data.value[spec.key].key_line, message, "out-of-order", hint)
+                for spec, message, hint in _out_of_order(pairs, lambda spec: direct.get(spec.prop))]
 
     def _ordered_pairs(self, cls, specs: dict) -> list[tuple]:
         """(a date key's spec, the spec of the key it may not precede) among `specs`, worked out once per class
@@ -222,6 +201,11 @@ class Mapper:
             raise ValueProblem(f"`{spec.key}` has {len(parsed)} values but takes one",
                                "mark exactly one of them `preferred: true`", "ambiguous-value", node.line)
         direct = preferred or parsed
+        ordered = self._ordered_pairs(None, self.schema.qualifiers)  # an operator `until` a year before `since`
+        for _, qualifiers, line in parsed:
+            if ordered and qualifiers:
+                for _, message, hint in _out_of_order(ordered, lambda q: _text(qualifiers.get(q.key))):
+                    raise ValueProblem(f"{message} in a value of `{spec.key}`", hint, "out-of-order", line)
         for n, (value, qualifiers, line) in enumerate(parsed, start=1):
             if isinstance(value, tuple):  # coordinates: a GeoSPARQL geometry node
                 _, lat, lon = value
@@ -469,6 +453,21 @@ class Mapper:
                                f"{a(self.schema.class_label(target.cls))} ({target.path})", None, "wrong-link", node.line)
         self._links.append((node.value, target.cls))
         return self.iri(node.value)
+
+
+def _out_of_order(pairs: list[tuple], value_of):
+    """(the later key's spec, message, hint) for each pair (a date key, the key it may not precede) whose dates
+    `value_of(spec)` gives in the wrong order, compared to the precision of the less precise one (`2022` is not
+    before `2022-03-26`)."""
+    for spec, first in pairs:
+        later, earlier = value_of(spec), value_of(first)
+        if later is not None and earlier is not None and later[:len(earlier)] < earlier[:len(later)]:
+            yield (spec, f"`{spec.key}` ({later}) is before `{first.key}` ({earlier})",
+                   f"`{spec.key}` cannot be earlier than `{first.key}`: check both")
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
 
 
 def _num(x):

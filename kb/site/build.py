@@ -596,7 +596,9 @@ def _entity_chunk(w: SiteWriter, entities: list) -> None:
                 root_iri, tree = family
                 page.family = {"root": m.link(root_iri),
                                "svg": family_tree_svg(tree, f"Variant family of {m.labels[root_iri]}", "../")}
-                page.variant_events = m.variant_events_of(iri, families.descendants(iri))
+                variants = families.descendants(iri)
+                if variants:  # (a family's leaves have none)
+                    page.variant_events = m.variant_events_of(iri, variants)
             w.write(f"id/{entity_id}.ttl", turtle_text(triples))
             w.write(f"id/{entity_id}.jsonld", jsonld)
             template = "redirect.html" if page.replaced_by else "entity.html"
