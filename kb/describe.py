@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 import pyoxigraph as ox
 
 from .problems import KBError, Problem, did_you_mean
+from .quantities import with_stated
 
 # Cyrillic letters that look like Latin ones, folded so `ТОС-1` typed either way matches.
 _LOOKALIKES = str.maketrans("аеорсухкмтнвіїјѕ", "aeopcyxkmthbiijs")
@@ -98,6 +99,7 @@ class _Reader:
         self.statement, self.property, self.rank = iri("kb", "statement"), iri("kb", "property"), iri("kb", "rank")
         self.preferred, self.category, self.wkt = iri("kb", "Preferred"), iri("kb", "category"), iri("geo", "asWKT")
         self.variant_of, self.involves = iri("kb", "variantOf"), iri("kb", "involves")
+        self.stated = iri("kb", "statedValue")
 
     def quads(self, s=None, p=None, o=None):
         return self.store.quads_for_pattern(s, p, o, ox.DefaultGraph())
@@ -138,7 +140,7 @@ class _Reader:
 
     def qualifiers(self, st) -> list[str]:
         """`preferred`, then each qualifier of statement node `st` as `key: value`, in a stable order."""
-        skip = {self.type, self.value_, self.property, self.rank}
+        skip = {self.type, self.value_, self.property, self.rank, self.stated}
         parts = []
         for q in sorted(self.quads(st), key=lambda q: (q.predicate.value, q.object.value)):
             if q.predicate in skip:
@@ -187,6 +189,9 @@ def describe(store: ox.Store, prefixes: dict[str, str], summary: dict, iri: str)
             st = statements.get((prop, obj))
             if st is not None:
                 value.qualifiers = r.qualifiers(st)
+                stated = r.value(st, r.stated)
+                if stated is not None:  # `340 hp (254 kW)`, not the converted figure alone: 253.538 kW
+                    value.text = with_stated(stated.value, Decimal(obj.value), unit or "")
             values.append(value)
         if values:
             facts.append(Fact(key, label, values))

@@ -119,7 +119,7 @@ def statement_qualifiers(kb: KnowledgeBase, st) -> tuple[bool, list[tuple[str, o
     for p, o in sorted(g.predicate_objects(st), key=lambda po: (str(po[0]), str(po[1]))):
         if p in _STATEMENT_PARTS:
             continue
-        key = "source" if p == DCTERMS.source else next(
+        key = "source" if p == DCTERMS.source else "stated" if p == KB.statedValue else next(
             (k for k, spec in kb.schema.qualifiers.items() if spec.prop == p), str(p))
         parts.append((key, o))
     return g.value(st, KB.rank) == KB.Preferred, parts

@@ -14,7 +14,7 @@ from .index import Index
 from .loader import Entry, Node
 from .namespaces import GEO, KB, WD, interned
 from .problems import Problem, did_you_mean
-from .quantities import QuantityError, convert, dimension_of
+from .quantities import QuantityError, convert, dimension_of, stated_form
 from .schema import KeySpec, Schema
 from .shards import Packed
 
@@ -239,6 +239,10 @@ class Mapper:
                 if k != spec.value_key:
                     qualifiers[k] = self._qualifier(spec, k, q)
         value = self.convert(spec, value_node, qualifiers.get("lang"))
+        if value_node.kind == "str" and self.kind(spec) == "quantity":
+            stated = stated_form(value_node.value, value.toPython())  # `340 hp`, kept beside 253.538 kW
+            if stated is not None:
+                qualifiers["stated"] = Literal(stated)
         return value, qualifiers, value_node.line
 
     def _qualifier(self, spec: KeySpec, key: str, node: Node):
@@ -268,7 +272,8 @@ class Mapper:
         for key, q in qualifiers.items():
             if key == "preferred":
                 continue
-            prop = DCTERMS.source if key == "source" else self.schema.qualifiers[key].prop
+            prop = (DCTERMS.source if key == "source" else KB.statedValue if key == "stated"
+                    else self.schema.qualifiers[key].prop)
             g.add((node, prop, q))
 
     # --- values ----------------------------------------------------------------------------

@@ -75,6 +75,7 @@ class KB(DefinedNamespace):
     status: URIRef
     role: URIRef
     aliasKind: URIRef
+    statedValue: URIRef
     inverseLabel: URIRef
     keyOrder: URIRef
     keyQuantity: URIRef

@@ -144,6 +144,29 @@ def _convert(text: str, unit: str) -> Decimal:
     return canonical_decimal(value)
 
 
+@lru_cache(maxsize=4096)
+def stated_form(text: str, value: Decimal) -> str | None:
+    """`text` as the entry states it (`340 hp`, spaces tidied) when its number is not `value`, the quantity in
+    the property's canonical unit: the graph keeps it beside the converted value (kb:statedValue), so that
+    a page shows what the source says and not only a figure of false precision (253.538 kW)."""
+    parts = _split(text)
+    if parts is None or parts[1] is None or Decimal(parts[0]) == value:
+        return None
+    return " ".join(text.split())
+
+
+def with_stated(stated: str, value: Decimal, unit: str) -> str:
+    """`340 hp (254 kW)`, as reference works print a converted figure: `value` (in `unit`) rounded to as many
+    significant digits as the stated number has (every digit counted, so `1,000 hp` is 745.7 kW; at least
+    two), never to fewer than its whole units. A pint unit name's underscores read as spaces (`short ton`)."""
+    number = (_split(stated) or ("0", None))[0]
+    digits = max(2, len(number.lstrip("+-").split("e")[0].split("E")[0].replace(".", "").lstrip("0")))
+    places = max(0, digits - 1 - value.adjusted()) if value else 0
+    shown = round(value, places).normalize() if places < 3 else value.normalize()
+    stated = stated.replace("_", " ")
+    return f"{stated} ({shown:f} {unit})" if unit else f"{stated} ({shown:f})"
+
+
 def dimension_of(text: str) -> str | None:
     """The dimension of `text` if it carries a unit, e.g. 'a length' for `3 km`; None for a bare number."""
     parts = _split(text)

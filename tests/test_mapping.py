@@ -49,6 +49,36 @@ def test_only_the_preferred_value_is_a_direct_triple(kb):
     assert ranks == {KB.Preferred, KB.Normal}
 
 
+def test_a_converted_quantity_keeps_the_value_as_stated(kb):
+    """`1,000 hp` is kept in kW for queries and comparisons, and as written beside it (kb:statedValue, on its
+    statement), so that pages can show what the source says; a figure given in the canonical unit (`46 t`,
+    `70 km/h`) has nothing to add."""
+    g = kb.graph
+    stated = {g.value(st, KB.property): g.value(st, KB.statedValue) for st in g.objects(T80, KB.statement)}
+    assert stated[KB.enginePower] == Literal("1,000 hp")
+    assert stated[KB.combatMass] is None and KB.maxSpeed not in stated
+    assert len(list(g.subject_objects(KB.statedValue))) == 2  # 1,000 hp and the TOS-1's 3,500 m
+
+
+def test_a_stated_value_is_shown_with_its_conversion_to_its_precision():
+    """As reference works print it: the stated figure, then the converted one to as many significant digits
+    as the stated number has (at least two), never to fewer than its whole units."""
+    from decimal import Decimal
+
+    from kb.quantities import stated_form, with_stated
+
+    assert with_stated("340 hp", Decimal("253.538"), "kW") == "340 hp (254 kW)"
+    assert with_stated("1,000 hp", Decimal("745.7"), "kW") == "1,000 hp (745.7 kW)"
+    assert with_stated("7 mi", Decimal("11.265"), "km") == "7 mi (11 km)"
+    assert with_stated("40 mph", Decimal("64.374"), "km/h") == "40 mph (64 km/h)"
+    assert with_stated("2,500 m", Decimal("2.5"), "km") == "2,500 m (2.5 km)"
+    assert with_stated("0.5 mi", Decimal("0.805"), "km") == "0.5 mi (0.8 km)"
+    assert with_stated("1 lb", Decimal("0"), "t") == "1 lb (0 t)"
+    assert with_stated("31.8 short_ton", Decimal("28.848"), "t") == "31.8 short ton (28.8 t)"
+    assert stated_form("46  tonnes", Decimal(46)) is None  # the same number: nothing to keep
+    assert stated_form("340   hp", Decimal("253.538")) == "340 hp"
+
+
 def test_loader_keeps_lines(kb):
     entry = next(e for e in kb.entries if e.id == "t-80")
     assert entry.data.value["combat_mass"].key_line == 9

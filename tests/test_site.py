@@ -220,6 +220,16 @@ def small_root(tmp_path):
     return root
 
 
+def test_a_figure_given_in_another_unit_is_shown_as_stated_then_converted(small_root, tmp_path):
+    """`1,000 hp` is shown as the source gives it, then in kW to its precision, not as 745.7 kW alone; the
+    systems table, which compares figures, keeps the canonical unit."""
+    assert run_kb("build", "--no-search", "-o", str(tmp_path / "s"), cwd=small_root).code == 0
+    page = (tmp_path / "s" / "id" / "t-80.html").read_text(encoding="utf-8")
+    assert "<span>1,000 hp (745.7 kW)</span>" in page and "<span>46 t</span>" in page
+    assert "<span>3,500 m (3.5 km)</span>" in (tmp_path / "s" / "id" / "tos-1.html").read_text(encoding="utf-8")
+    assert 'data-sort="745.7">746<' in (tmp_path / "s" / "systems.html").read_text(encoding="utf-8")
+
+
 def test_the_search_index_reads_only_the_pages_it_indexes(site, small_root, tmp_path):
     # pagefind indexes only the pages with a data-pagefind-body element: the build has it read only the entity
     # pages, which hold it; the index is the one pagefind makes reading every page

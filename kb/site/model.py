@@ -10,6 +10,7 @@ from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS
 from ..knowledge_base import KnowledgeBase
 from ..lookup import incoming_facts, label_of, literal_key, statement_qualifiers, statements_of
 from ..namespaces import GEO, KB, KBC, SCHEMA, interned
+from ..quantities import with_stated
 from ..schema import concept_ancestors
 from .incremental import TrackedDict, Tracker
 from .markdown import render_markdown
@@ -236,11 +237,15 @@ class SiteModel:
         return (self.label(node).casefold(),) if not isinstance(node, Literal) else literal_key(node)
 
     def _value(self, spec, obj, statement) -> dict:
+        preferred, parts = statement_qualifiers(self.kb, statement) if statement is not None else (False, [])
         if isinstance(obj, Literal):
             text = plain_number(obj.toPython()) if obj.datatype and str(obj.datatype).endswith("decimal") else str(obj)
             if spec.unit_label:
                 text = f"{text} {spec.unit_label}"
             value = {"text": text, "href": None, "lang": obj.language if obj.language not in (None, "en") else None}
+            stated = next((o for key, o in parts if key == "stated"), None)
+            if stated is not None:  # `340 hp (254 kW)`, not the converted figure alone: 253.538 kW
+                value["text"] = with_stated(str(stated), obj.toPython(), spec.unit_label or "")
         elif str(obj).startswith("http://www.wikidata.org/entity/"):
             value = {"text": str(obj).rsplit("/", 1)[-1], "href": None, "external": str(obj)}
         else:
@@ -248,15 +253,12 @@ class SiteModel:
             value = {"text": link.text, "href": link.href}
         value.setdefault("external", None)
         value.setdefault("lang", None)
-        value["qualifiers"], value["sources"] = self._qualifiers(statement)
+        value["qualifiers"], value["sources"] = self._qualifiers(preferred, parts)
         return value
 
-    def _qualifiers(self, statement) -> tuple[list[str], list[Link]]:
-        if statement is None:
-            return [], []
-        preferred, parts = statement_qualifiers(self.kb, statement)
+    def _qualifiers(self, preferred: bool, parts: list) -> tuple[list[str], list[Link]]:
         quals = ["preferred"] if preferred else []
-        quals += [str(o) if key == "note" else f"{key}: {o}" for key, o in parts if key != "source"]
+        quals += [str(o) if key == "note" else f"{key}: {o}" for key, o in parts if key not in ("source", "stated")]
         return quals, [self.link(o) for key, o in parts if key == "source"]
 
     def _summary(self, iri, category, description: str) -> str:
