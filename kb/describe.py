@@ -193,6 +193,8 @@ def describe(store: ox.Store, prefixes: dict[str, str], summary: dict, iri: str)
                 if stated is not None:  # `340 hp (254 kW)`, not the converted figure alone: 253.538 kW
                     value.text = with_stated(stated.value, Decimal(obj.value), unit or "")
             values.append(value)
+        if len(values) == 1 and values[0].qualifiers[:1] == ["preferred"]:
+            del values[0].qualifiers[0]  # preferred over nothing: as the page shows it
         if values:
             facts.append(Fact(key, label, values))
     incoming = []

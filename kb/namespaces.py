@@ -81,6 +81,7 @@ class KB(DefinedNamespace):
     keyQuantity: URIRef
     crewApplies: URIRef
     displayDecimals: URIRef
+    actorLabel: URIRef
 
 
 class _InternedNamespace(Namespace):

@@ -155,14 +155,19 @@ def stated_form(text: str, value: Decimal) -> str | None:
     return " ".join(text.split())
 
 
-def with_stated(stated: str, value: Decimal, unit: str) -> str:
-    """`340 hp (254 kW)`, as reference works print a converted figure: `value` (in `unit`) rounded to as many
-    significant digits as the stated number has (every digit counted, so `1,000 hp` is 745.7 kW; at least
-    two), never to fewer than its whole units. A pint unit name's underscores read as spaces (`short ton`)."""
+def stated_places(stated: str, value: Decimal) -> int:
+    """The decimals to show of `value`, converted from `stated`: as many significant digits as the stated
+    number has (every digit counted, so `1,000 hp` is 745.7 kW; at least two), never fewer than its whole
+    units, at most the 3 decimals the graph keeps."""
     number = (_split(stated) or ("0", None))[0]
     digits = max(2, len(number.lstrip("+-").split("e")[0].split("E")[0].replace(".", "").lstrip("0")))
-    places = max(0, digits - 1 - value.adjusted()) if value else 0
-    shown = round(value, places).normalize() if places < 3 else value.normalize()
+    return min(3, max(0, digits - 1 - value.adjusted())) if value else 0
+
+
+def with_stated(stated: str, value: Decimal, unit: str) -> str:
+    """`340 hp (254 kW)`, as reference works print a converted figure: the stated figure, then `value` (in
+    `unit`) to its precision (`stated_places`). A pint unit name's underscores read as spaces (`short ton`)."""
+    shown = round(value, stated_places(stated, value)).normalize()
     stated = stated.replace("_", " ")
     return f"{stated} ({shown:f} {unit})" if unit else f"{stated} ({shown:f})"
 

@@ -59,9 +59,10 @@ def test_every_internal_link_and_anchor_resolves(site, pages):
             parts = urlsplit(href)
             if parts.scheme or href.startswith("//"):
                 continue  # external: checked for scheme elsewhere
-            if page.name == "404.html":
-                continue  # uses absolute base_url links by design
-            target = (page.parent / parts.path if parts.path else page).resolve()
+            if page.name == "404.html":  # served at any depth: its links start at the root path of base_url (/)
+                assert parts.path.startswith("/") or href.startswith("#"), href
+            target = (site / parts.path.lstrip("/") if parts.path.startswith("/")
+                      else page.parent / parts.path if parts.path else page).resolve()
             if not target.exists():
                 problems.append(f"{page.relative_to(site)}: {href}")
                 continue
@@ -107,7 +108,9 @@ def test_entity_page_shows_names_units_sources_and_links(site):
     assert re.search(r"<h1[^>]*>TOS-1</h1>", page)
     assert 'lang="ru">ТОС-1<' in page
     assert '<a href="../id/t-72.html">T-72</a>' in page  # based on: a resolved name, not an id
-    assert "<span>30</span> <span class=\"qual\">(preferred" in page and "<span>3.5 km</span>" in page
+    # several sourced values: the preferred one says so; a single value is preferred over nothing, and says not
+    assert "<li><span>3.5 km</span> <span class=\"qual\">(preferred;" in page
+    assert "<span>30</span> <span class=\"qual\">(original Object 634" in page
     assert "../id/t-72.html" in parsed.links
     assert parsed.meta["description"].startswith("TOS-1")
     assert parsed.meta["og:title"] == "TOS-1"
@@ -139,6 +142,59 @@ def test_variants_are_drawn_as_a_tree(site):
     assert 'class="node current"' in page and "../id/t-80bvm.html" in page
 
 
+def _timeline(html: str) -> list[str]:
+    """The text of each item of a list of events, tags removed."""
+    return [re.sub(r"<[^>]+>", "", item) for item in re.findall(r"<li>(.*?)</li>", html, re.S)]
+
+
+def test_a_note_naming_an_entry_by_its_id_links_to_it_by_name(site):
+    """Notes such as "per rosslovo-t-80-adoption" show the source's name, linked, not an internal id."""
+    page = (site / "id" / "t-80.html").read_text(encoding="utf-8")
+    assert 'per <a href="../id/rosslovo-t-80-adoption.html">' in page
+    text = re.sub(r"<[^>]+>", " ", re.sub(r"<script.*?</script>", "", page, flags=re.S))  # the data keeps the note
+    assert "rosslovo-t-80-adoption" not in text and "globalmilitary-t-80 says" not in text
+
+
+def test_an_events_actor_is_named_by_its_role(site):
+    """The actor of a loss is the side that lost the system: pages say "lost by", "captured by", "used by"
+    (the action's kb:actorLabel), never a bare "actor" that reads as the side that acted."""
+    items = _timeline((site / "events.html").read_text(encoding="utf-8").split('id="events"')[1])
+    roles = {"Used": "used by", "Captured": "captured by", "Destroyed": "lost by", "Damaged": "owned by",
+             "Abandoned": "abandoned by"}
+    for item in items:
+        action = re.search(r"\n(Used|Captured|Destroyed|Damaged|Abandoned)\b", item).group(1)
+        assert "; actor" not in item and ("; " + roles[action] + " " in item or "; " not in item.split(".")[0]), item
+    assert sum("; lost by " in item for item in items) > 10
+    page = (site / "id" / "2024-02-avdiivka-m1a1-abrams-destroyed.html").read_text(encoding="utf-8")
+    assert re.search(r'<th scope="row">lost by</th><td><a href="../id/ukraine.html">Ukraine</a>', page)
+
+
+def test_a_countrys_page_lists_its_events_in_date_order_with_its_role(site):
+    page = (site / "id" / "ukraine.html").read_text(encoding="utf-8")
+    assert "party to" not in page and "acted in" not in page  # listed once, under Reported events
+    events = _timeline(page.split('id="events"')[1].split("</ul>")[0])
+    assert len(events) > 20
+    assert any("lost by Ukraine" in e for e in events) and any("captured by Ukraine" in e for e in events)
+    dates = [e.split(" — ")[0] for e in events]
+    padded = [d + "-99" * (2 - d.count("-")) for d in dates]  # a year-only date after the dated days of its year
+    assert padded == sorted(padded)
+
+
+def test_the_front_page_lists_the_latest_reported_events(site):
+    page = (site / "index.html").read_text(encoding="utf-8")
+    reported = re.findall(r"\(reported (\d{4}(?:-\d\d){0,2})\)", page.split('id="recent"')[1].split("</ul>")[0])
+    assert len(reported) == 5 and reported == sorted(reported, reverse=True)
+
+
+def test_other_names_say_what_they_are_and_appear_once(small_root, tmp_path, site):
+    assert run_kb("build", "--no-search", "-o", str(tmp_path / "s"), cwd=small_root).code == 0
+    page = (tmp_path / "s" / "id" / "tos-1.html").read_text(encoding="utf-8")
+    assert '<span>Buratino</span> <span class="alias-note" data-pagefind-ignore>(nickname)</span>' in page
+    assert '<span lang="ru">ТОС-1</span> <span class="alias-note" data-pagefind-ignore>(Russian)</span>' in page
+    bakhmut = (site / "id" / "bakhmut.html").read_text(encoding="utf-8").split('class="aliases"')[1].split("</p>")[0]
+    assert bakhmut.count(">Бахмут<") == 1 and "Бахмут</span> <span class=\"alias-note\" data-pagefind-ignore>(Russian, Ukrainian)" in bakhmut
+
+
 def test_a_systems_page_lists_the_events_of_its_variants(site):
     """The T-80's page: its own events, then those that name only its variants (T-80U and T-80BV abandoned at
     Izium, a T-80BVM captured at Sudzha), each once, with the variants named; the T-80U's page has no such
@@ -155,7 +211,7 @@ def test_a_systems_page_lists_the_events_of_its_variants(site):
     abandoned = "2022-09-izium-abandoned-t-80u-t-80bv.html"
     assert variants.count(abandoned) == 1 and abandoned not in own
     assert '<a href="../id/t-80u.html">T-80U</a>' in variants and "2024-08-sudzha-t-80bvm-captured.html" in variants
-    assert 'id="variant-events"' not in (site / "id" / "t-80u.html").read_text(encoding="utf-8")
+    assert 'id="variant-events"' not in (site / "id" / "t-80bvm.html").read_text(encoding="utf-8")  # a leaf
 
 
 def test_the_vocabulary_page_states_what_the_loader_checks(site):
@@ -179,6 +235,25 @@ def test_downloads_parse_and_void_links_the_dumps(site, corpus):
     assert "https://milkb.example.org/milkb.ttl" in dumps
     header = (site / "systems.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header.startswith("id,name,category,origin,combat_mass,caliber,crew")
+
+
+def test_events_csv_lists_every_event_with_the_ids_it_links(site, corpus):
+    import csv
+
+    from kb.namespaces import KB
+    from rdflib.namespace import RDF
+
+    rows = list(csv.DictReader((site / "events.csv").open(encoding="utf-8")))
+    events = set(corpus.graph.subjects(RDF.type, KB.Event))
+    assert {r["iri"] for r in rows} == {str(e) for e in events} and len(rows) == len(events)
+    ids = corpus.entity_ids
+    for r in rows:
+        assert all(s in ids for s in r["systems"].split()) and r["systems"], r
+        assert all(s in ids for s in r["sources"].split()) and r["sources"], r
+        assert (r["actor"] == "") == (r["actor_role"] == ""), r
+    avdiivka = next(r for r in rows if r["id"] == "2024-02-avdiivka-m1a1-abrams-destroyed")
+    assert (avdiivka["actor"], avdiivka["actor_role"], avdiivka["action"]) == ("ukraine", "lost by", "destroyed")
+    assert "events.csv" in (site / "downloads.html").read_text(encoding="utf-8")
 
 
 def URIRef_void(term):
@@ -220,14 +295,18 @@ def small_root(tmp_path):
     return root
 
 
-def test_a_figure_given_in_another_unit_is_shown_as_stated_then_converted(small_root, tmp_path):
+def test_a_figure_given_in_another_unit_is_shown_as_stated_then_converted(small_root, tmp_path, site):
     """`1,000 hp` is shown as the source gives it, then in kW to its precision, not as 745.7 kW alone; the
     systems table, which compares figures, keeps the canonical unit."""
     assert run_kb("build", "--no-search", "-o", str(tmp_path / "s"), cwd=small_root).code == 0
     page = (tmp_path / "s" / "id" / "t-80.html").read_text(encoding="utf-8")
     assert "<span>1,000 hp (745.7 kW)</span>" in page and "<span>46 t</span>" in page
     assert "<span>3,500 m (3.5 km)</span>" in (tmp_path / "s" / "id" / "tos-1.html").read_text(encoding="utf-8")
-    assert 'data-sort="745.7">746<' in (tmp_path / "s" / "systems.html").read_text(encoding="utf-8")
+    table = (tmp_path / "s" / "systems.html").read_text(encoding="utf-8")
+    assert 'data-sort="745.7">745.7<' in table  # to the stated figure's precision, sorted by the full value
+    m113 = (site / "id" / "m113.html").read_text(encoding="utf-8")  # the bundled M113: `40 mph`
+    assert "<span>40 mph (64 km/h)</span>" in m113
+    assert 'data-sort="64.374">64<' in (site / "systems.html").read_text(encoding="utf-8")
 
 
 def test_the_search_index_reads_only_the_pages_it_indexes(site, small_root, tmp_path):

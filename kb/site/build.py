@@ -17,7 +17,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from jinja2 import (BytecodeCache, Environment, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound,
                     select_autoescape)
@@ -37,7 +37,7 @@ from ..query import saved_queries, saved_query_reads
 from ..store_cache import raw_query
 from ..schema import concept_ancestors
 from .incremental import Packed, State, Tracker, Unit, tag, unreadable
-from .model import SiteModel, TreeNodeBuilder, concept_id, plain_number, safe_url
+from .model import Link, SiteModel, TreeNodeBuilder, concept_id, event_order, latest_reported, plain_number, safe_url
 from ..faults import fault_point
 from ..workers import cpus, forked_pool, shared
 from .markdown import render_markdown
@@ -104,9 +104,17 @@ def value_html(v: dict, root: str) -> Markup:
         html = f'<span lang="{escape(lang)}">{text}</span>' if lang else f"<span>{text}</span>"
     qualifiers, sources = v["qualifiers"], v["sources"]
     if qualifiers or sources:
-        html += (f' <span class="qual">({escape("; ".join(qualifiers))}{"; " if qualifiers and sources else ""}'
+        html += (f' <span class="qual">({"; ".join(_qualifier_html(q, root) for q in qualifiers)}'
+                 f'{"; " if qualifiers and sources else ""}'
                  + (f"source: {', '.join(link_html(s, root) for s in sources)}" if sources else "") + ")</span>")
     return Markup(html)
+
+
+def _qualifier_html(q, root: str) -> str:
+    """A qualifier: text, or a note's text and links (`SiteModel._note`)."""
+    if isinstance(q, str):
+        return escape(q)
+    return "".join(link_html(p, root) if isinstance(p, Link) else escape(p) for p in q)
 
 
 def fact_table_html(rows: list, root: str) -> Markup:
@@ -251,8 +259,10 @@ class SiteWriter:
                 cells.append(f'<td>{link_html(row["origin"], _ROOT) if row["origin"] else ""}</td>\n')
                 head = variants[show_category] = "".join(cells)
             parts = [head]
+            places = row.get("places", {})
             for k, decimals in spec[1]:
                 v = row["values"][k]
+                decimals = places.get(k, decimals)
                 cell = self._cells.get((type(v), v, decimals))
                 if cell is None:
                     cell = self._cells[type(v), v, decimals] = number_cell(v, decimals)
@@ -335,8 +345,8 @@ class SiteWriter:
             self.loose.append(path)
         return len(data)
 
-    def page(self, template: str, path: str, **context) -> None:
-        root = "../" * path.count("/")
+    def page(self, template: str, path: str, root: str | None = None, **context) -> None:
+        root = "../" * path.count("/") if root is None else root
         html = self.render(template, root=root, path=path, canonical=self.absolute(path), **context)
         self.write(path, html)
         self.pages.append(path)
@@ -618,10 +628,13 @@ def _system_row(m: SiteModel, s) -> dict:
 def _compute_row(m: SiteModel, s) -> dict:
     category = m.g.value(s, KB.category)
     origin = m.g.value(s, KB.origin)
+    found = {key: m.value_and_places(s, p, via_armament=p == KB.caliber) for key, p in _compare_keys(m)}
     row = {
         "link": m.link(s), "category": m.link(category) if category is not None else None,
         "origin": m.link(origin) if origin is not None else None,
-        "values": {key: m.value_of(s, p, via_armament=p == KB.caliber) for key, p in _compare_keys(m)},
+        "values": {key: value for key, (value, _) in found.items()},
+        # the decimals shown of a figure given in another unit: its stated precision (`stated_places`)
+        "places": {key: places for key, (_, places) in found.items() if places is not None},
     }
     row["csv"] = _csv_line([m.id_of(s), _cell(row["link"].text), _cell(row["category"].text) if row["category"] else "",
                             _cell(row["origin"].text) if row["origin"] else ""]
@@ -669,7 +682,7 @@ def _index_pages(w: SiteWriter, search: bool) -> None:
             top = [c for c in m.concepts if g.value(c, SKOS.broader) is None]
             w.page("index.html", "index.html", counts=counts, weapon_systems=weapon_systems, triples=len(g),
                    categories=_concept_tree(m, sorted(top, key=str)),
-                   recent=sorted((m.event(e) for e in g.subjects(RDF.type, KB.Event)), key=lambda e: e["date"])[-5:][::-1])
+                   recent=sorted((m.event(e) for e in g.subjects(RDF.type, KB.Event)), key=latest_reported)[-5:][::-1])
     if not w.reused("systems.html"):
         with w.unit("systems.html"):
             rows = [_system_row(m, s) for s in m.systems]
@@ -696,7 +709,7 @@ def _index_pages(w: SiteWriter, search: bool) -> None:
 
     if not w.reused("events.html"):
         with w.unit("events.html"):
-            events = sorted((m.event(e) for e in g.subjects(RDF.type, KB.Event)), key=lambda e: (e["date"], e["name"]))
+            events = sorted((m.event(e) for e in g.subjects(RDF.type, KB.Event)), key=event_order)
             w.page("events.html", "events.html", events=events)
 
     if not w.reused("sources.html"):
@@ -712,7 +725,9 @@ def _index_pages(w: SiteWriter, search: bool) -> None:
     for name in ("search.html", "404.html"):
         if not w.reused(name):
             with w.unit(name):
-                w.page(name, name, search_index=search)
+                # the host serves 404.html at any depth (/id/x/y): its links go from the site's root path
+                root = (urlsplit(kb.config.base_url).path.rstrip("/") + "/") if name == "404.html" else None
+                w.page(name, name, root=root, search_index=search)
 
 
 def _columns(w: SiteWriter, rows) -> list[dict]:
@@ -904,10 +919,28 @@ def _downloads(w: SiteWriter) -> None:
     table = _csv_line(["id", "name", "category", "origin"] + keys + ["iri"]) + "".join(
         _csv_of(m, s) for s in m.systems)
     files.append({"name": "systems.csv", "label": "CSV (systems table)", "size": w.write("systems.csv", table)})
+    files.append({"name": "events.csv", "label": "CSV (reported events)", "size": w.write("events.csv", _events_csv(m))})
     void = _void(w, files)
     w.write("void.ttl", void)
     files.append({"name": "void.ttl", "label": "VoID description", "size": len(void.encode())})
     w.page("downloads.html", "downloads.html", files=files, triples=len(kb.index), entities=len(m.entities))
+
+
+def _events_csv(m: SiteModel) -> str:
+    """events.csv: a line per reported event in the order of the timeline, with the ids of what it links
+    (systems, actor, place, sources: space-separated) and the actor's role for its action (`lost by`)."""
+    g = m.g
+    events = sorted(((m.event(e), e) for e in g.subjects(RDF.type, KB.Event)), key=lambda pair: event_order(pair[0]))
+    ids = lambda nodes: " ".join(sorted(filter(None, (m.id_of(n) for n in nodes))))  # noqa: E731
+    out = [_csv_line(["id", "name", "date", "reported", "action", "evidence", "actor", "actor_role", "systems",
+                      "place", "latitude", "longitude", "sources", "iri"])]
+    for ev, e in events:
+        lat, lon = ev["coordinates"] or ("", "")
+        out.append(_csv_line([ev["id"], _cell(ev["name"]), ev["date"], ev["reported"], ev["action"], ev["evidence"],
+                              ids([g.value(e, KB.actor)]), ev["actor_label"] if ev["actor"] else "",
+                              ids(g.objects(e, KB.involves)), ids([g.value(e, KB.place)]), str(lat), str(lon),
+                              ids(g.objects(e, DCTERMS.source)), str(e)]))
+    return "".join(out)
 
 
 def _dumps(w: SiteWriter) -> dict[str, str | bytes]:

@@ -1,6 +1,7 @@
 """View models for the site: every page's data, resolved from the graph once, so templates only lay out."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -10,7 +11,7 @@ from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS
 from ..knowledge_base import KnowledgeBase
 from ..lookup import incoming_facts, label_of, literal_key, statement_qualifiers, statements_of
 from ..namespaces import GEO, KB, KBC, SCHEMA, interned
-from ..quantities import with_stated
+from ..quantities import stated_places, with_stated
 from ..schema import concept_ancestors
 from .incremental import TrackedDict, Tracker
 from .markdown import render_markdown
@@ -22,6 +23,40 @@ def safe_url(url) -> str | None:
     """An external address only if it is http(s): never javascript:, data: or the like."""
     text = str(url or "").strip()
     return text if text.lower().startswith(SAFE_SCHEMES) else None
+
+
+# English names of the language tags entries use for names (`lang: ru`); a tag not listed is shown as it is
+LANGUAGES = {
+    "ar": "Arabic", "az": "Azerbaijani", "be": "Belarusian", "bg": "Bulgarian", "bn": "Bengali", "cs": "Czech",
+    "da": "Danish", "de": "German", "el": "Greek", "es": "Spanish", "et": "Estonian", "fa": "Persian",
+    "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi", "hr": "Croatian", "hu": "Hungarian",
+    "hy": "Armenian", "it": "Italian", "ja": "Japanese", "ka": "Georgian", "kk": "Kazakh", "ko": "Korean",
+    "ky": "Kyrgyz", "lt": "Lithuanian", "lv": "Latvian", "mn": "Mongolian", "ms": "Malay", "nb": "Norwegian",
+    "nl": "Dutch", "no": "Norwegian", "pl": "Polish", "ps": "Pashto", "pt": "Portuguese", "ro": "Romanian",
+    "ru": "Russian", "sk": "Slovak", "sl": "Slovenian", "sr": "Serbian", "sv": "Swedish", "tg": "Tajik",
+    "tk": "Turkmen", "tr": "Turkish", "uk": "Ukrainian", "ur": "Urdu", "uz": "Uzbek", "vi": "Vietnamese",
+    "zh": "Chinese",
+}
+
+
+# what may be an entry's id in a note's text (`onwar-btr-70`, `t-80`): a word of letters and digits with hyphens
+_ENTRY_ID = re.compile(r"(?<![\w/.-])([a-z0-9]+(?:-[a-z0-9]+)+)(?![\w/-])")
+
+# links to an entity from events, which its page lists under "Reported events" (with date, action and role)
+# rather than again among the other links to it
+_LISTED_AS_EVENTS = frozenset((str(KB.involves), str(KB.actor)))
+
+
+def event_order(event: dict) -> tuple:
+    """Events in order of date, one known only to the month or year after those dated within it (`2024`
+    after `2024-08-10`: it may have been any time that year), then by name."""
+    date = event["date"]
+    return (date + "-99" * (2 - date.count("-")) if date else "", event["name"])
+
+
+def latest_reported(event: dict) -> tuple:
+    """Events in order of when they were first reported (their date when that is not given)."""
+    return (event["reported"] or event["date"], event_order(event))
 
 
 def plain_number(value, decimals: int | None = None) -> str:
@@ -40,7 +75,7 @@ class Link:
     text: str
     href: str | None = None
     lang: str | None = None
-    note: str = ""
+    note: str = ""  # what a name is, shown after it: `Russian, nickname`
 
 
 @dataclass
@@ -165,13 +200,27 @@ class SiteModel:
     # --- values ----------------------------------------------------------------------------
 
     def value_of(self, system, prop, via_armament: bool = False):
-        value = self.g.value(system, prop)
+        return self.value_and_places(system, prop, via_armament)[0]
+
+    def value_and_places(self, system, prop, via_armament: bool = False) -> tuple:
+        """(the system's value of `prop`, or its main weapon's with `via_armament`; the decimals to show of it
+        if it was given in another unit, else None): `40 mph` is shown 64 km/h in a table, not 64.374."""
+        holder, value = system, self.g.value(system, prop)
         if value is None and via_armament:
             for weapon in sorted(self.g.objects(system, KB.armament), key=str):
-                value = self.g.value(weapon, prop)
+                holder, value = weapon, self.g.value(weapon, prop)
                 if value is not None:
                     break
-        return value.toPython() if isinstance(value, Literal) else value
+        if not isinstance(value, Literal):
+            return value, None
+        places = None
+        for st in self.g.objects(holder, KB.statement):
+            if self.g.value(st, KB.property) == prop and self.g.value(st, RDF.value) == value:
+                stated = self.g.value(st, KB.statedValue)
+                if stated is not None:
+                    places = stated_places(str(stated), value.toPython())
+                break
+        return value.toPython(), places
 
     def unit_of(self, prop) -> str:
         return str(self.ontology.value(prop, KB.unitLabel) or "")
@@ -202,12 +251,15 @@ class SiteModel:
             values = []
             for obj in sorted(objects, key=self._sort_key) + sorted(extra, key=self._sort_key):
                 values.append(self._value(spec, obj, statements.get((spec.prop, obj))))
+            if len(values) == 1 and values[0]["qualifiers"][:1] == ["preferred"]:
+                del values[0]["qualifiers"][0]  # preferred over nothing: a single value says only its source
             if values:
-                rows.append(Row(spec.label, values, key))
+                label = self.actor_label(one(KB.action)) if spec.prop == KB.actor else spec.label
+                rows.append(Row(label, values, key))
         incoming = [Row(f.label, [{"text": v.text, "href": f"id/{v.link}.html" if v.link else None,
                                    "qualifiers": [], "sources": []} for v in f.values], f.key)
-                    for f in incoming_facts(self.kb, iri)]
-        aliases = [self.link(a) for a in sorted(about.get(SKOS.altLabel, ()), key=literal_key)]
+                    for f in incoming_facts(self.kb, iri) if f.key not in _LISTED_AS_EVENTS]
+        aliases = self._aliases(about.get(SKOS.altLabel, ()), statements)
         category = one(KB.category)
         sources = []
         for src in sorted(about.get(DCTERMS.source, ()), key=lambda s: self.label(s).casefold()):
@@ -232,6 +284,37 @@ class SiteModel:
             external_url=safe_url(one(SCHEMA.url)), coordinates=coordinates,
             replaced_by=self.href(replaced) if replaced is not None else None,
         )
+
+    def _note(self, text: str):
+        """A note as text, or as text and links where it names an entry by its id ("same date in
+        onwar-btr-70"): the reader sees the source's name and can follow it, not an internal id."""
+        pieces = _ENTRY_ID.split(text)
+        if len(pieces) == 1:
+            return text
+        out = []
+        for i, piece in enumerate(pieces):
+            iri = self.kb.iri(piece) if i % 2 else None
+            if iri is not None and iri in self.labels:  # (a tracked read: an entry added later is linked then)
+                out.append(self.link(iri))
+            elif piece:
+                out.append(piece)
+        return out if any(isinstance(p, Link) for p in out) else text
+
+    def _aliases(self, labels, statements: dict) -> list[Link]:
+        """The other names, each said once with what it is (`Т-80` (Russian), `Flying Tank` (nickname),
+        `Бахмут` (Ukrainian, Russian)): the same text in two languages is one name."""
+        merged: dict[str, tuple[list, list]] = {}
+        for a in sorted(labels, key=literal_key):
+            languages, kinds = merged.setdefault(str(a), ([], []))
+            if a.language and a.language != "en":
+                languages.append(a.language)
+            st = statements.get((SKOS.altLabel, a))
+            kind = self.g.value(st, KB.aliasKind) if st is not None else None
+            if kind is not None and str(kind) not in kinds:
+                kinds.append(str(kind))
+        return [Link(text, lang=languages[0] if languages else None,
+                     note=", ".join([LANGUAGES.get(t.split("-")[0], t) for t in languages] + kinds))
+                for text, (languages, kinds) in merged.items()]
 
     def _sort_key(self, node):
         return (self.label(node).casefold(),) if not isinstance(node, Literal) else literal_key(node)
@@ -258,7 +341,8 @@ class SiteModel:
 
     def _qualifiers(self, preferred: bool, parts: list) -> tuple[list[str], list[Link]]:
         quals = ["preferred"] if preferred else []
-        quals += [str(o) if key == "note" else f"{key}: {o}" for key, o in parts if key not in ("source", "stated")]
+        quals += [self._note(str(o)) if key == "note" else f"{key}: {o}" for key, o in parts
+                  if key not in ("source", "stated")]
         return quals, [self.link(o) for key, o in parts if key == "source"]
 
     def _summary(self, iri, category, description: str) -> str:
@@ -274,18 +358,18 @@ class SiteModel:
         return (text + ". " + first).strip()[:300] if first else text
 
     def events_of(self, iri) -> list[dict]:
+        """The events that name `iri`: as a system they involve, or as their actor (a country's page lists
+        what its forces used, captured and lost), in order of date."""
         g = self.g
-        out = []
-        for e in g.subjects(KB.involves, iri):
-            out.append(self.event(e))
-        return sorted(out, key=lambda e: (e["date"], e["name"]))
+        found = dict.fromkeys([*g.subjects(KB.involves, iri), *g.subjects(KB.actor, iri)])
+        return sorted((self.event(e) for e in found), key=event_order)
 
     def variant_events_of(self, iri, variants: list) -> list[dict]:
         """The events that name one of `variants` (the system's, at any depth) and not the system itself: a
         reader of the T-80's page sees where its T-80U and T-80BV were reported, each event once."""
         g = self.g
         found = {e for v in variants for e in g.subjects(KB.involves, v)} - set(g.subjects(KB.involves, iri))
-        return sorted((self.event(e) for e in found), key=lambda e: (e["date"], e["name"]))
+        return sorted((self.event(e) for e in found), key=event_order)
 
     def event(self, e) -> dict:
         g = self.g
@@ -299,7 +383,12 @@ class SiteModel:
             "action": self.concepts_label(g.value(e, KB.action)),
             "evidence": self.concepts_label(g.value(e, KB.evidence)),
             "actor": self.link(g.value(e, KB.actor)) if g.value(e, KB.actor) is not None else None,
+            "actor_label": self.actor_label(g.value(e, KB.action)),
         }
+
+    def actor_label(self, action) -> str:
+        """How an event's actor is named for its action (`used by`, `lost by`: kb:actorLabel)."""
+        return str(self.g.value(action, KB.actorLabel) or "actor") if action is not None else "actor"
 
     def concepts_label(self, node) -> str:
         return str(self.g.value(node, SKOS.prefLabel) or "") if node is not None else ""
