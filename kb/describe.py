@@ -99,7 +99,7 @@ class _Reader:
         self.statement, self.property, self.rank = iri("kb", "statement"), iri("kb", "property"), iri("kb", "rank")
         self.preferred, self.category, self.wkt = iri("kb", "Preferred"), iri("kb", "category"), iri("geo", "asWKT")
         self.variant_of, self.involves = iri("kb", "variantOf"), iri("kb", "involves")
-        self.stated = iri("kb", "statedValue")
+        self.stated, self.source_kind, self.weak = iri("kb", "statedValue"), iri("kb", "sourceKind"), iri("kb", "weakSource")
 
     def quads(self, s=None, p=None, o=None):
         return self.store.quads_for_pattern(s, p, o, ox.DefaultGraph())
@@ -147,8 +147,14 @@ class _Reader:
                 continue
             key = "source" if q.predicate == self.source else self.summary["qualifiers"].get(
                 q.predicate.value, q.predicate.value)
-            parts.append(f"{key}: {self.format_value(q.object).text}")
+            parts.append(f"{key}: {self.format_value(q.object).text}{self.weak_kind(q.object) if key == 'source' else ''}")
         return (["preferred"] if self.value(st, self.rank) == self.preferred else []) + parts
+
+    def weak_kind(self, source) -> str:
+        """` [blog or forum]` after a cited source of a weak kind (kb:weakSource), as pages flag it."""
+        kind = self.value(source, self.source_kind)
+        weak = self.value(kind, self.weak) if kind is not None else None
+        return f" [{self.label_of(kind)}]" if weak is not None and weak.value == "true" else ""
 
     def sort_key(self, node) -> tuple:
         """Literals by text, language, datatype (`Бахмут`@ru before `Бахмут`@uk); the rest by label."""

@@ -436,7 +436,8 @@ class Mapper:
                                f"quote it: `\"{node.source_text}\"`", "wrong-type", node.line)
         concepts = self.schema.concepts.get(spec.scheme, {})
         if node.value not in concepts:
-            hint = did_you_mean(node.value, concepts) or "see ontology/categories.ttl for the list"
+            hint = did_you_mean(node.value, concepts) or (  # a short scheme (actions, kinds of source) listed whole
+                f"one of: {', '.join(sorted(concepts))}" if len(concepts) <= 12 else "see ontology/categories.ttl for the list")
             raise ValueProblem(f"unknown {spec.label} `{node.value}`", hint, "unknown-concept", node.line)
         return concepts[node.value]
 

@@ -82,6 +82,8 @@ class KB(DefinedNamespace):
     crewApplies: URIRef
     displayDecimals: URIRef
     actorLabel: URIRef
+    weakSource: URIRef
+    sourceKind: URIRef
 
 
 class _InternedNamespace(Namespace):

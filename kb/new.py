@@ -28,7 +28,9 @@ def skeleton(kind: str, name: str, source: str | None, category: str, system: st
         lines += [f"category: {category}", "# origin: country-id", "# in_service: 1990", "# crew: 3",
                   "# combat_mass: 40 t", "# caliber: 125 mm", "# operators: [country-id]"]
     if kind == "source":
-        lines += [f"title: {_quote(name)}", "# publisher: ...", "# url: https://...", "# published: 2024-01-31"]
+        lines += [f"title: {_quote(name)}", "# publisher: ...",
+                  "# kind: official | manufacturer | news | analysis | reference | book | mirror | blog | commercial",
+                  "# url: https://...", "# published: 2024-01-31"]
     if kind == "place":
         lines += ["# coordinates: [latitude, longitude]", "# country: country-id"]
     if kind == "event":

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rdflib import URIRef
-from rdflib.namespace import RDF, SKOS
+from rdflib.namespace import DCTERMS, RDF, SKOS
 
 from .knowledge_base import KnowledgeBase
 from .namespaces import KB, KBC
@@ -22,6 +22,8 @@ class Stats:
     key_quantity: tuple[int, int]  # (having their category's key quantity, systems whose category has one)
     events: tuple[int, int]  # (named by at least one reported event, weapon systems)
     triples: int
+    source_kinds: tuple[int, int] = (0, 0)  # (sources whose kind is given, sources)
+    weak_only: tuple[int, int] = (0, 0)  # (sourced values of weapon systems citing weak kinds only, sourced values)
 
 
 def is_weapon_system(kb: KnowledgeBase, system) -> bool:
@@ -48,8 +50,16 @@ def compute_stats(kb: KnowledgeBase) -> Stats:
     keyed = [(s, q) for s in weapons if (q := category_annotation(kb, s, KB.keyQuantity, None)) is not None]
     key_quantity = (sum(1 for s, q in keyed if has_value(g, s, q, via_armament=q == KB.caliber)), len(keyed))
     events = (sum(1 for s in weapons if g.value(None, KB.involves, s) is not None), len(weapons))
+    sources = set(g.subjects(RDF.type, KB.Source))
+    kinds = {s: g.value(s, KB.sourceKind) for s in sources}
+    weak = {s for s, kind in kinds.items() if kind is not None and g.value(kind, KB.weakSource) is not None
+            and g.value(kind, KB.weakSource).toPython()}
+    cited = [list(g.objects(st, DCTERMS.source)) for s in weapons for st in g.objects(s, KB.statement)]
+    cited = [c for c in cited if c]
+    weak_only = (sum(1 for c in cited if all(x in weak for x in c)), len(cited))
     return Stats(classes, dict(sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))), len(weapons),
-                 len(systems) - len(weapons), coverage, crew, key_quantity, events, len(g))
+                 len(systems) - len(weapons), coverage, crew, key_quantity, events, len(g),
+                 (sum(1 for k in kinds.values() if k is not None), len(sources)), weak_only)
 
 
 def category_annotation(kb: KnowledgeBase, system, annotation, default):

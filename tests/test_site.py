@@ -147,6 +147,25 @@ def _timeline(html: str) -> list[str]:
     return [re.sub(r"<[^>]+>", "", item) for item in re.findall(r"<li>(.*?)</li>", html, re.S)]
 
 
+def test_a_sources_kind_is_shown_and_a_weak_one_flagged_where_cited(small_root, tmp_path):
+    """Each source says what it is; a copy, a blog or a shop is flagged beside every value that cites it,
+    so that a reader sees a figure resting on a forum post for what it is."""
+    sources = small_root / "entries" / "sources"
+    for name, kind in (("src-a", "news"), ("src-b", "blog")):
+        path = sources / f"{name}.yaml"
+        path.write_text(path.read_text(encoding="utf-8") + f"kind: {kind}\n", encoding="utf-8")
+    assert run_kb("build", "--no-search", "-o", str(tmp_path / "s"), cwd=small_root).code == 0
+    page = (tmp_path / "s" / "id" / "t-80.html").read_text(encoding="utf-8")
+    assert '>Source B</a> <span class="src-kind">[blog or forum]</span>)' in page  # the 42.5 t value cites it
+    assert '>Source A</a>)' in page and '>Source A</a> <span class="src-kind">[news]' not in page.split("<h2 id=\"sources\"")[0]
+    listed = page.split('<h2 id="sources"')[1]
+    assert '>Source A</a> <span class="src-kind">[news]</span>' in listed
+    assert "source: Source B [blog or forum]" in run_kb("show", "t-80", cwd=small_root).stdout
+    stats = run_kb("stats", cwd=small_root).stdout
+    assert re.search(r"sources whose kind is given\s+100 %\s+2/2", stats)
+    assert re.search(r"citing only copies, blogs or shops\s+\d+ %\s+1/\d+", stats)
+
+
 def test_a_note_naming_an_entry_by_its_id_links_to_it_by_name(site):
     """Notes such as "per rosslovo-t-80-adoption" show the source's name, linked, not an internal id."""
     page = (site / "id" / "t-80.html").read_text(encoding="utf-8")

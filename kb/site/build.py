@@ -106,8 +106,14 @@ def value_html(v: dict, root: str) -> Markup:
     if qualifiers or sources:
         html += (f' <span class="qual">({"; ".join(_qualifier_html(q, root) for q in qualifiers)}'
                  f'{"; " if qualifiers and sources else ""}'
-                 + (f"source: {', '.join(link_html(s, root) for s in sources)}" if sources else "") + ")</span>")
+                 + (f"source: {', '.join(_source_html(s, root) for s in sources)}" if sources else "") + ")</span>")
     return Markup(html)
+
+
+def _source_html(s: Link, root: str) -> str:
+    """A cited source, with its kind when that is a weak one (`SiteModel.cited`)."""
+    html = link_html(s, root)
+    return f'{html} <span class="src-kind">[{escape(s.note)}]</span>' if s.note else html
 
 
 def _qualifier_html(q, root: str) -> str:
@@ -719,6 +725,7 @@ def _index_pages(w: SiteWriter, search: bool) -> None:
                 citing = {e for e in g.subjects(DCTERMS.source, s) if m.id_of(e)}
                 citing |= {URIRef(str(st).split("#")[0]) for st in g.subjects(DCTERMS.source, s) if "#" in str(st)}
                 sources.append({"link": m.link(s), "publisher": str(g.value(s, DCTERMS.publisher) or ""),
+                                "kind": m.source_kind(s)[0],
                                 "url": safe_url(g.value(s, SCHEMA.url)), "published": str(g.value(s, DCTERMS.issued) or ""),
                                 "cited_by": sorted((m.link(e) for e in citing if e in m.labels), key=lambda l: l.text.casefold())})
             w.page("sources.html", "sources.html", sources=sources)

@@ -264,6 +264,7 @@ class SiteModel:
         sources = []
         for src in sorted(about.get(DCTERMS.source, ()), key=lambda s: self.label(s).casefold()):
             sources.append({"link": self.link(src), "url": safe_url(g.value(src, SCHEMA.url)),
+                            "kind": self.source_kind(src)[0],
                             "publisher": str(g.value(src, DCTERMS.publisher) or ""),
                             "title": str(g.value(src, DCTERMS.title) or "")})
         wkt = g.value(interned(f"{iri}#geometry"), GEO.asWKT)
@@ -343,7 +344,23 @@ class SiteModel:
         quals = ["preferred"] if preferred else []
         quals += [self._note(str(o)) if key == "note" else f"{key}: {o}" for key, o in parts
                   if key not in ("source", "stated")]
-        return quals, [self.link(o) for key, o in parts if key == "source"]
+        return quals, [self.cited(o) for key, o in parts if key == "source"]
+
+    def source_kind(self, source) -> tuple[str, bool]:
+        """(the label of the source's kind, or "" if it has none; whether that kind is a weak one)."""
+        kind = self.g.value(source, KB.sourceKind)
+        if kind is None:
+            return "", False
+        return self.concepts_label(kind), bool(self.g.value(kind, KB.weakSource))
+
+    def cited(self, source) -> Link:
+        """A link to a source where a value cites it, its kind said when it is a weak one (`copy`, `blog or
+        forum`, `shop or hobby site`): the reader sees at once what the figure rests on."""
+        link = self.link(source)
+        label, weak = self.source_kind(source)
+        if weak:
+            link.note = label
+        return link
 
     def _summary(self, iri, category, description: str) -> str:
         """One plain sentence for meta descriptions and link previews."""
