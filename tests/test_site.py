@@ -166,6 +166,21 @@ def test_a_sources_kind_is_shown_and_a_weak_one_flagged_where_cited(small_root, 
     assert re.search(r"citing only copies, blogs or shops\s+\d+ %\s+1/\d+", stats)
 
 
+def test_a_link_to_an_entity_shows_its_qualifiers_on_the_linked_page(small_root, tmp_path):
+    """A country's page says which of the systems it operates are captured vehicles, and since when, as the
+    system's own page does."""
+    assert run_kb("build", "--no-search", "-o", str(tmp_path / "s"), cwd=small_root).code == 0
+    page = (tmp_path / "s" / "id" / "ukraine.html").read_text(encoding="utf-8")
+    row = page.split('<th scope="row">operates</th>')[1].split("</tr>")[0]
+    assert '<a href="../id/t-80.html">T-80</a> <span class="qual">(captured vehicles; since: 2022)</span>' in row
+
+
+def test_a_category_without_narrower_ones_has_no_category_column(site):
+    leaf = (site / "category" / "main-battle-tank.html").read_text(encoding="utf-8")
+    broad = (site / "category" / "armoured-fighting-vehicle.html").read_text(encoding="utf-8")
+    assert 'scope="col">Category<' not in leaf and 'scope="col">Category<' in broad
+
+
 def test_a_note_naming_an_entry_by_its_id_links_to_it_by_name(site):
     """Notes such as "per rosslovo-t-80-adoption" show the source's name, linked, not an internal id."""
     page = (site / "id" / "t-80.html").read_text(encoding="utf-8")

@@ -256,8 +256,7 @@ class SiteModel:
             if values:
                 label = self.actor_label(one(KB.action)) if spec.prop == KB.actor else spec.label
                 rows.append(Row(label, values, key))
-        incoming = [Row(f.label, [{"text": v.text, "href": f"id/{v.link}.html" if v.link else None,
-                                   "qualifiers": [], "sources": []} for v in f.values], f.key)
+        incoming = [Row(f.label, [self._incoming(v, URIRef(f.key), iri) for v in f.values], f.key)
                     for f in incoming_facts(self.kb, iri) if f.key not in _LISTED_AS_EVENTS]
         aliases = self._aliases(about.get(SKOS.altLabel, ()), statements)
         category = one(KB.category)
@@ -285,6 +284,19 @@ class SiteModel:
             external_url=safe_url(one(SCHEMA.url)), coordinates=coordinates,
             replaced_by=self.href(replaced) if replaced is not None else None,
         )
+
+    def _incoming(self, v, prop, iri) -> dict:
+        """An entity linking to this one, with the qualifiers and source of its link when it has them: a
+        country's page says which of the systems it operates it captured, and since when."""
+        value = {"text": v.text, "href": f"id/{v.link}.html" if v.link else None, "qualifiers": [], "sources": []}
+        if v.link:
+            g = self.g
+            for st in g.objects(self.kb.iri(v.link), KB.statement):
+                if g.value(st, KB.property) == prop and g.value(st, RDF.value) == iri:
+                    preferred, parts = statement_qualifiers(self.kb, st)
+                    value["qualifiers"], value["sources"] = self._qualifiers(False, parts)
+                    break
+        return value
 
     def _note(self, text: str):
         """A note as text, or as text and links where it names an entry by its id ("same date in
