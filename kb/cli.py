@@ -465,6 +465,14 @@ def stats():
     for key, (have, total) in rows:
         table.add_row(key, f"{100 * have / total:.0f} %" if total else "–", f"{have}/{total}")
     _print_table(table)
+    table = Table(title="sources", box=None, pad_edge=False, title_justify="left")
+    table.add_column("")
+    table.add_column("share", justify="right")
+    table.add_column("count", justify="right")
+    for key, (have, total) in (("sources whose kind is given", s.source_kinds),
+                               ("weapon systems' sourced values citing only copies, blogs or shops", s.weak_only)):
+        table.add_row(key, f"{100 * have / total:.0f} %" if total else "–", f"{have}/{total}")
+    _print_table(table)
 
 
 @app.command()
