@@ -3,11 +3,13 @@ sorting, accessibility (axe-core), no console errors and no request to another h
 from __future__ import annotations
 
 import functools
+import html
 import http.server
+import re
 import shutil
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -57,6 +59,12 @@ def page(browser):
     context.close()
 
 
+def expect(target):
+    from playwright.sync_api import expect as playwright_expect  # imported when a test runs, as the browser is
+
+    return playwright_expect(target)
+
+
 def shot(page, name):
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
@@ -91,13 +99,66 @@ def test_search_box_finds_nona(served_site, page):
 
 
 @pytest.mark.parametrize("query, first", [("Iskander", "9K720 Iskander"), ("Kalibr", "Kalibr"), ("S-300", "S-300"),
-                                          ("Shahed", "Shahed-136"), ("Bradley", "M2 Bradley")])
+                                          ("Shahed", "Shahed-136"), ("Bradley", "M2 Bradley"),
+                                          # a page whose name or alias is the query comes first (search.js)
+                                          ("T-80", "T-80"), ("Т-80", "T-80"), ("TOS-1", "TOS-1"),
+                                          ("Leopard 2", "Leopard 2"), ("T-72", "T-72"), ("2S23", "2S23 Nona-SVK"),
+                                          ("M1 Abrams", "M1 Abrams"), ("t80", "T-80"), ("T 80", "T-80"),
+                                          ("t-80", "T-80")])
 def test_a_systems_name_finds_it_first(served_site, page, query, first):
     """Above the sources and events whose titles name it (pagefind's title boost, which would put "The Global News
-    24: Russia fires Iskander-M in exercise" first, is off: search.js)."""
+    24: Russia fires Iskander-M in exercise" first, is off: search.js), and above its variants: a page whose name
+    or an alias is the query, ignoring case, spaces and punctuation ("Т-80" is the Cyrillic alias of T-80), is put
+    first."""
     _, base = served_site
-    page.goto(base + "search.html?q=" + query)
+    page.goto(base + "search.html?q=" + quote(query))
     assert search_results(page).first.inner_text() == first
+
+
+PAGEFIND_ORDER = """async (query) => {
+  // the module search.js loaded (one per address), with the options it gave
+  const pagefind = await import(new URL("pagefind/pagefind.js", document.baseURI).href);
+  const results = (await pagefind.search(query)).results;
+  return Promise.all(results.slice(0, 12).map(async r => { const d = await r.data(); return d.meta.url || d.url; }));
+}"""
+
+
+@pytest.mark.parametrize("query, named", [("T-80", "/id/t-80.html"), ("TOS-1", "/id/tos-1.html"),
+                                          ("Leopard 2", "/id/leopard-2.html")])
+def test_search_keeps_pagefinds_order_after_the_named_page(served_site, page, query, named):
+    _, base = served_site
+    page.goto(base + "search.html?q=" + quote(query))
+    shown = [link.get_attribute("href") for link in search_results(page).all()]
+    order = page.evaluate(PAGEFIND_ORDER, query)
+    assert named in order
+    assert shown == ([named] + [url for url in order if url != named])[:len(shown)]
+    assert len(shown) == 5
+
+
+def test_search_page_box_enter_and_load_more(served_site, page):
+    """The search page's own box: labelled, searching as one types and on Enter, five results at a time, focus on
+    the first of the next five, each result titled, with its kind (not its list of names); emptied, nothing."""
+    _, base = served_site
+    page.goto(base + "search.html")
+    box = page.get_by_label("Search terms")
+    box.fill("t 72")
+    box.press("Enter")
+    results = search_results(page)
+    assert results.first.inner_text() == "T-72"
+    assert page.locator(".pagefind-ui__message").inner_text().endswith(" results for t 72")
+    assert results.count() == 5
+    assert "?q=t+72" in page.url  # reloaded, the page searches again
+    tags = page.locator(".pagefind-ui__result-tag").all_inner_texts()
+    assert tags and all(t.startswith("Kind: ") for t in tags)
+    page.get_by_role("button", name="Load more results").click()
+    expect(results).to_have_count(10)
+    assert page.evaluate("document.activeElement.getAttribute('href')") == results.nth(5).get_attribute("href")
+    shot(page, "search-load-more")
+    box.fill("")
+    expect(results).to_have_count(0)
+    expect(page.get_by_role("button", name="Load more results")).to_be_hidden()
+    box.fill("qwxzqwxz")
+    expect(page.locator(".pagefind-ui__message")).to_have_text("No results for qwxzqwxz")
 
 
 def test_comparison_table_sorts(served_site, page):
@@ -127,6 +188,32 @@ def test_table_filter(served_site, page):
     assert visible and all("Leopard" in r.inner_text() for r in visible)
     total = page.locator("#systems tbody tr").count()
     assert page.locator(".filter-status").inner_text() == f"{len(visible)} of {total} shown"
+
+
+def test_table_filter_matches_within_a_cell_not_across_cells(served_site, page):
+    """"Nona" is in no autocannon's row, though "cannon" and "autocannon" stand side by side in them."""
+    _, base = served_site
+    page.goto(base + "systems.html")
+    page.fill("#systems-filter", "Nona")
+    visible = [r.inner_text() for r in page.locator("#systems tbody tr").all() if r.is_visible()]
+    assert len(visible) >= 2 and all("nona" in row.lower() for row in visible), visible
+    assert not [row for row in visible if "autocannon" in row]
+
+
+def test_sorting_by_name_reads_names_as_words(served_site, page):
+    """"57E6" is a radar's name, not the number 5.7e7, and numbers within names sort as numbers: 2S9 < 2S19 < 2S23."""
+    _, base = served_site
+    page.goto(base + "systems.html")
+    header = page.locator("#systems thead th").first
+    header.locator("button").click()
+    assert header.get_attribute("aria-sort") == "ascending"
+    names = page.locator("#systems tbody th.name").all_inner_texts()
+    assert names[0] != "57E6" and names.index("2S23 Nona-SVK") < names.index("57E6")
+    assert names.index("2S9 Nona-S") < names.index("2S19 Msta-S") < names.index("2S23 Nona-SVK")
+    assert names.index("5V55") < names.index("57E6")
+    assert names.index("T-72") < names.index("T-72B") < names.index("T-80") < names.index("T-80B")
+    header.locator("button").click()
+    assert page.locator("#systems tbody th.name").all_inner_texts() == names[::-1]
 
 
 def test_events_filter(served_site, page):
@@ -200,3 +287,65 @@ def test_without_javascript_every_page_still_reads(served_site, browser):
     page.goto(base + "search.html")
     assert "needs JavaScript" in page.locator("#search-status").inner_text()
     context.close()
+
+
+def _widest_source_pages(site: Path, count: int) -> list[str]:
+    """The source pages whose text holds the longest unbroken strings (addresses, titles), the likeliest to
+    overflow a phone's width, after the one a reader found overflowing."""
+    sources = re.findall(r'<li><a href="(id/[^"]+)"', (site / "sources.html").read_text(encoding="utf-8"))
+    assert len(sources) > 50
+
+    def longest_word(path: str) -> int:
+        page = re.sub(r"<script.*?</script>", "", (site / path).read_text(encoding="utf-8"), flags=re.S)
+        return max(map(len, html.unescape(re.sub(r"<[^>]+>", " ", page)).split()))
+    lengths = {path: longest_word(path) for path in sources}
+    return ["id/armyrecognition-leopard-2-2015.html"] + sorted(lengths, key=lambda p: (-lengths[p], p))[:count]
+
+
+def test_no_page_scrolls_sideways_on_a_phone(served_site, browser):
+    """At 390 px the page is as wide as the screen: a fact table's long address or title wraps (the wide tables
+    scroll in their own frame)."""
+    folder, base = served_site
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    wide = {}
+    for path in _widest_source_pages(folder, 12) + ["id/t-80.html", "id/2s23.html", "systems.html", "events.html",
+                                                    "compare/main-battle-tank.html", "sources.html", "index.html"]:
+        page.goto(base + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > 390:
+            wide[path] = width
+    shot(page, "phone-index")
+    page.goto(base + "id/armyrecognition-leopard-2-2015.html")
+    shot(page, "phone-source")
+    context.close()
+    assert wide == {}
+
+
+SPLIT_WORDS = """() => [...document.querySelectorAll('td a, th a')]
+  .filter(a => /^\\w+$/.test(a.textContent.trim()) && a.getClientRects().length > 1).map(a => a.textContent.trim())"""
+SPLIT_NAMES = """() => [...document.querySelectorAll('th.name a')].filter(a => a.getClientRects().length > 1).length"""
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+@pytest.mark.parametrize("path", ["systems.html", "compare/main-battle-tank.html", "category/main-battle-tank.html",
+                                  "organizations.html"])
+def test_tables_break_lines_between_words(served_site, browser, path, width):
+    """No "Germa|ny" or "autocann|on": a data table's cell wraps between words, and a name not at all."""
+    _, base = served_site
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.goto(base + path)
+    assert page.evaluate(SPLIT_WORDS) == []
+    assert page.evaluate(SPLIT_NAMES) == 0
+    context.close()
+
+
+def test_the_service_timeline_shows_its_first_year_whole(served_site, page):
+    """The first decade's label, centred on its line, lies inside the drawing: "1960", not "960"."""
+    _, base = served_site
+    page.goto(base + "category/main-battle-tank.html")
+    first = page.locator("svg.timeline text.year").first
+    box = first.evaluate("t => { const b = t.getBBox(); return {x: b.x, width: b.width}; }")
+    assert re.fullmatch(r"\d{4}", first.text_content())
+    assert box["x"] >= 0 and box["width"] > 15

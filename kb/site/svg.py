@@ -80,7 +80,9 @@ def timeline_svg(items: list[tuple[int, str, str | None]], title: str, prefix: s
         return ""
     first, last = items[0][0], items[-1][0]
     first, last = first - first % 10, last - last % 10 + 10
-    width, row_h, left = 760, 20, 10
+    # left: room for half of the first decade's label, centred on its line: a year is about 28 px wide at 12 px
+    # (style.css), and a margin of 10 showed "1960" as "960"
+    width, row_h, left = 760, 20, 22
     height = 40 + row_h * len(items)
     scale = (width - 2 * left - 190) / max(last - first, 1)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" viewBox="0 0 {width} {height}" '

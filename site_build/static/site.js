@@ -1,21 +1,25 @@
 // milkb: progressive enhancement only. Tables read without JavaScript; with it, headings sort and a box filters rows.
 (function () {
   "use strict";
-  function cellValue(row, index) {
+  // a plain number: digits with at most one dot and a sign; not "57E6" (a radar's name, not 5.7e7) nor "2S19"
+  var PLAIN_NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)$/;
+  // what a cell sorts by: null when it has no value, a number when it carries data-sort (the number cells do)
+  // or reads as a plain number, else its text
+  function sortKey(row, index) {
     var cell = row.children[index];
-    if (!cell) return "";
+    if (!cell) return null;
     var sort = cell.getAttribute("data-sort");
-    return sort !== null ? sort : cell.textContent.trim();
+    var text = sort !== null ? sort.trim() : cell.textContent.trim();
+    if (text === "" || text === "–") return null;
+    return (sort !== null || PLAIN_NUMBER.test(text)) && isFinite(parseFloat(text)) ? parseFloat(text) : text;
   }
+  // numbers by value and before words; words as people read them: "2S19" before "2S23", "T-72" before "T-80",
+  // without regard to case or accents
   function compare(a, b) {
-    var x = parseFloat(a), y = parseFloat(b);
-    var xn = a !== "" && !isNaN(x) && isFinite(a), yn = b !== "" && !isNaN(y) && isFinite(b);
-    if (xn && yn) return x - y;
-    if (xn) return -1;
-    if (yn) return 1;
-    if (a === "" || a === "–") return 1;
-    if (b === "" || b === "–") return -1;
-    return a.localeCompare(b);
+    var an = typeof a === "number", bn = typeof b === "number";
+    if (an && bn) return a - b;
+    if (an !== bn) return an ? -1 : 1;
+    return a.localeCompare(b, undefined, { numeric: true, sensitivity: "base" });
   }
   function makeSortable(table) {
     var headers = table.tHead ? table.tHead.rows[0].cells : [];
@@ -33,15 +37,20 @@
         var body = table.tBodies[0];
         var rows = Array.prototype.slice.call(body.rows);
         rows.sort(function (r1, r2) {
-          var a = cellValue(r1, index), b = cellValue(r2, index);
-          var aEmpty = a === "" || a === "–", bEmpty = b === "" || b === "–";
-          if (aEmpty || bEmpty) return aEmpty === bEmpty ? 0 : (aEmpty ? 1 : -1);  // no value: always last
+          var a = sortKey(r1, index), b = sortKey(r2, index);
+          if (a === null || b === null) return a === b ? 0 : (a === null ? 1 : -1);  // no value: always last
           var c = compare(a, b);
           return ascending ? c : -c;
         });
         rows.forEach(function (r) { body.appendChild(r); });
       });
     });
+  }
+  // a row's cells, or a list item's parts, apart: "cannon" and "autocannon" in two cells must not read
+  // "cannonautocannon", which holds "nona"
+  function itemText(item) {
+    return Array.prototype.map.call(item.childNodes, function (node) { return node.textContent; })
+      .join(" ").toLowerCase();
   }
   function makeFilterable(input) {
     // a table's rows, or a list's items (the events timeline)
@@ -54,7 +63,7 @@
       var words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
       var shown = 0;
       Array.prototype.forEach.call(items, function (row) {
-        var text = row.textContent.toLowerCase();
+        var text = itemText(row);
         row.hidden = !words.every(function (w) { return text.indexOf(w) !== -1; });
         if (!row.hidden) shown += 1;
       });
