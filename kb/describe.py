@@ -100,6 +100,7 @@ class _Reader:
         self.preferred, self.category, self.wkt = iri("kb", "Preferred"), iri("kb", "category"), iri("geo", "asWKT")
         self.variant_of, self.involves = iri("kb", "variantOf"), iri("kb", "involves")
         self.stated, self.source_kind, self.weak = iri("kb", "statedValue"), iri("kb", "sourceKind"), iri("kb", "weakSource")
+        self.actor, self.action, self.actor_label = iri("kb", "actor"), iri("kb", "action"), iri("kb", "actorLabel")
 
     def quads(self, s=None, p=None, o=None):
         return self.store.quads_for_pattern(s, p, o, ox.DefaultGraph())
@@ -160,7 +161,7 @@ class _Reader:
         """Literals by text, language, datatype (`Бахмут`@ru before `Бахмут`@uk); the rest by label."""
         if isinstance(node, ox.Literal):
             return (node.value, node.language or "", node.datatype.value)
-        return (self.label_of(node),)
+        return (self.label_of(node), node.value)  # two sources of one name: by IRI, the same in every store
 
 
 def describe(store: ox.Store, prefixes: dict[str, str], summary: dict, iri: str) -> Description:
@@ -201,6 +202,10 @@ def describe(store: ox.Store, prefixes: dict[str, str], summary: dict, iri: str)
             values.append(value)
         if len(values) == 1 and values[0].qualifiers[:1] == ["preferred"]:
             del values[0].qualifiers[0]  # preferred over nothing: as the page shows it
+        if prop == r.actor:  # named by its role for the event's action (`lost by`), as pages name it
+            action = r.value(node, r.action)
+            role = r.value(action, r.actor_label) if action is not None else None
+            label = role.value if role is not None else label
         if values:
             facts.append(Fact(key, label, values))
     incoming = []
@@ -209,7 +214,7 @@ def describe(store: ox.Store, prefixes: dict[str, str], summary: dict, iri: str)
         if not inverse:
             continue
         subjects = sorted((s for s in dict.fromkeys(q.subject for q in r.quads(p=prop, o=node)) if r.id_of(s)),
-                          key=r.label_of)
+                          key=r.sort_key)
         if subjects:
             incoming.append(Fact(prop.value, inverse, [r.format_value(s) for s in subjects]))
     events = _variant_events(r, node)

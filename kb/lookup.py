@@ -101,7 +101,7 @@ def incoming_facts(kb: KnowledgeBase, iri: URIRef) -> list[Fact]:
         inverse = kb.schema.ontology.value(prop, KB.inverseLabel)
         if not inverse:
             continue
-        subjects = sorted((s for s in g.subjects(prop, iri) if kb.id_of(s)), key=lambda s: label_of(kb, s))
+        subjects = sorted((s for s in g.subjects(prop, iri) if kb.id_of(s)), key=lambda s: (label_of(kb, s), str(s)))
         if subjects:
             incoming.append(Fact(str(prop), str(inverse), [format_value(kb, s) for s in subjects]))
     return incoming

@@ -240,7 +240,7 @@ class Mapper:
                     qualifiers[k] = self._qualifier(spec, k, q)
         value = self.convert(spec, value_node, qualifiers.get("lang"))
         if value_node.kind == "str" and self.kind(spec) == "quantity":
-            stated = stated_form(value_node.value, value.toPython())  # `340 hp`, kept beside 253.538 kW
+            stated = stated_form(value_node.value, value.toPython(), spec.unit)  # `340 hp`, kept beside 253.538 kW
             if stated is not None:
                 qualifiers["stated"] = Literal(stated)
         return value, qualifiers, value_node.line

@@ -80,7 +80,6 @@ class KB(DefinedNamespace):
     keyOrder: URIRef
     keyQuantity: URIRef
     crewApplies: URIRef
-    displayDecimals: URIRef
     actorLabel: URIRef
     weakSource: URIRef
     sourceKind: URIRef

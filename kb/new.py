@@ -22,14 +22,15 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def skeleton(kind: str, name: str, source: str | None, category: str, system: str | None) -> str:
+def skeleton(kind: str, name: str, source: str | None, category: str, system: str | None,
+             source_kinds: list[str] = ()) -> str:
     lines = [f"name: {_quote(name)}"]
     if kind == "system":
         lines += [f"category: {category}", "# origin: country-id", "# in_service: 1990", "# crew: 3",
                   "# combat_mass: 40 t", "# caliber: 125 mm", "# operators: [country-id]"]
     if kind == "source":
         lines += [f"title: {_quote(name)}", "# publisher: ...",
-                  "# kind: official | manufacturer | news | analysis | reference | book | mirror | blog | commercial",
+                  "# kind: " + " | ".join(source_kinds),
                   "# url: https://...", "# published: 2024-01-31"]
     if kind == "place":
         lines += ["# coordinates: [latitude, longitude]", "# country: country-id"]
@@ -39,6 +40,16 @@ def skeleton(kind: str, name: str, source: str | None, category: str, system: st
     if source:
         lines.append(f"sources: [{source}]")
     return "\n".join(lines) + "\n"
+
+
+def _source_kinds(root: Path) -> list[str]:
+    """The ids of the kinds of source, from the knowledge base's ontology (the scheme kbc:source-kinds)."""
+    from .config import load_config
+    from .namespaces import KBC
+    from .schema import load_ontology, read_schema
+
+    schema = read_schema(load_ontology(load_config(root).ontology_dir))
+    return list(schema.concepts.get(KBC["source-kinds"], {}))
 
 
 def new_entry(root: Path, kind: str, name: str, entry_id: str | None = None, source: str | None = None,
@@ -59,5 +70,5 @@ def new_entry(root: Path, kind: str, name: str, entry_id: str | None = None, sou
     path = root / "entries" / KINDS[kind] / f"{entry_id}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "x", encoding="utf-8") as f:
-        f.write(skeleton(kind, name, source, category, system))
+        f.write(skeleton(kind, name, source, category, system, _source_kinds(root) if kind == "source" else []))
     return path

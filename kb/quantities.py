@@ -145,23 +145,24 @@ def _convert(text: str, unit: str) -> Decimal:
 
 
 @lru_cache(maxsize=4096)
-def stated_form(text: str, value: Decimal) -> str | None:
-    """`text` as the entry states it (`340 hp`, spaces tidied) when its number is not `value`, the quantity in
-    the property's canonical unit: the graph keeps it beside the converted value (kb:statedValue), so that
-    a page shows what the source says and not only a figure of false precision (253.538 kW)."""
+def stated_form(text: str, value: Decimal, unit: str) -> str | None:
+    """`text` as the entry states it (`340 hp`, spaces tidied) when it is in another unit than `unit` and its
+    number is not `value`, the quantity in that canonical unit: the graph keeps it beside the converted value
+    (kb:statedValue), so that a page shows what the source says and not only a figure of false precision
+    (253.538 kW)."""
     parts = _split(text)
-    if parts is None or parts[1] is None or Decimal(parts[0]) == value:
+    if parts is None or parts[1] is None or parts[1] == unit or Decimal(parts[0]) == value:
         return None
     return " ".join(text.split())
 
 
 def stated_places(stated: str, value: Decimal) -> int:
     """The decimals to show of `value`, converted from `stated`: as many significant digits as the stated
-    number has (every digit counted, so `1,000 hp` is 745.7 kW; at least two), never fewer than its whole
-    units, at most the 3 decimals the graph keeps."""
-    number = (_split(stated) or ("0", None))[0]
-    digits = max(2, len(number.lstrip("+-").split("e")[0].split("E")[0].replace(".", "").lstrip("0")))
-    return min(3, max(0, digits - 1 - value.adjusted())) if value else 0
+    number has (at least two; a whole number's trailing zeros are not counted, so `1,200 hp` is 895 kW, not
+    894.8), never fewer than its whole units, at most the 3 decimals the graph keeps."""
+    number = (_split(stated) or ("0", None))[0].lstrip("+-").split("e")[0].split("E")[0]
+    digits = number.replace(".", "").lstrip("0") if "." in number else number.lstrip("0").rstrip("0")
+    return min(3, max(0, max(2, len(digits)) - 1 - value.adjusted())) if value else 0
 
 
 def with_stated(stated: str, value: Decimal, unit: str) -> str:

@@ -48,7 +48,7 @@ def test_show_prints_resolved_names_units_and_qualifiers(kb_root):
     assert "Soviet Union (soviet-union)" in out
     assert "46 t [preferred; source: Source A]" in out
     assert "42.5 t [source: Source B; note: T-80B figure]" in out
-    assert "1,000 hp (745.7 kW)" in out  # as stated, then converted
+    assert "1,000 hp (746 kW)" in out  # as stated, then converted to its precision
     assert "Ukraine (ukraine) [note: captured vehicles; since: 2022]" in out
     assert "T-80BV (t-80bv)" in out  # incoming: variants
     assert "Captured T-80 used near Bakhmut" in out  # incoming: events

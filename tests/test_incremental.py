@@ -205,6 +205,13 @@ def test_the_build_date_and_the_search_option_are_inputs_of_the_site(monkeypatch
 @pytest.mark.parametrize("step, file, old, new", [  # changed values and names: the random edits below
     ("link", "systems/t-80bv.yaml", r"^variant_of: t-80$", "variant_of: t-80b"),
     ("category", "systems/bm-21.yaml", r"^category: .*$", "category: self-propelled-howitzer"),
+    # what pages show of other entries: a source's kind where a value cites it, a figure's stated form in the
+    # tables, a link's qualifiers on the linked page, an event's role names, an entry named in a note
+    ("source kind", "sources/ipmsdeutschland-tos-1a.yaml", r"^kind: .*$", "kind: news"),
+    ("stated value", "systems/archer.yaml", r"^engine_power: .*$", "engine_power: {value: 350 hp, source: wikipedia-archer}"),
+    ("operator qualifier", "systems/2s23.yaml", "captured vehicle refitted", "captured vehicle that was refitted"),
+    ("event action", "events/2024-02-avdiivka-m1a1-abrams-destroyed.yaml", r"^action: destroyed$", "action: damaged"),
+    ("note naming an entry", "systems/tos-1.yaml", "note: \"original Object 634;", "note: \"original Object 634 (as t-72 and tos-1a);"),
 ])
 def test_changed_entry(corpus, step, file, old, new):
     _edit(corpus / "entries" / file, old, new)

@@ -68,15 +68,22 @@ def test_a_stated_value_is_shown_with_its_conversion_to_its_precision():
     from kb.quantities import stated_form, with_stated
 
     assert with_stated("340 hp", Decimal("253.538"), "kW") == "340 hp (254 kW)"
-    assert with_stated("1,000 hp", Decimal("745.7"), "kW") == "1,000 hp (745.7 kW)"
+    assert with_stated("1,000 hp", Decimal("745.7"), "kW") == "1,000 hp (746 kW)"  # trailing zeros: not digits
+    assert with_stated("1,200 hp", Decimal("894.84"), "kW") == "1,200 hp (895 kW)"
+    assert with_stated("22,900 lb", Decimal("10.387"), "t") == "22,900 lb (10.4 t)"
+    assert with_stated("1.500 t", Decimal("1.5"), "t") == "1.500 t (1.5 t)"  # a decimal's zeros count
+    assert with_stated("1e3 m", Decimal("1"), "km") == "1e3 m (1 km)"
+    assert with_stated(".5 mi", Decimal("0.805"), "km") == ".5 mi (0.8 km)"
+    assert with_stated("-5 mi", Decimal("-8.047"), "km") == "-5 mi (-8 km)"
     assert with_stated("7 mi", Decimal("11.265"), "km") == "7 mi (11 km)"
     assert with_stated("40 mph", Decimal("64.374"), "km/h") == "40 mph (64 km/h)"
     assert with_stated("2,500 m", Decimal("2.5"), "km") == "2,500 m (2.5 km)"
     assert with_stated("0.5 mi", Decimal("0.805"), "km") == "0.5 mi (0.8 km)"
     assert with_stated("1 lb", Decimal("0"), "t") == "1 lb (0 t)"
     assert with_stated("31.8 short_ton", Decimal("28.848"), "t") == "31.8 short ton (28.8 t)"
-    assert stated_form("46  tonnes", Decimal(46)) is None  # the same number: nothing to keep
-    assert stated_form("340   hp", Decimal("253.538")) == "340 hp"
+    assert stated_form("46  tonnes", Decimal(46), "t") is None  # the same number: nothing to keep
+    assert stated_form("42.5555 t", Decimal("42.556"), "t") is None  # the canonical unit, only rounded
+    assert stated_form("340   hp", Decimal("253.538"), "kW") == "340 hp"
 
 
 def test_loader_keeps_lines(kb):

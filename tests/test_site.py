@@ -181,6 +181,18 @@ def test_a_category_without_narrower_ones_has_no_category_column(site):
     assert 'scope="col">Category<' not in leaf and 'scope="col">Category<' in broad
 
 
+def test_only_an_entrys_id_in_a_note_becomes_a_link_and_the_rest_stays_text(small_root, tmp_path):
+    path = small_root / "entries" / "systems" / "tos-1.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "max_range: 3,500 m\n" in text
+    path.write_text(text.replace("max_range: 3,500 m\n", 'max_range: {value: "3,500 m", note: "as t-80 <b>x</b>; '
+                                 'not t-80.ru, a@t-80 or /t-80/; see src-a"}\n'), encoding="utf-8")
+    assert run_kb("build", "--no-search", "-o", str(tmp_path / "s"), cwd=small_root).code == 0
+    page = (tmp_path / "s" / "id" / "tos-1.html").read_text(encoding="utf-8")
+    assert ('(as <a href="../id/t-80.html">T-80</a> &lt;b&gt;x&lt;/b&gt;; not t-80.ru, a@t-80 or /t-80/; '
+            'see <a href="../id/src-a.html">Source A</a>)') in page
+
+
 def test_a_note_naming_an_entry_by_its_id_links_to_it_by_name(site):
     """Notes such as "per rosslovo-t-80-adoption" show the source's name, linked, not an internal id."""
     page = (site / "id" / "t-80.html").read_text(encoding="utf-8")
@@ -334,10 +346,10 @@ def test_a_figure_given_in_another_unit_is_shown_as_stated_then_converted(small_
     systems table, which compares figures, keeps the canonical unit."""
     assert run_kb("build", "--no-search", "-o", str(tmp_path / "s"), cwd=small_root).code == 0
     page = (tmp_path / "s" / "id" / "t-80.html").read_text(encoding="utf-8")
-    assert "<span>1,000 hp (745.7 kW)</span>" in page and "<span>46 t</span>" in page
+    assert "<span>1,000 hp (746 kW)</span>" in page and "<span>46 t</span>" in page
     assert "<span>3,500 m (3.5 km)</span>" in (tmp_path / "s" / "id" / "tos-1.html").read_text(encoding="utf-8")
     table = (tmp_path / "s" / "systems.html").read_text(encoding="utf-8")
-    assert 'data-sort="745.7">745.7<' in table  # to the stated figure's precision, sorted by the full value
+    assert 'data-sort="745.7">746<' in table  # to the stated figure's precision, sorted by the full value
     m113 = (site / "id" / "m113.html").read_text(encoding="utf-8")  # the bundled M113: `40 mph`
     assert "<span>40 mph (64 km/h)</span>" in m113
     assert 'data-sort="64.374">64<' in (site / "systems.html").read_text(encoding="utf-8")

@@ -238,11 +238,11 @@ class SiteWriter:
         row 30 us). The same system appears in many tables, at several depths of the site, so each variant of
         a row is made once, with a stand-in for the path to the site root put in for the whole table. The
         variants are kept in the row, and so for the next build with it (`keep_memos`)."""
-        spec = (show_category, tuple((c["key"], c["decimals"]) for c in columns))
+        spec = (show_category, tuple(c["key"] for c in columns))
         key = self._row_variants.get(spec)
         if key is None:  # a variant is named by a string: each kept row is unpickled on its own (`Packed`), and
             # its 7 variants' names as tuples of tuples took 3/4 of that (0.3 s for 10,000 rows)
-            columns_named = ",".join(f"{k}:{d}" for k, d in spec[1])
+            columns_named = ",".join(spec[1])
             key = self._row_variants[spec] = ("1|" if show_category else "0|") + columns_named
         html = "".join([self._row_html(row, key, spec) for row in rows])
         return Markup(html.replace(_ROOT, root))
@@ -265,10 +265,10 @@ class SiteWriter:
                 cells.append(f'<td>{link_html(row["origin"], _ROOT) if row["origin"] else ""}</td>\n')
                 head = variants[show_category] = "".join(cells)
             parts = [head]
-            places = row.get("places", {})
-            for k, decimals in spec[1]:
+            places = row.get("places", {})  # a figure converted from another unit: to its stated precision
+            for k in spec[1]:
                 v = row["values"][k]
-                decimals = places.get(k, decimals)
+                decimals = places.get(k)
                 cell = self._cells.get((type(v), v, decimals))
                 if cell is None:
                     cell = self._cells[type(v), v, decimals] = number_cell(v, decimals)
@@ -634,7 +634,8 @@ def _system_row(m: SiteModel, s) -> dict:
 def _compute_row(m: SiteModel, s) -> dict:
     category = m.g.value(s, KB.category)
     origin = m.g.value(s, KB.origin)
-    found = {key: m.value_and_places(s, p, via_armament=p == KB.caliber) for key, p in _compare_keys(m)}
+    stated = m.stated_forms(s)
+    found = {key: m.value_and_places(s, p, via_armament=p == KB.caliber, stated=stated) for key, p in _compare_keys(m)}
     row = {
         "link": m.link(s), "category": m.link(category) if category is not None else None,
         "origin": m.link(origin) if origin is not None else None,
@@ -697,7 +698,7 @@ def _index_pages(w: SiteWriter, search: bool) -> None:
     if not w.reused("countries.html"):
         with w.unit("countries.html"):
             countries = []
-            for c in sorted(g.subjects(RDF.type, KB.Country), key=lambda c: m.labels.get(c, "").casefold()):
+            for c in sorted(g.subjects(RDF.type, KB.Country), key=lambda c: (m.labels.get(c, "").casefold(), str(c))):
                 countries.append({"link": m.link(c), "designed": len(set(g.subjects(KB.origin, c))),
                                   "operates": len(set(g.subjects(KB.operator, c))),
                                   "organizations": len(set(g.subjects(KB.country, c)))})
@@ -706,7 +707,7 @@ def _index_pages(w: SiteWriter, search: bool) -> None:
     if not w.reused("organizations.html"):
         with w.unit("organizations.html"):
             organizations = []
-            for o in sorted(g.subjects(RDF.type, KB.Organization), key=lambda o: m.labels.get(o, "").casefold()):
+            for o in sorted(g.subjects(RDF.type, KB.Organization), key=lambda o: (m.labels.get(o, "").casefold(), str(o))):
                 country = g.value(o, KB.country)
                 organizations.append({"link": m.link(o), "country": m.link(country) if country is not None else None,
                                       "designed": len(set(g.subjects(KB.designer, o))),
@@ -721,13 +722,13 @@ def _index_pages(w: SiteWriter, search: bool) -> None:
     if not w.reused("sources.html"):
         with w.unit("sources.html"):
             sources = []
-            for s in sorted(g.subjects(RDF.type, KB.Source), key=lambda s: m.labels.get(s, "").casefold()):
+            for s in sorted(g.subjects(RDF.type, KB.Source), key=lambda s: (m.labels.get(s, "").casefold(), str(s))):
                 citing = {e for e in g.subjects(DCTERMS.source, s) if m.id_of(e)}
                 citing |= {URIRef(str(st).split("#")[0]) for st in g.subjects(DCTERMS.source, s) if "#" in str(st)}
                 sources.append({"link": m.link(s), "publisher": str(g.value(s, DCTERMS.publisher) or ""),
                                 "kind": m.source_kind(s)[0],
                                 "url": safe_url(g.value(s, SCHEMA.url)), "published": str(g.value(s, DCTERMS.issued) or ""),
-                                "cited_by": sorted((m.link(e) for e in citing if e in m.labels), key=lambda l: l.text.casefold())})
+                                "cited_by": sorted((m.link(e) for e in citing if e in m.labels), key=lambda l: (l.text.casefold(), l.href or ""))})
             w.page("sources.html", "sources.html", sources=sources)
     for name in ("search.html", "404.html"):
         if not w.reused(name):
@@ -744,9 +745,8 @@ def _columns(w: SiteWriter, rows) -> list[dict]:
     for p in COMPARE_PROPERTIES:
         key = str(m.ontology.value(p, KB.yamlKey))
         if any(r["values"][key] is not None for r in rows):
-            decimals = m.ontology.value(p, KB.displayDecimals)
             columns.append({"key": key, "label": str(m.ontology.value(p, URIRef("http://www.w3.org/2000/01/rdf-schema#label"))),
-                            "unit": m.unit_of(p), "decimals": int(decimals) if decimals is not None else None})
+                            "unit": m.unit_of(p)})
     return columns
 
 
@@ -938,7 +938,10 @@ def _events_csv(m: SiteModel) -> str:
     (systems, actor, place, sources: space-separated) and the actor's role for its action (`lost by`)."""
     g = m.g
     events = sorted(((m.event(e), e) for e in g.subjects(RDF.type, KB.Event)), key=lambda pair: event_order(pair[0]))
-    ids = lambda nodes: " ".join(sorted(filter(None, (m.id_of(n) for n in nodes))))  # noqa: E731
+
+    def ids(nodes) -> str:
+        return " ".join(sorted(filter(None, (m.id_of(n) for n in nodes))))
+
     out = [_csv_line(["id", "name", "date", "reported", "action", "evidence", "actor", "actor_role", "systems",
                       "place", "latitude", "longitude", "sources", "iri"])]
     for ev, e in events:

@@ -27,7 +27,7 @@ def safe_url(url) -> str | None:
 
 # English names of the language tags entries use for names (`lang: ru`); a tag not listed is shown as it is
 LANGUAGES = {
-    "ar": "Arabic", "az": "Azerbaijani", "be": "Belarusian", "bg": "Bulgarian", "bn": "Bengali", "cs": "Czech",
+    "ar": "Arabic", "az": "Azerbaijani", "en": "English", "be": "Belarusian", "bg": "Bulgarian", "bn": "Bengali", "cs": "Czech",
     "da": "Danish", "de": "German", "el": "Greek", "es": "Spanish", "et": "Estonian", "fa": "Persian",
     "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi", "hr": "Croatian", "hu": "Hungarian",
     "hy": "Armenian", "it": "Italian", "ja": "Japanese", "ka": "Georgian", "kk": "Kazakh", "ko": "Korean",
@@ -40,7 +40,7 @@ LANGUAGES = {
 
 
 # what may be an entry's id in a note's text (`onwar-btr-70`, `t-80`): a word of letters and digits with hyphens
-_ENTRY_ID = re.compile(r"(?<![\w/.-])([a-z0-9]+(?:-[a-z0-9]+)+)(?![\w/-])")
+_ENTRY_ID = re.compile(r"(?<![\w/.@-])([a-z0-9]+(?:-[a-z0-9]+)+)(?![\w/@-]|\.\w)")
 
 # links to an entity from events, which its page lists under "Reported events" (with date, action and role)
 # rather than again among the other links to it
@@ -50,13 +50,17 @@ _LISTED_AS_EVENTS = frozenset((str(KB.involves), str(KB.actor)))
 def event_order(event: dict) -> tuple:
     """Events in order of date, one known only to the month or year after those dated within it (`2024`
     after `2024-08-10`: it may have been any time that year), then by name."""
-    date = event["date"]
-    return (date + "-99" * (2 - date.count("-")) if date else "", event["name"])
+    return (_end_of(event["date"]), event["name"], event["id"] or "")
 
 
 def latest_reported(event: dict) -> tuple:
     """Events in order of when they were first reported (their date when that is not given)."""
-    return (event["reported"] or event["date"], event_order(event))
+    return (_end_of(event["reported"] or event["date"]), event_order(event))
+
+
+def _end_of(date: str) -> str:
+    """`2024` as `2024-99-99`, `2024-08` as `2024-08-99`: sorted after the days within them."""
+    return date + "-99" * (2 - date.count("-")) if date else ""
 
 
 def plain_number(value, decimals: int | None = None) -> str:
@@ -75,7 +79,7 @@ class Link:
     text: str
     href: str | None = None
     lang: str | None = None
-    note: str = ""  # what a name is, shown after it: `Russian, nickname`
+    note: str = ""  # shown after it: what a name is (`Russian, nickname`), or the weak kind of a cited source
 
 
 @dataclass
@@ -199,12 +203,10 @@ class SiteModel:
 
     # --- values ----------------------------------------------------------------------------
 
-    def value_of(self, system, prop, via_armament: bool = False):
-        return self.value_and_places(system, prop, via_armament)[0]
-
-    def value_and_places(self, system, prop, via_armament: bool = False) -> tuple:
+    def value_and_places(self, system, prop, via_armament: bool = False, stated: dict | None = None) -> tuple:
         """(the system's value of `prop`, or its main weapon's with `via_armament`; the decimals to show of it
-        if it was given in another unit, else None): `40 mph` is shown 64 km/h in a table, not 64.374."""
+        if it was given in another unit, else None): `40 mph` is shown 64 km/h in a table, not 64.374.
+        `stated`: the system's `stated_forms`, when the caller asks for several properties."""
         holder, value = system, self.g.value(system, prop)
         if value is None and via_armament:
             for weapon in sorted(self.g.objects(system, KB.armament), key=str):
@@ -213,14 +215,19 @@ class SiteModel:
                     break
         if not isinstance(value, Literal):
             return value, None
-        places = None
-        for st in self.g.objects(holder, KB.statement):
-            if self.g.value(st, KB.property) == prop and self.g.value(st, RDF.value) == value:
-                stated = self.g.value(st, KB.statedValue)
-                if stated is not None:
-                    places = stated_places(str(stated), value.toPython())
-                break
-        return value.toPython(), places
+        found = (stated if stated is not None and holder == system else self.stated_forms(holder)).get((prop, value))
+        return value.toPython(), stated_places(str(found), value.toPython()) if found is not None else None
+
+    def stated_forms(self, holder) -> dict:
+        """(property, value) → the value as stated (`340 hp`) of each of the entity's figures given in another
+        unit (kb:statedValue)."""
+        g = self.g
+        out = {}
+        for st in g.objects(holder, KB.statement):
+            stated = g.value(st, KB.statedValue)
+            if stated is not None:
+                out[g.value(st, KB.property), g.value(st, RDF.value)] = stated
+        return out
 
     def unit_of(self, prop) -> str:
         return str(self.ontology.value(prop, KB.unitLabel) or "")
@@ -256,12 +263,13 @@ class SiteModel:
             if values:
                 label = self.actor_label(one(KB.action)) if spec.prop == KB.actor else spec.label
                 rows.append(Row(label, values, key))
-        incoming = [Row(f.label, [self._incoming(v, URIRef(f.key), iri) for v in f.values], f.key)
+        linking = self._statements_valued(iri)
+        incoming = [Row(f.label, [self._incoming(v, URIRef(f.key), linking) for v in f.values], f.key)
                     for f in incoming_facts(self.kb, iri) if f.key not in _LISTED_AS_EVENTS]
         aliases = self._aliases(about.get(SKOS.altLabel, ()), statements)
         category = one(KB.category)
         sources = []
-        for src in sorted(about.get(DCTERMS.source, ()), key=lambda s: self.label(s).casefold()):
+        for src in sorted(about.get(DCTERMS.source, ()), key=lambda s: (self.label(s).casefold(), str(s))):  # one name twice: by IRI
             sources.append({"link": self.link(src), "url": safe_url(g.value(src, SCHEMA.url)),
                             "kind": self.source_kind(src)[0],
                             "publisher": str(g.value(src, DCTERMS.publisher) or ""),
@@ -285,17 +293,21 @@ class SiteModel:
             replaced_by=self.href(replaced) if replaced is not None else None,
         )
 
-    def _incoming(self, v, prop, iri) -> dict:
+    def _statements_valued(self, iri) -> dict:
+        """(the entity, the property) → the statement node giving `iri` as that entity's value of that property:
+        the links to `iri` that carry qualifiers. Read from the statements whose value it is (an entity's
+        statement nodes are `ENTITY#property-n`), not from every statement of every entity linking to it."""
+        g = self.g
+        return {(URIRef(str(st).partition("#")[0]), g.value(st, KB.property)): st
+                for st in g.subjects(RDF.value, iri) if "#" in str(st)}
+
+    def _incoming(self, v, prop, linking: dict) -> dict:
         """An entity linking to this one, with the qualifiers and source of its link when it has them: a
         country's page says which of the systems it operates it captured, and since when."""
         value = {"text": v.text, "href": f"id/{v.link}.html" if v.link else None, "qualifiers": [], "sources": []}
-        if v.link:
-            g = self.g
-            for st in g.objects(self.kb.iri(v.link), KB.statement):
-                if g.value(st, KB.property) == prop and g.value(st, RDF.value) == iri:
-                    preferred, parts = statement_qualifiers(self.kb, st)
-                    value["qualifiers"], value["sources"] = self._qualifiers(False, parts)
-                    break
+        st = linking.get((self.kb.iri(v.link), prop)) if v.link else None
+        if st is not None:
+            value["qualifiers"], value["sources"] = self._qualifiers(False, statement_qualifiers(self.kb, st)[1])
         return value
 
     def _note(self, text: str):
@@ -315,7 +327,7 @@ class SiteModel:
 
     def _aliases(self, labels, statements: dict) -> list[Link]:
         """The other names, each said once with what it is (`Т-80` (Russian), `Flying Tank` (nickname),
-        `Бахмут` (Ukrainian, Russian)): the same text in two languages is one name."""
+        `Бахмут` (Russian, Ukrainian)): the same text in two languages is one name, marked up in the first."""
         merged: dict[str, tuple[list, list]] = {}
         for a in sorted(labels, key=literal_key):
             languages, kinds = merged.setdefault(str(a), ([], []))
@@ -330,7 +342,7 @@ class SiteModel:
                 for text, (languages, kinds) in merged.items()]
 
     def _sort_key(self, node):
-        return (self.label(node).casefold(),) if not isinstance(node, Literal) else literal_key(node)
+        return (self.label(node).casefold(), str(node)) if not isinstance(node, Literal) else literal_key(node)
 
     def _value(self, spec, obj, statement) -> dict:
         preferred, parts = statement_qualifiers(self.kb, statement) if statement is not None else (False, [])
