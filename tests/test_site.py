@@ -193,6 +193,14 @@ def test_only_an_entrys_id_in_a_note_becomes_a_link_and_the_rest_stays_text(smal
             'see <a href="../id/src-a.html">Source A</a>)') in page
 
 
+def test_a_sources_page_lists_the_values_taken_from_it(small_root, tmp_path):
+    assert run_kb("build", "--no-search", "-o", str(tmp_path / "s"), cwd=small_root).code == 0
+    page = (tmp_path / "s" / "id" / "src-b.html").read_text(encoding="utf-8")
+    section = page.split('<h2 id="cited-for">')[1].split("</section>")[0]
+    assert ('<li><a href="../id/t-80.html">T-80</a>: combat mass <span>42.5 t</span> '
+            '<span class="qual">(T-80B figure)</span></li>') in section  # its own source not repeated
+
+
 def test_a_note_naming_an_entry_by_its_id_links_to_it_by_name(site):
     """Notes such as "per rosslovo-t-80-adoption" show the source's name, linked, not an internal id."""
     page = (site / "id" / "t-80.html").read_text(encoding="utf-8")

@@ -111,6 +111,7 @@ class EntityPage:
     coordinates: tuple[float, float] | None = None
     replaced_by: str | None = None
     variant_events: list[dict] | None = None  # the events that name a variant of the system, not the system
+    cited_for: list[dict] | None = None  # of a source: the values that cite it, {"entity": Link, "label", "value"}
 
 
 class SiteModel:
@@ -128,6 +129,7 @@ class SiteModel:
         # the memos kept for the next build (kb/site/incremental.py `State.kept_memo`), by name
         self.memos = {"rows": self.row_cache, "systems in": self.systems_in_cache, "queries": self.query_cache}
         self.compare_keys: list | None = None  # (YAML key, property) of the compared quantities (build.py)
+        self._specs: dict | None = None  # property → its key spec (`_spec_of`)
         self.ontology = kb.schema.ontology
         self._entities = sorted((kb.iri(e.id) for e in kb.entries if e.data is not None), key=str)
         self.cls_key = {v: k.rstrip("s").replace("countrie", "country") for k, v in kb.schema.classes.items()}
@@ -291,7 +293,29 @@ class SiteModel:
             events=self.events_of(iri), jsonld=jsonld, summary=summary,
             external_url=safe_url(one(SCHEMA.url)), coordinates=coordinates,
             replaced_by=self.href(replaced) if replaced is not None else None,
+            cited_for=self._cited_for(iri) if cls == KB.Source else None,
         )
+
+    def _cited_for(self, source) -> list[dict]:
+        """The values that cite `source` as their own (`T-80: combat mass 42 t`), so that its page says what
+        each fact taken from it is, beside the entries that cite it as a whole."""
+        g, out = self.g, []
+        for st in g.subjects(DCTERMS.source, source):
+            entity, hash_, _ = str(st).partition("#")
+            prop = g.value(st, KB.property) if hash_ else None
+            spec = self._spec_of(prop)
+            if spec is None:
+                continue
+            value = self._value(spec, g.value(st, RDF.value), st)
+            value["sources"] = [s for s in value["sources"] if s.href != self.href(source)]  # this page's own
+            out.append({"entity": self.link(URIRef(entity)), "label": spec.label, "value": value})
+        return sorted(out, key=lambda c: (c["entity"].text.casefold(), c["label"], c["value"]["text"]))
+
+    def _spec_of(self, prop):
+        """The key spec of property `prop` (of whichever class has it)."""
+        if self._specs is None:
+            self._specs = {spec.prop: spec for keys in self.kb.schema.keys.values() for spec in keys.values()}
+        return self._specs.get(prop)
 
     def _statements_valued(self, iri) -> dict:
         """(the entity, the property) → the statement node giving `iri` as that entity's value of that property:
