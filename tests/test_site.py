@@ -298,6 +298,7 @@ def test_events_csv_lists_every_event_with_the_ids_it_links(site, corpus):
     from rdflib.namespace import RDF
 
     rows = list(csv.DictReader((site / "events.csv").open(encoding="utf-8")))
+    assert "place_latitude" in rows[0] and "latitude" not in rows[0]  # the place's centre, not the event's spot
     events = set(corpus.graph.subjects(RDF.type, KB.Event))
     assert {r["iri"] for r in rows} == {str(e) for e in events} and len(rows) == len(events)
     ids = corpus.entity_ids
