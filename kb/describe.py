@@ -98,7 +98,7 @@ class _Reader:
         self.pref_label, self.source = iri("skos", "prefLabel"), iri("dcterms", "source")
         self.statement, self.property, self.rank = iri("kb", "statement"), iri("kb", "property"), iri("kb", "rank")
         self.preferred, self.category, self.wkt = iri("kb", "Preferred"), iri("kb", "category"), iri("geo", "asWKT")
-        self.variant_of, self.involves = iri("kb", "variantOf"), iri("kb", "involves")
+        self.variant_of, self.involves, self.weapon = iri("kb", "variantOf"), iri("kb", "involves"), iri("kb", "weapon")
         self.stated, self.source_kind, self.weak = iri("kb", "statedValue"), iri("kb", "sourceKind"), iri("kb", "weakSource")
         self.actor, self.action, self.actor_label = iri("kb", "actor"), iri("kb", "action"), iri("kb", "actorLabel")
 
@@ -232,9 +232,10 @@ def _variant_events(r: _Reader, node) -> list:
             if q.subject not in seen:
                 seen.add(q.subject)
                 stack.append(q.subject)
-                events.update(e.subject for e in r.quads(p=r.involves, o=q.subject))
-    events -= {q.subject for q in r.quads(p=r.involves, o=node)}
-    return sorted(events, key=r.label_of)
+                for p in (r.involves, r.weapon):
+                    events.update(e.subject for e in r.quads(p=p, o=q.subject))
+    events -= {q.subject for p in (r.involves, r.weapon) for q in r.quads(p=p, o=node)}
+    return sorted(events, key=r.sort_key)
 
 
 def pick_entity(saved, name: str) -> str:

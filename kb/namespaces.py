@@ -61,6 +61,7 @@ class KB(DefinedNamespace):
     date: URIRef
     place: URIRef
     involves: URIRef
+    weapon: URIRef
     actor: URIRef
     action: URIRef
     reported: URIRef

@@ -49,7 +49,8 @@ def compute_stats(kb: KnowledgeBase) -> Stats:
     crew = (sum(1 for s in crewed if has_value(g, s, KB.crew)), len(crewed))
     keyed = [(s, q) for s in weapons if (q := category_annotation(kb, s, KB.keyQuantity, None)) is not None]
     key_quantity = (sum(1 for s, q in keyed if has_value(g, s, q, via_armament=q == KB.caliber)), len(keyed))
-    events = (sum(1 for s in weapons if g.value(None, KB.involves, s) is not None), len(weapons))
+    events = (sum(1 for s in weapons if g.value(None, KB.involves, s) is not None
+                  or g.value(None, KB.weapon, s) is not None), len(weapons))
     sources = set(g.subjects(RDF.type, KB.Source))
     kinds = {s: g.value(s, KB.sourceKind) for s in sources}
     weak = {s for s, kind in kinds.items() if kind is not None and g.value(kind, KB.weakSource) is not None

@@ -211,6 +211,7 @@ def test_the_build_date_and_the_search_option_are_inputs_of_the_site(monkeypatch
     ("stated value", "systems/archer.yaml", r"^engine_power: .*$", "engine_power: {value: 350 hp, source: wikipedia-archer}"),
     ("operator qualifier", "systems/2s23.yaml", "captured vehicle refitted", "captured vehicle that was refitted"),
     ("event action", "events/2024-02-avdiivka-m1a1-abrams-destroyed.yaml", r"^action: destroyed$", "action: damaged"),
+    ("event weapon", "events/2024-sumy-oblast-caesar-destroyed.yaml", r"^weapons: \[lancet\]$", "weapons: [shahed-136]"),
     ("note naming an entry", "systems/tos-1.yaml", "note: \"original Object 634;", "note: \"original Object 634 (as t-72 and tos-1a);"),
 ])
 def test_changed_entry(corpus, step, file, old, new):

@@ -223,6 +223,17 @@ def test_an_events_actor_is_named_by_its_role(site):
     assert re.search(r'<th scope="row">lost by</th><td><a href="../id/ukraine.html">Ukraine</a>', page)
 
 
+def test_an_event_names_the_weapon_used_and_is_listed_on_its_page(site):
+    """The Bayraktar TB2 that destroyed a Buk-M2 sees the event on its own page, as the Buk-M2 does."""
+    tb2 = (site / "id" / "bayraktar-tb2.html").read_text(encoding="utf-8").split('id="events"')[1].split("</ul>")[0]
+    assert "2022-03-buk-m2-destroyed.html" in tb2 and 'by means of <a href="../id/bayraktar-tb2.html">' in tb2
+    events = (site / "events.html").read_text(encoding="utf-8")
+    assert re.search(r'Destroyed: <a href="id/buk-m2.html">[^<]+</a>, by means of <a href="id/bayraktar-tb2.html">', events)
+    row = next(line for line in (site / "events.csv").read_text(encoding="utf-8").splitlines()
+               if line.startswith("2022-03-buk-m2-destroyed,"))
+    assert ",buk-m2,bayraktar-tb2," in row
+
+
 def test_a_countrys_page_lists_its_events_in_date_order_with_its_role(site):
     page = (site / "id" / "ukraine.html").read_text(encoding="utf-8")
     assert "party to" not in page and "acted in" not in page  # listed once, under Reported events

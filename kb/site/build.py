@@ -943,12 +943,13 @@ def _events_csv(m: SiteModel) -> str:
         return " ".join(sorted(filter(None, (m.id_of(n) for n in nodes))))
 
     out = [_csv_line(["id", "name", "date", "reported", "action", "evidence", "actor", "actor_role", "systems",
-                      "place", "place_latitude", "place_longitude", "sources", "iri"])]  # the place's, not the event's
+                      "weapons", "place", "place_latitude", "place_longitude", "sources", "iri"])]  # the place's, not the event's
     for ev, e in events:
         lat, lon = ev["coordinates"] or ("", "")
         out.append(_csv_line([ev["id"], _cell(ev["name"]), ev["date"], ev["reported"], ev["action"], ev["evidence"],
                               ids([g.value(e, KB.actor)]), ev["actor_label"] if ev["actor"] else "",
-                              ids(g.objects(e, KB.involves)), ids([g.value(e, KB.place)]), str(lat), str(lon),
+                              ids(g.objects(e, KB.involves)), ids(g.objects(e, KB.weapon)), ids([g.value(e, KB.place)]),
+                              str(lat), str(lon),
                               ids(g.objects(e, DCTERMS.source)), str(e)]))
     return "".join(out)
 

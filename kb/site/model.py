@@ -44,7 +44,7 @@ _ENTRY_ID = re.compile(r"(?<![\w/.@-])([a-z0-9]+(?:-[a-z0-9]+)+)(?![\w/@-]|\.\w)
 
 # links to an entity from events, which its page lists under "Reported events" (with date, action and role)
 # rather than again among the other links to it
-_LISTED_AS_EVENTS = frozenset((str(KB.involves), str(KB.actor)))
+_LISTED_AS_EVENTS = frozenset((str(KB.involves), str(KB.weapon), str(KB.actor)))
 
 
 def event_order(event: dict) -> tuple:
@@ -423,17 +423,20 @@ class SiteModel:
         return (text + ". " + first).strip()[:300] if first else text
 
     def events_of(self, iri) -> list[dict]:
-        """The events that name `iri`: as a system they involve, or as their actor (a country's page lists
-        what its forces used, captured and lost), in order of date."""
+        """The events that name `iri`: as a system they involve, as a weapon used against those, or as their
+        actor (a country's page lists what its forces used, captured and lost), in order of date."""
         g = self.g
-        found = dict.fromkeys([*g.subjects(KB.involves, iri), *g.subjects(KB.actor, iri)])
+        found = dict.fromkeys([*g.subjects(KB.involves, iri), *g.subjects(KB.weapon, iri), *g.subjects(KB.actor, iri)])
         return sorted((self.event(e) for e in found), key=event_order)
 
     def variant_events_of(self, iri, variants: list) -> list[dict]:
         """The events that name one of `variants` (the system's, at any depth) and not the system itself: a
         reader of the T-80's page sees where its T-80U and T-80BV were reported, each event once."""
         g = self.g
-        found = {e for v in variants for e in g.subjects(KB.involves, v)} - set(g.subjects(KB.involves, iri))
+        def naming(s) -> set:
+            return {*g.subjects(KB.involves, s), *g.subjects(KB.weapon, s)}
+
+        found = {e for v in variants for e in naming(v)} - naming(iri)
         return sorted((self.event(e) for e in found), key=event_order)
 
     def event(self, e) -> dict:
@@ -445,6 +448,7 @@ class SiteModel:
             "place": self.link(place) if place is not None else None,
             "coordinates": self.coordinates(place) if place is not None else None,
             "systems": [self.link(s) for s in sorted(g.objects(e, KB.involves), key=self._sort_key)],
+            "weapons": [self.link(s) for s in sorted(g.objects(e, KB.weapon), key=self._sort_key)],
             "action": self.concepts_label(g.value(e, KB.action)),
             "evidence": self.concepts_label(g.value(e, KB.evidence)),
             "actor": self.link(g.value(e, KB.actor)) if g.value(e, KB.actor) is not None else None,
