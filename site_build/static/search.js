@@ -67,20 +67,33 @@
   // each result's data (title, address, excerpt, names) is loaded once, when needed
   function entry(result) {
     var data = null;
-    return { load: function () { return data || (data = result.data()); } };
+    return { id: result.id, load: function () { return data || (data = result.data()); } };
   }
 
-  // pagefind's order, except that the pages among its first NAME_DEPTH whose name or an alias is the query
-  // come first (a system above the sources and events that mention it, or above its variants)
-  function namedFirst(term, entries) {
+  // the pages among the first NAME_DEPTH of `entries` whose name or an alias is the query
+  function named(term, entries) {
     var wanted = nameKey(term);
     var head = entries.slice(0, NAME_DEPTH);
     return Promise.all(head.map(function (e) { return e.load(); })).then(function (data) {
-      var named = head.filter(function (_, i) {
+      return head.filter(function (_, i) {
         var names = (data[i].meta.names || data[i].meta.title || "").split("|");
         return names.some(function (name) { return nameKey(name) === wanted; });
       });
-      return named.concat(entries.filter(function (e) { return named.indexOf(e) === -1; }));
+    });
+  }
+
+  // pagefind's order, except that the pages whose name or an alias is the query come first (a system above
+  // the sources and events that mention it, or above its variants). "tos 1a" is two words to pagefind, which
+  // may not rank TOS-1A among its first results: then the words joined by hyphens ("tos-1a") are looked up too
+  function namedFirst(pf, term, entries) {
+    return named(term, entries).then(function (found) {
+      if (found.length || !/\s/.test(term)) return found;
+      return pf.search(term.replace(/\s+/g, "-")).then(function (response) {
+        return named(term, response.results.map(entry));
+      });
+    }).then(function (found) {
+      var ids = found.map(function (e) { return e.id; });
+      return found.concat(entries.filter(function (e) { return ids.indexOf(e.id) === -1; }));
     });
   }
 
@@ -140,8 +153,10 @@
       return Promise.resolve();
     }
     message.textContent = "Searching for " + term + "…";
-    return pagefind.then(function (pf) { return pf.search(term); }).then(function (response) {
-      return id === searchId ? namedFirst(term, response.results.map(entry)) : null;
+    return pagefind.then(function (pf) {
+      return pf.search(term).then(function (response) {
+        return id === searchId ? namedFirst(pf, term, response.results.map(entry)) : null;
+      });
     }).then(function (entries) {
       if (entries === null || id !== searchId) return null;
       found = entries;
