@@ -99,7 +99,8 @@ class _Reader:
         self.statement, self.property, self.rank = iri("kb", "statement"), iri("kb", "property"), iri("kb", "rank")
         self.preferred, self.category, self.wkt = iri("kb", "Preferred"), iri("kb", "category"), iri("geo", "asWKT")
         self.variant_of, self.involves, self.weapon = iri("kb", "variantOf"), iri("kb", "involves"), iri("kb", "weapon")
-        self.stated, self.source_kind, self.weak = iri("kb", "statedValue"), iri("kb", "sourceKind"), iri("kb", "weakSource")
+        self.stated, self.source_kind = iri("kb", "statedValue"), iri("kb", "sourceKind")
+        self.weak = iri("kb", "weakSource")
         self.actor, self.action, self.actor_label = iri("kb", "actor"), iri("kb", "action"), iri("kb", "actorLabel")
 
     def quads(self, s=None, p=None, o=None):
@@ -148,7 +149,8 @@ class _Reader:
                 continue
             key = "source" if q.predicate == self.source else self.summary["qualifiers"].get(
                 q.predicate.value, q.predicate.value)
-            parts.append(f"{key}: {self.format_value(q.object).text}{self.weak_kind(q.object) if key == 'source' else ''}")
+            flag = self.weak_kind(q.object) if key == "source" else ""
+            parts.append(f"{key}: {self.format_value(q.object).text}{flag}")
         return (["preferred"] if self.value(st, self.rank) == self.preferred else []) + parts
 
     def weak_kind(self, source) -> str:

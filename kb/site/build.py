@@ -728,7 +728,8 @@ def _index_pages(w: SiteWriter, search: bool) -> None:
                 sources.append({"link": m.link(s), "publisher": str(g.value(s, DCTERMS.publisher) or ""),
                                 "kind": m.source_kind(s)[0],
                                 "url": safe_url(g.value(s, SCHEMA.url)), "published": str(g.value(s, DCTERMS.issued) or ""),
-                                "cited_by": sorted((m.link(e) for e in citing if e in m.labels), key=lambda l: (l.text.casefold(), l.href or ""))})
+                                "cited_by": sorted((m.link(e) for e in citing if e in m.labels),
+                                                   key=lambda l: (l.text.casefold(), l.href or ""))})
             w.page("sources.html", "sources.html", sources=sources)
     for name in ("search.html", "404.html"):
         if not w.reused(name):
@@ -926,7 +927,8 @@ def _downloads(w: SiteWriter) -> None:
     table = _csv_line(["id", "name", "category", "origin"] + keys + ["iri"]) + "".join(
         _csv_of(m, s) for s in m.systems)
     files.append({"name": "systems.csv", "label": "CSV (systems table)", "size": w.write("systems.csv", table)})
-    files.append({"name": "events.csv", "label": "CSV (reported events)", "size": w.write("events.csv", _events_csv(m))})
+    events = _events_csv(m)
+    files.append({"name": "events.csv", "label": "CSV (reported events)", "size": w.write("events.csv", events)})
     void = _void(w, files)
     w.write("void.ttl", void)
     files.append({"name": "void.ttl", "label": "VoID description", "size": len(void.encode())})
@@ -943,7 +945,7 @@ def _events_csv(m: SiteModel) -> str:
         return " ".join(sorted(filter(None, (m.id_of(n) for n in nodes))))
 
     out = [_csv_line(["id", "name", "date", "reported", "action", "evidence", "actor", "actor_role", "systems",
-                      "weapons", "place", "place_latitude", "place_longitude", "sources", "iri"])]  # the place's, not the event's
+                      "weapons", "place", "place_latitude", "place_longitude", "sources", "iri"])]  # the place's
     for ev, e in events:
         lat, lon = ev["coordinates"] or ("", "")
         out.append(_csv_line([ev["id"], _cell(ev["name"]), ev["date"], ev["reported"], ev["action"], ev["evidence"],

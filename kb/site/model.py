@@ -27,8 +27,8 @@ def safe_url(url) -> str | None:
 
 # English names of the language tags entries use for names (`lang: ru`); a tag not listed is shown as it is
 LANGUAGES = {
-    "ar": "Arabic", "az": "Azerbaijani", "en": "English", "be": "Belarusian", "bg": "Bulgarian", "bn": "Bengali", "cs": "Czech",
-    "da": "Danish", "de": "German", "el": "Greek", "es": "Spanish", "et": "Estonian", "fa": "Persian",
+    "ar": "Arabic", "az": "Azerbaijani", "be": "Belarusian", "bg": "Bulgarian", "bn": "Bengali", "cs": "Czech",
+    "da": "Danish", "de": "German", "el": "Greek", "en": "English", "es": "Spanish", "et": "Estonian", "fa": "Persian",
     "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi", "hr": "Croatian", "hu": "Hungarian",
     "hy": "Armenian", "it": "Italian", "ja": "Japanese", "ka": "Georgian", "kk": "Kazakh", "ko": "Korean",
     "ky": "Kyrgyz", "lt": "Lithuanian", "lv": "Latvian", "mn": "Mongolian", "ms": "Malay", "nb": "Norwegian",
@@ -271,7 +271,8 @@ class SiteModel:
         aliases = self._aliases(about.get(SKOS.altLabel, ()), statements)
         category = one(KB.category)
         sources = []
-        for src in sorted(about.get(DCTERMS.source, ()), key=lambda s: (self.label(s).casefold(), str(s))):  # one name twice: by IRI
+        # (two sources of one name: by IRI, so that every build lists them alike)
+        for src in sorted(about.get(DCTERMS.source, ()), key=lambda s: (self.label(s).casefold(), str(s))):
             sources.append({"link": self.link(src), "url": safe_url(g.value(src, SCHEMA.url)),
                             "kind": self.source_kind(src)[0],
                             "publisher": str(g.value(src, DCTERMS.publisher) or ""),
