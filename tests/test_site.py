@@ -201,6 +201,17 @@ def test_a_sources_page_lists_the_values_taken_from_it(small_root, tmp_path):
             '<span class="qual">(T-80B figure)</span></li>') in section  # its own source not repeated
 
 
+def test_a_table_marks_a_figure_resting_on_a_weak_source_only(small_root, tmp_path):
+    path = small_root / "entries" / "sources" / "src-a.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "kind: mirror\n", encoding="utf-8")
+    assert run_kb("build", "--no-search", "-o", str(tmp_path / "s"), cwd=small_root).code == 0
+    table = (tmp_path / "s" / "systems.html").read_text(encoding="utf-8")
+    row = table.split('href="id/t-80.html"')[1].split("</tr>")[0]
+    assert 'data-sort="46">46<span class="weak-mark"' in row  # its 46 t cites src-a only, a copy
+    assert 'data-sort="745.7">746</td>' in row  # its power has no source of its own: nothing to flag
+    assert "(* a figure whose only source is a copy, a blog or a shop)" in table
+
+
 def test_a_note_naming_an_entry_by_its_id_links_to_it_by_name(site):
     """Notes such as "per rosslovo-t-80-adoption" show the source's name, linked, not an internal id."""
     page = (site / "id" / "t-80.html").read_text(encoding="utf-8")

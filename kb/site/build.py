@@ -139,11 +139,13 @@ def fact_table_html(rows: list, root: str) -> Markup:
 _ROOT = "\x00root\x00"  # stands for the path to the site root in a row rendered once for every page
 
 
-def number_cell(v, decimals: int | None) -> str:
-    """A quantity's cell in a systems table, sortable by its full value."""
+def number_cell(v, decimals: int | None, weak: bool = False) -> str:
+    """A quantity's cell in a systems table, sortable by its full value; `weak`: marked as resting on a copy,
+    a blog or a shop only (the table's caption says what the mark means)."""
     if v is None:
         return '<td class="num"><span class="none">–</span></td>'
-    return f'<td class="num" data-sort="{escape(plain_number(v))}">{escape(plain_number(v, decimals))}</td>'
+    mark = '<span class="weak-mark" title="its only source is a copy, a blog or a shop">*</span>' if weak else ""
+    return f'<td class="num" data-sort="{escape(plain_number(v))}">{escape(plain_number(v, decimals))}{mark}</td>'
 
 
 class SignedBytecodeCache(BytecodeCache):
@@ -266,12 +268,13 @@ class SiteWriter:
                 head = variants[show_category] = "".join(cells)
             parts = [head]
             places = row.get("places", {})  # a figure converted from another unit: to its stated precision
+            weak = row.get("weak", ())
             for k in spec[1]:
                 v = row["values"][k]
-                decimals = places.get(k)
-                cell = self._cells.get((type(v), v, decimals))
+                decimals, flagged = places.get(k), k in weak
+                cell = self._cells.get((type(v), v, decimals, flagged))
                 if cell is None:
-                    cell = self._cells[type(v), v, decimals] = number_cell(v, decimals)
+                    cell = self._cells[type(v), v, decimals, flagged] = number_cell(v, decimals, flagged)
                 parts.append(cell)
             parts.append("</tr>\n")
             html = variants[key] = "".join(parts)
@@ -634,14 +637,15 @@ def _system_row(m: SiteModel, s) -> dict:
 def _compute_row(m: SiteModel, s) -> dict:
     category = m.g.value(s, KB.category)
     origin = m.g.value(s, KB.origin)
-    stated = m.stated_forms(s)
-    found = {key: m.value_and_places(s, p, via_armament=p == KB.caliber, stated=stated) for key, p in _compare_keys(m)}
+    notes = m.figure_notes(s)
+    found = {key: m.value_and_places(s, p, via_armament=p == KB.caliber, notes=notes) for key, p in _compare_keys(m)}
     row = {
         "link": m.link(s), "category": m.link(category) if category is not None else None,
         "origin": m.link(origin) if origin is not None else None,
-        "values": {key: value for key, (value, _) in found.items()},
+        "values": {key: value for key, (value, _, _) in found.items()},
         # the decimals shown of a figure given in another unit: its stated precision (`stated_places`)
-        "places": {key: places for key, (_, places) in found.items() if places is not None},
+        "places": {key: places for key, (_, places, _) in found.items() if places is not None},
+        "weak": [key for key, (_, _, weak) in found.items() if weak],  # resting on a copy, blog or shop only
     }
     row["csv"] = _csv_line([m.id_of(s), _cell(row["link"].text), _cell(row["category"].text) if row["category"] else "",
                             _cell(row["origin"].text) if row["origin"] else ""]

@@ -205,10 +205,11 @@ class SiteModel:
 
     # --- values ----------------------------------------------------------------------------
 
-    def value_and_places(self, system, prop, via_armament: bool = False, stated: dict | None = None) -> tuple:
+    def value_and_places(self, system, prop, via_armament: bool = False, notes: dict | None = None) -> tuple:
         """(the system's value of `prop`, or its main weapon's with `via_armament`; the decimals to show of it
-        if it was given in another unit, else None): `40 mph` is shown 64 km/h in a table, not 64.374.
-        `stated`: the system's `stated_forms`, when the caller asks for several properties."""
+        if it was given in another unit, else None: `40 mph` is shown 64 km/h in a table, not 64.374; whether
+        its only sources are weak ones). `notes`: the system's `figure_notes`, when the caller asks for several
+        properties."""
         holder, value = system, self.g.value(system, prop)
         if value is None and via_armament:
             for weapon in sorted(self.g.objects(system, KB.armament), key=str):
@@ -216,19 +217,20 @@ class SiteModel:
                 if value is not None:
                     break
         if not isinstance(value, Literal):
-            return value, None
-        found = (stated if stated is not None and holder == system else self.stated_forms(holder)).get((prop, value))
-        return value.toPython(), stated_places(str(found), value.toPython()) if found is not None else None
+            return value, None, False
+        stated, weak = (notes if notes is not None and holder == system else self.figure_notes(holder)).get(
+            (prop, value), (None, False))
+        return value.toPython(), stated_places(str(stated), value.toPython()) if stated is not None else None, weak
 
-    def stated_forms(self, holder) -> dict:
-        """(property, value) → the value as stated (`340 hp`) of each of the entity's figures given in another
-        unit (kb:statedValue)."""
+    def figure_notes(self, holder) -> dict:
+        """(property, value) → (the value as stated, `340 hp`, if given in another unit (kb:statedValue), else
+        None; whether its sources are all of a weak kind) for each of the entity's values with a statement."""
         g = self.g
         out = {}
         for st in g.objects(holder, KB.statement):
-            stated = g.value(st, KB.statedValue)
-            if stated is not None:
-                out[g.value(st, KB.property), g.value(st, RDF.value)] = stated
+            sources = list(g.objects(st, DCTERMS.source))
+            weak = bool(sources) and all(self.source_kind(s)[1] for s in sources)
+            out[g.value(st, KB.property), g.value(st, RDF.value)] = (g.value(st, KB.statedValue), weak)
         return out
 
     def unit_of(self, prop) -> str:
