@@ -179,9 +179,9 @@ def describe(store: ox.Store, prefixes: dict[str, str], summary: dict, iri: str)
         head, _, n = st.value.rpartition("-")
         return (head, int(n)) if n.isdigit() else (st.value, 0)
 
-    statements = {}
+    statements: dict = {}  # (property, value) → its statements: one figure may be given twice, from two sources
     for st in sorted(r.objects(node, r.statement), key=numbered):
-        statements.setdefault((r.value(st, r.property), r.value(st, r.value_)), st)
+        statements.setdefault((r.value(st, r.property), r.value(st, r.value_)), []).append(st)
     facts = []
     for key, prop_iri, label, unit, coordinates in known["keys"]:
         prop = ox.NamedNode(prop_iri)
@@ -190,18 +190,18 @@ def describe(store: ox.Store, prefixes: dict[str, str], summary: dict, iri: str)
         extra = [v for (p, v) in statements if p == prop and v not in shown]  # only as (non-preferred) statements
         values = []
         for obj in objects + extra:
-            if coordinates:
-                wkt = r.value(obj, r.wkt)
-                value = Value(wkt.value if wkt is not None else "")
-            else:
-                value = r.format_value(obj, unit)
-            st = statements.get((prop, obj))
-            if st is not None:
-                value.qualifiers = r.qualifiers(st)
-                stated = r.value(st, r.stated)
-                if stated is not None:  # `340 hp (254 kW)`, not the converted figure alone: 253.538 kW
-                    value.text = with_stated(stated.value, Decimal(obj.value), unit or "")
-            values.append(value)
+            for st in statements.get((prop, obj)) or [None]:
+                if coordinates:
+                    wkt = r.value(obj, r.wkt)
+                    value = Value(wkt.value if wkt is not None else "")
+                else:
+                    value = r.format_value(obj, unit)
+                if st is not None:
+                    value.qualifiers = r.qualifiers(st)
+                    stated = r.value(st, r.stated)
+                    if stated is not None:  # `340 hp (254 kW)`, not the converted figure alone: 253.538 kW
+                        value.text = with_stated(stated.value, Decimal(obj.value), unit or "")
+                values.append(value)
         if len(values) == 1 and values[0].qualifiers[:1] == ["preferred"]:
             del values[0].qualifiers[0]  # preferred over nothing: as the page shows it
         if prop == r.actor:  # named by its role for the event's action (`lost by`), as pages name it

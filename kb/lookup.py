@@ -84,13 +84,18 @@ def literal_key(o: Literal) -> tuple:
     return (str(o), o.language or "", str(o.datatype or ""))
 
 
-def statements_of(g, iri) -> list:
-    """The entity's statement nodes in the order their values are written (`#maxRange-1`, `-2`, … `-10`),
-    whichever store answers."""
+def statements_in_order(statements) -> list:
+    """Statement nodes in the order their values are written (`#maxRange-1`, `-2`, … `-10`), whichever store
+    answers."""
     def key(st):
         head, _, n = str(st).rpartition("-")
         return (head, int(n)) if n.isdigit() else (str(st), 0)
-    return sorted(g.objects(iri, KB.statement), key=key)
+    return sorted(statements, key=key)
+
+
+def statements_of(g, iri) -> list:
+    """The entity's statement nodes in the order their values are written."""
+    return statements_in_order(g.objects(iri, KB.statement))
 
 
 def incoming_facts(kb: KnowledgeBase, iri: URIRef) -> list[Fact]:

@@ -9,7 +9,8 @@ from rdflib import Literal, URIRef
 from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS
 
 from ..knowledge_base import KnowledgeBase
-from ..lookup import incoming_facts, label_of, literal_key, statement_qualifiers, statements_of
+from ..lookup import (incoming_facts, label_of, literal_key, statement_qualifiers, statements_in_order,
+                      statements_of)
 from ..namespaces import GEO, KB, KBC, SCHEMA, interned
 from ..quantities import stated_places, with_stated
 from ..schema import concept_ancestors
@@ -224,14 +225,19 @@ class SiteModel:
 
     def figure_notes(self, holder) -> dict:
         """(property, value) → (the value as stated, `340 hp`, if given in another unit (kb:statedValue), else
-        None; whether its sources are all of a weak kind) for each of the entity's values with a statement."""
+        None; whether its sources are all of a weak kind) for each of the entity's values with a statement.
+        Two statements of one figure (`7.5 cm` from a shop, `75 mm` from a news agency) count together: the
+        figure is weak only if every source of both is, and it is stated as the first of them in the entry
+        says it, as its page shows it first."""
         g = self.g
-        out = {}
-        for st in g.objects(holder, KB.statement):
-            sources = list(g.objects(st, DCTERMS.source))
-            weak = bool(sources) and all(self.source_kind(s)[1] for s in sources)
-            out[g.value(st, KB.property), g.value(st, RDF.value)] = (g.value(st, KB.statedValue), weak)
-        return out
+        stated, sources = {}, {}
+        for st in statements_of(g, holder):
+            key = g.value(st, KB.property), g.value(st, RDF.value)
+            if key not in stated:
+                stated[key] = g.value(st, KB.statedValue)
+            sources.setdefault(key, []).extend(g.objects(st, DCTERMS.source))
+        return {key: (stated[key], bool(cited) and all(self.source_kind(s)[1] for s in cited))
+                for key, cited in sources.items()}
 
     def unit_of(self, prop) -> str:
         return str(self.ontology.value(prop, KB.unitLabel) or "")
@@ -246,9 +252,9 @@ class SiteModel:
             return next(iter(about.get(p, ())), None)
 
         cls = one(RDF.type)
-        statements = {}
+        statements: dict = {}  # (property, value) → its statements: one figure may be given twice, by two sources
         for st in statements_of(g, iri):
-            statements.setdefault((g.value(st, KB.property), g.value(st, RDF.value)), st)
+            statements.setdefault((g.value(st, KB.property), g.value(st, RDF.value)), []).append(st)
         stated: dict = {}  # property → the values of its statements (a lookup, not rdflib's __eq__ per pair)
         for p, v in statements:
             stated.setdefault(p, []).append(v)
@@ -261,14 +267,14 @@ class SiteModel:
             extra = [v for v in stated.get(spec.prop, ()) if v not in objects]
             values = []
             for obj in sorted(objects, key=self._sort_key) + sorted(extra, key=self._sort_key):
-                values.append(self._value(spec, obj, statements.get((spec.prop, obj))))
+                values += [self._value(spec, obj, st) for st in statements.get((spec.prop, obj)) or [None]]
             if len(values) == 1 and values[0]["qualifiers"][:1] == ["preferred"]:
                 del values[0]["qualifiers"][0]  # preferred over nothing: a single value says only its source
             if values:
                 label = self.actor_label(one(KB.action)) if spec.prop == KB.actor else spec.label
                 rows.append(Row(label, values, key))
         linking = self._statements_valued(iri)
-        incoming = [Row(f.label, [self._incoming(v, URIRef(f.key), linking) for v in f.values], f.key)
+        incoming = [Row(f.label, [x for v in f.values for x in self._incoming(v, URIRef(f.key), linking)], f.key)
                     for f in incoming_facts(self.kb, iri) if f.key not in _LISTED_AS_EVENTS]
         aliases = self._aliases(about.get(SKOS.altLabel, ()), statements)
         category = one(KB.category)
@@ -321,21 +327,27 @@ class SiteModel:
         return self._specs.get(prop)
 
     def _statements_valued(self, iri) -> dict:
-        """(the entity, the property) → the statement node giving `iri` as that entity's value of that property:
-        the links to `iri` that carry qualifiers. Read from the statements whose value it is (an entity's
-        statement nodes are `ENTITY#property-n`), not from every statement of every entity linking to it."""
-        g = self.g
-        return {(URIRef(str(st).partition("#")[0]), g.value(st, KB.property)): st
-                for st in g.subjects(RDF.value, iri) if "#" in str(st)}
+        """(the entity, the property) → the statement nodes giving `iri` as that entity's value of that property,
+        in the entity's order (a country operating a system twice: two periods): the links to `iri` that carry
+        qualifiers. Read from the statements whose value it is (an entity's statement nodes are
+        `ENTITY#property-n`), not from every statement of every entity linking to it."""
+        g, found = self.g, {}
+        for st in statements_in_order(st for st in g.subjects(RDF.value, iri) if "#" in str(st)):
+            found.setdefault((URIRef(str(st).partition("#")[0]), g.value(st, KB.property)), []).append(st)
+        return found
 
-    def _incoming(self, v, prop, linking: dict) -> dict:
-        """An entity linking to this one, with the qualifiers and source of its link when it has them: a
-        country's page says which of the systems it operates it captured, and since when."""
-        value = {"text": v.text, "href": f"id/{v.link}.html" if v.link else None, "qualifiers": [], "sources": []}
-        st = linking.get((self.kb.iri(v.link), prop)) if v.link else None
-        if st is not None:
-            value["qualifiers"], value["sources"] = self._qualifiers(False, statement_qualifiers(self.kb, st)[1])
-        return value
+    def _incoming(self, v, prop, linking: dict) -> list[dict]:
+        """An entity linking to this one, with the qualifiers and source of its link when it has them (once per
+        statement of that link): a country's page says which of the systems it operates it captured, and since
+        when."""
+        statements = linking.get((self.kb.iri(v.link), prop)) if v.link else None
+        values = []
+        for st in statements or [None]:
+            value = {"text": v.text, "href": f"id/{v.link}.html" if v.link else None, "qualifiers": [], "sources": []}
+            if st is not None:
+                value["qualifiers"], value["sources"] = self._qualifiers(False, statement_qualifiers(self.kb, st)[1])
+            values.append(value)
+        return values
 
     def _note(self, text: str):
         """A note as text, or as text and links where it names an entry by its id ("same date in
@@ -360,10 +372,10 @@ class SiteModel:
             languages, kinds = merged.setdefault(str(a), ([], []))
             if a.language and a.language != "en":
                 languages.append(a.language)
-            st = statements.get((SKOS.altLabel, a))
-            kind = self.g.value(st, KB.aliasKind) if st is not None else None
-            if kind is not None and str(kind) not in kinds:
-                kinds.append(str(kind))
+            for st in statements.get((SKOS.altLabel, a), ()):
+                kind = self.g.value(st, KB.aliasKind)
+                if kind is not None and str(kind) not in kinds:
+                    kinds.append(str(kind))
         return [Link(text, lang=languages[0] if languages else None,
                      note=", ".join([LANGUAGES.get(t.split("-")[0], t) for t in languages] + kinds))
                 for text, (languages, kinds) in merged.items()]
