@@ -626,6 +626,14 @@ class OpenedFile(Response):
                                (b"content-length", str(end - start + 1).encode())], start, end - start + 1)
 
 
+def site_path(config: Config) -> str:
+    """The path `base_url` publishes the site under (`/milkb` for https://example.org/milkb/), or "" at the
+    root of its host."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(config.base_url or "").path.rstrip("/")
+
+
 class SiteFiles(StaticFiles):
     """The site's files, each sent as an `OpenedFile`, the page `404.html` too."""
 
@@ -686,12 +694,16 @@ async def editor(request: Request) -> Response:
 
 
 def create_app(endpoint: Endpoint) -> Starlette:
+    site = SiteFiles(directory=endpoint.site, html=True, check_dir=False)
+    published = site_path(endpoint.config)
     app = Starlette(routes=[
         Route("/sparql", sparql, methods=["GET", "POST"]),
         Route("/sparql.html", editor, methods=["GET"]),
         Route("/id/{entity:entity_id}", entity, methods=["GET"]),
         Mount("/_kb", StaticFiles(directory=EDITOR / "static")),
-        Mount("/", SiteFiles(directory=endpoint.site, html=True, check_dir=False)),
+        # also where `base_url` publishes it: the page 404.html links from that path, as it must on the host
+        *([Mount(published, site)] if published else []),
+        Mount("/", site),
     ])
     app.state.endpoint = endpoint
     app.state.queries = QueryDispatcher(endpoint.workers, WORKERS)

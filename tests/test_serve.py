@@ -195,6 +195,27 @@ def test_the_site_is_served(served):
     assert httpx.get(f"{base}/no/such/page.html").status_code == 404
 
 
+def test_a_site_published_under_a_path_is_served_there_too_so_its_404_page_finds_its_links(tmp_path):
+    # base_url https://example.org/milkb/: 404.html, which a host serves at any depth, links from /milkb/
+    root = make_root(tmp_path)
+    shutil.copytree(REPO / "site_build", root / "site_build")
+    toml = root / "kb.toml"
+    toml.write_text(toml.read_text().replace('base_url = "https://milkb.example.org/"',
+                                             'base_url = "https://example.org/milkb/"'))
+    log = tmp_path / "serve.log"
+    process, base = start_kb_serve(root, log=log, env={"MILKB_FAULT_AT": "search-index:stop"})
+    try:
+        missing = httpx.get(f"{base}/no/such/page.html")
+        assert missing.status_code == 404 and 'href="/milkb/static/style.css"' in missing.text
+        links = re.findall(r'(?:href|src)="(/milkb/[^"#]*)"', missing.text)
+        assert len(links) > 5
+        for link in links:
+            assert httpx.get(f"{base}{link}").status_code == 200, link
+        assert httpx.get(f"{base}/milkb/id/t-80.html").text == httpx.get(f"{base}/id/t-80.html").text
+    finally:
+        assert stop(process) == 0, log.read_text()
+
+
 # --- what a read-only endpoint refuses ----------------------------------------------------------------
 
 
