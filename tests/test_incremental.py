@@ -425,7 +425,7 @@ def test_a_value_cited_twice_keeps_the_entries_runs(tmp_path):
     from kb.site.incremental import Tracker
 
     root = copy_bundled(tmp_path / "kb")
-    _edit(root / "entries" / "systems" / "t-80.yaml", r"^  - soviet-union$", "  - soviet-union\n  - soviet-union")
+    _edit(root / "entries" / "systems" / "t-80.yaml", r"^operators:$", "operators:\n  - mongolia\n  - mongolia")
     kb = load_valid_kb(root)
     assert len(kb.mapped.runs["t-80"]) == len(set(kb.mapped.runs["t-80"]))
     assert len(SiteWriter(kb, tmp_path / "unused", Tracker(kb.index)).graph_runs()) == len(kb.entries) + 1

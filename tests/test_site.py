@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -210,6 +210,26 @@ def test_a_table_marks_a_figure_resting_on_a_weak_source_only(small_root, tmp_pa
     assert 'data-sort="46">46<span class="weak-mark"' in row  # its 46 t cites src-a only, a copy
     assert 'data-sort="745.7">746</td>' in row  # its power has no source of its own: nothing to flag
     assert "(* a figure whose only source is a copy, a blog or a shop)" in table
+    import csv
+
+    rows = {r["id"]: r for r in csv.DictReader((tmp_path / "s" / "systems.csv").open(encoding="utf-8"))}
+    assert rows["t-80"]["weak_only"] == "combat_mass" and rows["t-80"]["combat_mass"] == "46"  # as the table marks
+
+
+def test_systems_csv_says_what_each_column_holds_and_in_which_unit(site):
+    """The CSV's figures are bare numbers: the downloads page and CSVW metadata beside the file give each
+    column's unit and meaning, read from the ontology."""
+    header = (site / "systems.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    metadata = json.loads((site / "systems.csv-metadata.json").read_text(encoding="utf-8"))
+    assert metadata["@context"] == "http://www.w3.org/ns/csvw" and metadata["url"] == "systems.csv"
+    columns = {c["name"]: c for c in metadata["tableSchema"]["columns"]}
+    assert [c["name"] for c in metadata["tableSchema"]["columns"]] == header and header[-2:] == ["iri", "weak_only"]
+    assert columns["combat_mass"]["datatype"] == "decimal" and "Unit: t." in columns["combat_mass"]["dc:description"]
+    assert columns["max_speed"]["propertyUrl"] == "https://w3id.org/milkb/ontology#maxSpeed"
+    assert "Unit: km/h." in columns["max_speed"]["dc:description"] and columns["crew"]["datatype"] == "integer"
+    page = (site / "downloads.html").read_text(encoding="utf-8")
+    assert '<th scope="row"><code>engine_power</code></th><td>kW</td><td>Engine power, in kilowatts.</td>' in page
+    assert 'href="systems.csv-metadata.json"' in page
 
 
 def test_a_note_naming_an_entry_by_its_id_links_to_it_by_name(site):

@@ -23,7 +23,7 @@ from jinja2 import (BytecodeCache, Environment, FileSystemLoader, StrictUndefine
                     select_autoescape)
 from markupsafe import Markup, escape
 from rdflib import BNode, Graph, Literal, URIRef
-from rdflib.namespace import DCTERMS, OWL, RDF, SKOS, VOID, XSD
+from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS, VOID, XSD
 
 from ..entity import entity_triples
 from ..export import (DUMP_FORMATS, dump_frame, dump_pieces, export_graph, graph_lines, graph_runs,
@@ -650,7 +650,7 @@ def _compute_row(m: SiteModel, s) -> dict:
     row["csv"] = _csv_line([m.id_of(s), _cell(row["link"].text), _cell(row["category"].text) if row["category"] else "",
                             _cell(row["origin"].text) if row["origin"] else ""]
                            + ["" if v is None else str(v) if isinstance(v, URIRef) else plain_number(v)
-                              for v in row["values"].values()] + [str(s)])
+                              for v in row["values"].values()] + [str(s), " ".join(row["weak"])])
     return row
 
 
@@ -927,16 +927,59 @@ def _downloads(w: SiteWriter) -> None:
     dumps = _dumps(w)
     for name, fmt, label in DUMPS:
         files.append({"name": name, "label": label, "size": w.write(name, dumps[fmt])})
-    keys = [key for key, _ in _compare_keys(m)]  # the order of each row's values
-    table = _csv_line(["id", "name", "category", "origin"] + keys + ["iri"]) + "".join(
-        _csv_of(m, s) for s in m.systems)
+    columns = _systems_columns(m)
+    table = _csv_line([c["name"] for c in columns]) + "".join(_csv_of(m, s) for s in m.systems)
     files.append({"name": "systems.csv", "label": "CSV (systems table)", "size": w.write("systems.csv", table)})
+    metadata = _csvw(kb, "systems.csv", "milkb systems table", columns)
+    files.append({"name": "systems.csv-metadata.json", "label": "CSVW metadata of systems.csv (columns, units)",
+                  "size": w.write("systems.csv-metadata.json", metadata)})
     events = _events_csv(m)
     files.append({"name": "events.csv", "label": "CSV (reported events)", "size": w.write("events.csv", events)})
     void = _void(w, files)
     w.write("void.ttl", void)
     files.append({"name": "void.ttl", "label": "VoID description", "size": len(void.encode())})
-    w.page("downloads.html", "downloads.html", files=files, triples=len(kb.index), entities=len(m.entities))
+    w.page("downloads.html", "downloads.html", files=files, triples=len(kb.index), entities=len(m.entities),
+           columns=columns)
+
+
+def _systems_columns(m: SiteModel) -> list[dict]:
+    """The columns of systems.csv, in order, each with its datatype, unit and meaning: the figures' from the
+    ontology (label, comment, range, unit), so that a new compared quantity documents itself."""
+    def plain(name, meaning, datatype="string"):
+        return {"name": name, "label": name.replace("_", " "), "meaning": meaning, "datatype": datatype,
+                "unit": "", "property": None}
+
+    columns = [plain("id", "The entry's id (its page is id/ID.html)."), plain("name", "The system's name."),
+               plain("category", "Its category, by name."), plain("origin", "Its country of origin, by name.")]
+    for key, p in _compare_keys(m):
+        meaning = str(m.ontology.value(p, RDFS.comment) or "")
+        if p == KB.caliber:
+            meaning += " The main weapon's, for a system that gives none of its own."
+        datatype = m.ontology.value(p, RDFS.range)
+        columns.append({"name": key, "label": str(m.ontology.value(p, RDFS.label) or key), "meaning": meaning,
+                        "datatype": str(datatype).rpartition("#")[2] if datatype is not None else "string",
+                        "unit": m.unit_of(p), "property": str(p)})
+    columns.append(plain("iri", "The system's IRI.", "anyURI"))
+    columns.append(plain("weak_only", "The columns of this row whose figure rests only on weak sources (a copy, "
+                                      "a blog or a shop), separated by spaces; the tables mark them with *."))
+    return columns
+
+
+def _csvw(kb: KnowledgeBase, name: str, title: str, columns: list[dict]) -> str:
+    """W3C CSV on the Web metadata of the CSV file `name`: what each column holds, its datatype and unit, and the
+    vocabulary property a figure column gives, so that a tool reading the table knows 46 is in tonnes."""
+    def column(c):
+        found = {"name": c["name"], "titles": c["name"], "datatype": c["datatype"],
+                 "dc:description": c["meaning"] + (f" Unit: {c['unit']}." if c["unit"] else "")}
+        if c["property"]:
+            found["propertyUrl"] = c["property"]
+        return found
+
+    metadata = {"@context": "http://www.w3.org/ns/csvw", "url": name, "dc:title": title}
+    if kb.config.license:
+        metadata["dc:license"] = {"@id": kb.config.license}
+    metadata["tableSchema"] = {"columns": [column(c) for c in columns], "primaryKey": "id", "aboutUrl": "{+iri}"}
+    return json.dumps(metadata, indent=2, ensure_ascii=False) + "\n"
 
 
 def _events_csv(m: SiteModel) -> str:
