@@ -106,7 +106,9 @@ def test_search_box_finds_nona(served_site, page):
                                           ("M1 Abrams", "M1 Abrams"), ("t80", "T-80"), ("T 80", "T-80"),
                                           ("t-80", "T-80"),
                                           # two words pagefind does not rank TOS-1A for: looked up hyphenated too
-                                          ("tos 1a", "TOS-1A Solntsepyok")])
+                                          ("tos 1a", "TOS-1A Solntsepyok"),
+                                          # no page of that name: a system whose name begins with the words
+                                          ("bm 21", "BM-21 Grad"), ("2s 19", "2S19 Msta-S"), ("mq 9", "MQ-9 Reaper")])
 def test_a_systems_name_finds_it_first(served_site, page, query, first):
     """Above the sources and events whose titles name it (pagefind's title boost, which would put "The Global News
     24: Russia fires Iskander-M in exercise" first, is off: search.js), and above its variants: a page whose name
@@ -115,6 +117,38 @@ def test_a_systems_name_finds_it_first(served_site, page, query, first):
     _, base = served_site
     page.goto(base + "search.html?q=" + quote(query))
     assert search_results(page).first.inner_text() == first
+
+
+@pytest.mark.parametrize("query, offered", [("hymars", "M142 HIMARS"), ("javlin", "FGM-148 Javelin"),
+                                             ("bayraktr", "Bayraktar TB2"), ("gvozdica", "2S1 Gvozdika"),
+                                             ("challanger", "Challenger 2"), ("bakmut", "Bakhmut")])
+def test_a_misspelt_name_that_finds_nothing_offers_the_close_names(served_site, page, query, offered):
+    """A query with a typing error finds nothing, or only pages that mention a word like it, none of that name:
+    the page then offers the systems, organizations, countries and places whose name, alias or a word of one is a
+    few edits away (names.json, search.js), each linked to its page."""
+    _, base = served_site
+    page.goto(base + "search.html?q=" + quote(query))
+    expect(page.locator(".pagefind-ui__message")).to_contain_text(" for " + query)
+    line = page.locator(".search-suggest")
+    expect(line).to_contain_text("Did you mean ")
+    assert offered in line.inner_text()
+    line.get_by_role("link").first.click()
+    page.wait_for_url("**/id/*.html")
+    assert page.locator("h1").inner_text() == offered.split(" (")[0]
+
+
+@pytest.mark.parametrize("query, first", [("HIMARS", "M142 HIMARS"), ("iskandar", "9K720 Iskander"),
+                                          ("drone", None), ("storm", "Storm Shadow")])
+def test_a_query_whose_page_is_found_offers_no_other_names(served_site, page, query, first):
+    """Nothing is offered when the page named by the query is found, when the closest name is among the
+    results ("iskandar": Iskander), or when no name is close enough ("drone" is two edits from "stone")."""
+    _, base = served_site
+    page.goto(base + "search.html?q=" + quote(query))
+    expect(page.locator(".pagefind-ui__message")).to_contain_text(" results for " + query)
+    if first:
+        expect(search_results(page).first).to_have_text(first)
+    page.wait_for_timeout(300)  # names.json would have been read by now
+    assert page.locator(".search-suggest").count() == 0
 
 
 PAGEFIND_ORDER = """async (query) => {

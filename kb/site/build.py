@@ -735,12 +735,31 @@ def _index_pages(w: SiteWriter, search: bool) -> None:
                                 "cited_by": sorted((m.link(e) for e in citing if e in m.labels),
                                                    key=lambda l: (l.text.casefold(), l.href or ""))})
             w.page("sources.html", "sources.html", sources=sources)
+    if not w.reused("names.json"):
+        with w.unit("names.json"):
+            w.write("names.json", _names_json(m))
     for name in ("search.html", "404.html"):
         if not w.reused(name):
             with w.unit(name):
                 # the host serves 404.html at any depth (/id/x/y): its links go from the site's root path
                 root = (urlsplit(kb.config.base_url).path.rstrip("/") + "/") if name == "404.html" else None
                 w.page(name, name, root=root, search_index=search)
+
+
+NAMED_CLASSES = (KB.System, KB.Organization, KB.Country, KB.Place)  # what a misspelt query is matched against
+
+
+def _names_json(m: SiteModel) -> str:
+    """names.json: the name, page and other names of every system, organization, country and place, which the
+    search page matches a query that found nothing against, allowing for typing errors ("hymars": HIMARS).
+    Sources and events are left out: their names are titles, not what a reader misspells."""
+    names = []
+    for e in m.entities:
+        if m.g.value(e, RDF.type) in NAMED_CLASSES:
+            aliases = sorted({str(a) for a in m.g.objects(e, SKOS.altLabel)} - {m.labels[e]})
+            names.append({"n": m.labels[e], "u": m.href(e), "a": aliases})
+    names.sort(key=lambda n: (n["n"].casefold(), n["u"]))
+    return json.dumps(names, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def _columns(w: SiteWriter, rows) -> list[dict]:

@@ -59,10 +59,12 @@
   var message = element("p", "pagefind-ui__message");
   message.setAttribute("role", "status");  // read out when a search ends: "49 results for T-80"
   var list = element("ol", "pagefind-ui__results");
+  var suggestion = element("div", "search-suggestions");  // "Did you mean …?" when a query found nothing
+  suggestion.setAttribute("aria-live", "polite");
   var more = element("button", "pagefind-ui__button", "Load more results");
   more.type = "button";
   more.hidden = true;
-  document.getElementById("search").append(form, message, list, more);
+  document.getElementById("search").append(form, message, suggestion, list, more);
 
   // each result's data (title, address, excerpt, names) is loaded once, when needed
   function entry(result) {
@@ -70,14 +72,23 @@
     return { id: result.id, load: function () { return data || (data = result.data()); } };
   }
 
-  // the pages among the first NAME_DEPTH of `entries` whose name or an alias is the query
+  // the pages among the first NAME_DEPTH of `entries` whose name or an alias is the query; if none, the
+  // systems whose name or an alias begins with the query's words ("bm 21": BM-21 Grad, "mq 9": MQ-9 Reaper)
   function named(term, entries) {
     var wanted = nameKey(term);
     var head = entries.slice(0, NAME_DEPTH);
     return Promise.all(head.map(function (e) { return e.load(); })).then(function (data) {
+      var names = data.map(function (d) { return (d.meta.names || d.meta.title || "").split("|"); });
+      var exact = head.filter(function (_, i) {
+        return names[i].some(function (name) { return nameKey(name) === wanted; });
+      });
+      if (exact.length) return exact;
       return head.filter(function (_, i) {
-        var names = (data[i].meta.names || data[i].meta.title || "").split("|");
-        return names.some(function (name) { return nameKey(name) === wanted; });
+        return /^system\b/.test(data[i].meta.kind || "") && names[i].some(function (name) {
+          var words = name.split(/\s+/);
+          for (var k = 1; k < words.length; k++) if (nameKey(words.slice(0, k).join(" ")) === wanted) return true;
+          return false;
+        });
       });
     });
   }
@@ -93,7 +104,9 @@
       });
     }).then(function (found) {
       var ids = found.map(function (e) { return e.id; });
-      return found.concat(entries.filter(function (e) { return ids.indexOf(e.id) === -1; }));
+      var all = found.concat(entries.filter(function (e) { return ids.indexOf(e.id) === -1; }));
+      all.named = found.length > 0;
+      return all;
     });
   }
 
@@ -123,6 +136,85 @@
     return item;
   }
 
+  // a query that found nothing is matched against the names of systems, organizations, countries and places
+  // (names.json) allowing for typing errors: "hymars" offers HIMARS, "iskandar" Iskander
+  var names = null;
+  function loadNames() {
+    return names || (names = fetch(new URL("names.json", location.href)).then(function (response) {
+      if (!response.ok) throw new Error(response.status + " " + response.statusText);
+      return response.json();
+    }).catch(function () { names = null; return []; }));
+  }
+
+  // edits (insert, delete, replace, swap two neighbours) between a and b, or more than `most` once that is certain
+  function distance(a, b, most) {
+    if (Math.abs(a.length - b.length) > most) return most + 1;
+    var before = null, row = [], i, j;
+    for (j = 0; j <= b.length; j++) row.push(j);
+    for (i = 1; i <= a.length; i++) {
+      var next = [i], least = i;
+      for (j = 1; j <= b.length; j++) {
+        var d = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+        if (before && i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, before[j - 2] + 1);
+        next.push(d);
+        least = Math.min(least, d);
+      }
+      if (least > most) return most + 1;
+      before = row;
+      row = next;
+    }
+    return row[b.length];
+  }
+
+  // the closest names to `term` (each page once, closest first): a name, an alias, or a word of either that
+  // begins with the same letter (a typing error seldom hits the first) and is at most one edit away, two from
+  // eight letters on, or begins with the query; `exact`: one that is the query itself counts too (when nothing was found, "grom" offers
+  // 2A28 Grom); `shown`: the addresses of the results on the page, which are not offered again (nothing is
+  // when the closest name is one of them)
+  function suggestions(term, all, exact, shown) {
+    var wanted = nameKey(term);
+    var most = wanted.length < 4 ? 0 : wanted.length < 8 ? 1 : 2;
+    var found = [];
+    all.forEach(function (page) {
+      var best = null;
+      [page.n].concat(page.a).forEach(function (name) {
+        var keys = [nameKey(name)].concat(name.split(/[\s\-–\/]+/).map(nameKey).filter(function (w) { return w.length > 2; }));
+        keys.forEach(function (key) {
+          if (key[0] !== wanted[0]) return;
+          // a name that begins with the query ("bm 21": BM-21 Grad) is as close as one edit less
+          var d = wanted.length > 2 && key.length > wanted.length && key.indexOf(wanted) === 0 ? 0.5
+            : distance(wanted, key, most);
+          if (d <= most && (exact || d > 0) && (best === null || d < best.d)) best = { d: d, name: name };
+        });
+      });
+      if (best) found.push({ d: best.d, name: best.name, page: page, shown: shown.indexOf(new URL(page.u, location.href).href) !== -1 });
+    });
+    found.sort(function (x, y) { return x.d - y.d || x.page.n.localeCompare(y.page.n); });
+    if (found.length && found[0].shown) return [];  // the closest is among the results: the rest is noise
+    return found.filter(function (f) { return !f.shown; }).slice(0, 5);
+  }
+
+  function suggest(id, term, nothingFound) {
+    return loadNames().then(function (all) {
+      if (id !== searchId) return;
+      var shown = Array.prototype.map.call(list.querySelectorAll(".pagefind-ui__result-link"), function (a) {
+        return a.href;
+      });
+      var close = suggestions(term, all, nothingFound, shown);
+      if (!close.length) return;
+      var line = element("p", "search-suggest", "Did you mean ");
+      close.forEach(function (s, i) {
+        if (i) line.append(i === close.length - 1 ? " or " : ", ");
+        var link = element("a", "", s.page.n);
+        link.href = s.page.u;
+        line.append(link);
+        if (s.name !== s.page.n) line.append(" (" + s.name + ")");
+      });
+      line.append("?");
+      suggestion.replaceChildren(line);
+    });
+  }
+
   var searchId = 0, found = [], shownCount = 0, loadingMore = false;
 
   // the next PAGE_SIZE results of search `id`, in place of the list when `fresh`, else after it
@@ -145,6 +237,7 @@
     var address = new URL(location.href);  // the address keeps the query: reloaded or gone back to, it is searched again
     if (term) address.searchParams.set("q", term); else address.searchParams.delete("q");
     history.replaceState(null, "", address);
+    suggestion.replaceChildren();
     if (!term) {
       found = [];
       list.replaceChildren();
@@ -166,6 +259,8 @@
         var n = entries.length;
         message.textContent = n === 0 ? "No results for " + term
           : n + (n === 1 ? " result for " : " results for ") + term;
+        // a query that found nothing, or no page of that name ("iskandar" finds pages that mention Iskander)
+        if (!entries.named) return suggest(id, term, n === 0);
       });
     }).catch(function (error) {
       if (id !== searchId) return;
