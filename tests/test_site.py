@@ -232,6 +232,15 @@ def test_systems_csv_says_what_each_column_holds_and_in_which_unit(site):
     assert 'href="systems.csv-metadata.json"' in page
 
 
+def test_each_entry_says_how_to_cite_it(site):
+    """A reader quoting an entry gets a ready citation: its name, the knowledge base's title, version and date,
+    and the entry's persistent IRI (not the page's address, which moves with the host)."""
+    page = (site / "id" / "t-80.html").read_text(encoding="utf-8")
+    assert re.search(r'<p class="cite" data-pagefind-ignore>Cite this entry as: milkb contributors, “T-80”, '
+                     r'<cite>milkb — open military equipment knowledge base</cite>,\s+version 2026\.11 '
+                     r'\(\d{4}-\d\d-\d\d\), https://w3id\.org/milkb/id/t-80\.', page), page[-1500:]
+
+
 def test_a_note_naming_an_entry_by_its_id_links_to_it_by_name(site):
     """Notes such as "per rosslovo-t-80-adoption" show the source's name, linked, not an internal id."""
     page = (site / "id" / "t-80.html").read_text(encoding="utf-8")
