@@ -483,13 +483,13 @@ def test_a_first_site_is_served_before_its_search_index_which_follows(tmp_path):
         assert re.search(r"built \d+ pages into .* in [0-9.]+ s; the search index follows", log.read_text())
         assert httpx.get(f"{base}/id/t-80bv").status_code == 200
         assert sparql(base, "ASK { id:t-80bv kb:variantOf id:t-80 }", JSON).convert()["boolean"]
-        assert 'src="pagefind/pagefind-ui.js"' in httpx.get(f"{base}/search.html").text
+        assert 'data-index="pagefind/pagefind.js"' in httpx.get(f"{base}/search.html").text
         deadline = time.monotonic() + 60
         while list(_rebuilds(root).values()) != ["T"]:  # the index's rebuild, held before pagefind
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         assert not (root / "_site" / "pagefind").exists()
-        assert httpx.get(f"{base}/pagefind/pagefind-ui.js").status_code == 404
+        assert httpx.get(f"{base}/pagefind/pagefind.js").status_code == 404
     finally:
         assert stop(process) == 0, log.read_text()
     assert "search index made" not in log.read_text()

@@ -232,6 +232,18 @@ def test_systems_csv_says_what_each_column_holds_and_in_which_unit(site):
     assert 'href="systems.csv-metadata.json"' in page
 
 
+def test_the_search_page_loads_only_pagefinds_index_script(site, small_root, tmp_path):
+    """search.js draws the search page itself: it asks for pagefind.js (named in the page when the build made
+    the index), never pagefind's 130 KB user interface; a --no-search build names no index, and the page says
+    search is off."""
+    page = (site / "search.html").read_text(encoding="utf-8")
+    assert 'data-index="pagefind/pagefind.js"' in page and "pagefind-ui" not in page
+    assert (site / "pagefind" / "pagefind.js").is_file()
+    assert run_kb("build", "--no-search", "-o", str(tmp_path / "s"), cwd=small_root).code == 0
+    page = (tmp_path / "s" / "search.html").read_text(encoding="utf-8")
+    assert "data-index" not in page and "pagefind" not in page.split("<main")[1]
+
+
 def test_each_entry_says_how_to_cite_it(site):
     """A reader quoting an entry gets a ready citation: its name, the knowledge base's title, version and date,
     and the entry's persistent IRI (not the page's address, which moves with the host)."""

@@ -307,8 +307,13 @@ def test_search_says_the_index_is_coming_while_kb_serve_makes_it(served_site, br
     threading.Thread(target=server.serve_forever, daemon=True).start()
     page = browser.new_page()
     try:
+        requested = []
+        page.on("request", lambda r: requested.append(r.url))
         page.goto(f"http://127.0.0.1:{server.server_address[1]}/search.html")
-        assert "still being made" in page.locator("#search-status").inner_text()
+        expect(page.locator("#search-status")).to_contain_text("still being made")
+        assert page.get_by_label("Search terms").count() == 0 or not page.get_by_label("Search terms").is_visible()
+        # only pagefind's own index script is asked for: not its 130 KB user interface
+        assert [u for u in requested if "/pagefind/" in u] == [u for u in requested if u.endswith("/pagefind/pagefind.js")]
     finally:
         page.close()
         server.shutdown()

@@ -10,25 +10,29 @@
       "over HTTP. Serve the site folder (for example with python3 -m http.server) or use the menu above.";
     return;
   }
-  var uiScript = document.querySelector('script[src$="pagefind-ui.js"]');
-  if (typeof PagefindUI === "undefined") {
-    // the page asked for the index (a build with it) but it is not there: `kb serve` is still making it
-    status.textContent = uiScript
-      ? "The search index is still being made (kb serve makes it after the pages): reload this page in a moment."
-      : "Search is off: this build of the site has no search index (it was built with --no-search).";
+  var container = document.getElementById("search");
+  if (!container.dataset.index) {
+    status.textContent = "Search is off: this build of the site has no search index (it was built with --no-search).";
     return;
   }
-  status.hidden = true;
 
-  // pagefind's JS API rather than its UI, whose order cannot be changed: pagefind.js lies beside pagefind-ui.js.
+  // pagefind's JS API rather than its UI, whose order cannot be changed (and whose 130 KB are not loaded).
   // pageLength 0: short pages (a source's) get no bonus over a system's full page. metaWeights title 0: no
   // boost for a page whose title holds the query, which pagefind 1.5 gives many times over to a title where
   // the word is part of a hyphenated one ("Iskander-M", "Nona-SVK"), so that sources and events titled with
   // a variant's name ranked above the system itself; the systems' names weigh most (entity.html) instead
-  var pagefind = import(new URL("pagefind.js", uiScript.src).href).then(function (module) {
+  var pagefind = import(new URL(container.dataset.index, location.href).href).then(function (module) {
     return module.options({ excerptLength: 30, ranking: { pageLength: 0.0, metaWeights: { title: 0.0 } } })
       .then(function () { return module; });
   });
+  pagefind.catch(function () {
+    // the page names the index (a build with it) but it is not there: `kb serve` is still making it
+    status.hidden = false;
+    status.textContent = "The search index is still being made (kb serve makes it after the pages): reload this " +
+      "page in a moment.";
+    form.hidden = true;
+  });
+  status.hidden = true;
 
   // "T-80", "t80" and "T 80" are one name; scripts are not mixed ("Т-80" in Cyrillic is its own)
   function nameKey(text) {
@@ -64,7 +68,7 @@
   var more = element("button", "pagefind-ui__button", "Load more results");
   more.type = "button";
   more.hidden = true;
-  document.getElementById("search").append(form, message, suggestion, list, more);
+  container.append(form, message, suggestion, list, more);
 
   // each result's data (title, address, excerpt, names) is loaded once, when needed
   function entry(result) {
