@@ -227,17 +227,18 @@ class SiteModel:
         """(property, value) → (the value as stated, `340 hp`, if given in another unit (kb:statedValue), else
         None; whether its sources are all of a weak kind) for each of the entity's values with a statement.
         Two statements of one figure (`7.5 cm` from a shop, `75 mm` from a news agency) count together: the
-        figure is weak only if every source of both is, and it is stated as the first of them in the entry
+        figure is weak only if each of them is, that is, cites sources and only weak ones (a statement without a
+        source of its own rests on the entry's sources), and it is stated as the first of them in the entry
         says it, as its page shows it first."""
         g = self.g
-        stated, sources = {}, {}
+        stated, weak = {}, {}
         for st in statements_of(g, holder):
             key = g.value(st, KB.property), g.value(st, RDF.value)
             if key not in stated:
                 stated[key] = g.value(st, KB.statedValue)
-            sources.setdefault(key, []).extend(g.objects(st, DCTERMS.source))
-        return {key: (stated[key], bool(cited) and all(self.source_kind(s)[1] for s in cited))
-                for key, cited in sources.items()}
+            cited = list(g.objects(st, DCTERMS.source))
+            weak[key] = weak.get(key, True) and bool(cited) and all(self.source_kind(s)[1] for s in cited)
+        return {key: (stated[key], weak[key]) for key in stated}
 
     def unit_of(self, prop) -> str:
         return str(self.ontology.value(prop, KB.unitLabel) or "")
