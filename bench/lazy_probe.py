@@ -41,7 +41,7 @@ def main() -> None:
     config = load_config(root)
     schema, t_schema = timed(lambda: read_schema(load_ontology(config.ontology_dir)))
     count, t_stat = timed(lambda: sum(1 for e in entry_files(str(config.entries_dir)) if e.stat()))
-    (files, _), t_discover = timed(lambda: discover(root / "entries", root, schema))
+    (files, _), t_discover = timed(lambda: discover(config.entries_dir, root, schema))
     store, t_open = timed(lambda: pyoxigraph.Store.read_only(str(_paths(config)[0])))
     view = StoreView(store)
     labels, t_labels = timed(lambda: {s: o for s, _, o in view.triples((None, SKOS.prefLabel, None))})

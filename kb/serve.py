@@ -21,6 +21,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from urllib.parse import unquote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
@@ -626,12 +627,20 @@ class OpenedFile(Response):
                                (b"content-length", str(end - start + 1).encode())], start, end - start + 1)
 
 
-def site_path(config: Config) -> str:
-    """The path `base_url` publishes the site under (`/milkb` for https://example.org/milkb/), or "" at the
-    root of its host."""
-    from urllib.parse import urlsplit
+def published_path(config: Config) -> str:
+    """The path `base_url` publishes the site under, decoded (`/milkb` for https://example.org/milkb/), or ""
+    at the root of its host."""
+    return unquote(urlsplit(config.base_url or "").path).rstrip("/")
 
-    return urlsplit(config.base_url or "").path.rstrip("/")
+
+def site_path(config: Config, site: Path | None = None) -> str:
+    """`published_path`, where the site is served as well, or "" when its first segment is a route or a file or
+    folder of the site (`/static`, `/id`): the site served there would hide those."""
+    path = published_path(config)
+    first = path.split("/")[1] if path else ""
+    if first in ROUTES or (site is not None and first and (site / first).exists()):
+        return ""
+    return path
 
 
 class SiteFiles(StaticFiles):
@@ -693,9 +702,12 @@ async def editor(request: Request) -> Response:
     return HTMLResponse(html)
 
 
+ROUTES = ("sparql", "sparql.html", "id", "_kb")  # the first segments of the routes before the site's files
+
+
 def create_app(endpoint: Endpoint) -> Starlette:
     site = SiteFiles(directory=endpoint.site, html=True, check_dir=False)
-    published = site_path(endpoint.config)
+    published = site_path(endpoint.config, endpoint.site)
     app = Starlette(routes=[
         Route("/sparql", sparql, methods=["GET", "POST"]),
         Route("/sparql.html", editor, methods=["GET"]),
@@ -782,6 +794,10 @@ def serve(config: Config, site: Path, *, host: str = "127.0.0.1", port: int = 80
         shown = f"[{host}]" if ":" in host else host
         say(f"serving {site} at http://{shown}:{sock.getsockname()[1]}/ — SPARQL endpoint /sparql, "
             "query editor /sparql.html; Ctrl-C stops")
+        published = published_path(config)
+        if published and not site_path(config, site):
+            say(f"the site is served at / only: base_url's path {published}/ would hide its own {published}/ "
+                "(its 404 page's links, which start there, miss)")
         server = uvicorn.Server(uvicorn.Config(create_app(endpoint), log_level="warning", lifespan="off",
                                                access_log=False))
         with _stop_quietly():

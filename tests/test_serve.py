@@ -214,6 +214,16 @@ def test_a_site_published_under_a_path_is_served_there_too_so_its_404_page_finds
         assert httpx.get(f"{base}/milkb/id/t-80.html").text == httpx.get(f"{base}/id/t-80.html").text
     finally:
         assert stop(process) == 0, log.read_text()
+    # a path that is also one of the site's folders is not mounted: it would hide that folder
+    toml.write_text(toml.read_text().replace('"https://example.org/milkb/"', '"https://example.org/static/"'))
+    log = tmp_path / "serve2.log"
+    process, base = start_kb_serve(root, log=log, env={"MILKB_FAULT_AT": "search-index:stop"})
+    try:
+        assert httpx.get(f"{base}/static/style.css").status_code == 200
+        assert httpx.get(f"{base}/static/id/t-80.html").status_code == 404
+        assert "served at / only: base_url's path /static/ would hide its own /static/" in log.read_text()
+    finally:
+        assert stop(process) == 0, log.read_text()
 
 
 # --- what a read-only endpoint refuses ----------------------------------------------------------------

@@ -1,10 +1,11 @@
 """The static site, read as files: pages, links, linked data, publishing files, atomic and deterministic builds."""
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -210,8 +211,6 @@ def test_a_table_marks_a_figure_resting_on_a_weak_source_only(small_root, tmp_pa
     assert 'data-sort="46">46<span class="weak-mark"' in row  # its 46 t cites src-a only, a copy
     assert 'data-sort="745.7">746</td>' in row  # its power has no source of its own: nothing to flag
     assert "(* a figure whose only source is a copy, a blog or a shop)" in table
-    import csv
-
     rows = {r["id"]: r for r in csv.DictReader((tmp_path / "s" / "systems.csv").open(encoding="utf-8"))}
     assert rows["t-80"]["weak_only"] == "combat_mass" and rows["t-80"]["combat_mass"] == "46"  # as the table marks
 
@@ -227,6 +226,8 @@ def test_systems_csv_says_what_each_column_holds_and_in_which_unit(site):
     assert columns["combat_mass"]["datatype"] == "decimal" and "Unit: t." in columns["combat_mass"]["dc:description"]
     assert columns["max_speed"]["propertyUrl"] == "https://w3id.org/milkb/ontology#maxSpeed"
     assert "Unit: km/h." in columns["max_speed"]["dc:description"] and columns["crew"]["datatype"] == "integer"
+    assert "propertyUrl" not in columns["caliber"]  # the main weapon's at times: not always the system's kb:caliber
+    assert columns["weak_only"]["separator"] == " "
     page = (site / "downloads.html").read_text(encoding="utf-8")
     assert '<th scope="row"><code>engine_power</code></th><td>kW</td><td>Engine power, in kilowatts.</td>' in page
     assert 'href="systems.csv-metadata.json"' in page
@@ -242,6 +243,24 @@ def test_the_search_page_loads_only_pagefinds_index_script(site, small_root, tmp
     assert run_kb("build", "--no-search", "-o", str(tmp_path / "s"), cwd=small_root).code == 0
     page = (tmp_path / "s" / "search.html").read_text(encoding="utf-8")
     assert "data-index" not in page and "pagefind" not in page.split("<main")[1]
+
+
+def test_names_json_lists_what_a_reader_may_misspell(site, corpus):
+    """The search page's suggestions (search.js) read names.json: every system, organization, country and place
+    with its other names, each linked by id to its page; no source or event (their names are titles)."""
+    from kb.namespaces import KB
+    from rdflib.namespace import RDF
+
+    names = json.loads((site / "names.json").read_text(encoding="utf-8"))
+    by_id = {n["i"]: n for n in names}
+    wanted = {corpus.id_of(s) for cls in (KB.System, KB.Organization, KB.Country, KB.Place)
+              for s in corpus.graph.subjects(RDF.type, cls)}
+    assert set(by_id) == wanted and len(names) == len(wanted)
+    assert all((site / "id" / f"{i}.html").is_file() for i in by_id)
+    assert by_id["m142-himars"] == {"n": "M142 HIMARS", "i": "m142-himars",
+                                    "a": ["HIMARS", "High Mobility Artillery Rocket System"]}
+    assert all(n["n"] not in n["a"] for n in names)
+    assert [n["n"].casefold() for n in names] == sorted(n["n"].casefold() for n in names)
 
 
 def test_each_entry_says_how_to_cite_it(site):
@@ -355,8 +374,6 @@ def test_downloads_parse_and_void_links_the_dumps(site, corpus):
 
 
 def test_events_csv_lists_every_event_with_the_ids_it_links(site, corpus):
-    import csv
-
     from kb.namespaces import KB
     from rdflib.namespace import RDF
 

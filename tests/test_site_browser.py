@@ -125,10 +125,11 @@ def test_a_systems_name_finds_it_first(served_site, page, query, first):
 def test_a_misspelt_name_that_finds_nothing_offers_the_close_names(served_site, page, query, offered):
     """A query with a typing error finds nothing, or only pages that mention a word like it, none of that name:
     the page then offers the systems, organizations, countries and places whose name, alias or a word of one is a
-    few edits away (names.json, search.js), each linked to its page."""
+    few edits away, or begins with the query (names.json, search.js), each linked to its page."""
     _, base = served_site
     page.goto(base + "search.html?q=" + quote(query))
     expect(page.locator(".pagefind-ui__message")).to_contain_text(" for " + query)
+    expect(page.locator(f'#search[data-suggested="{query}"]')).to_have_count(1)
     line = page.locator(".search-suggest")
     expect(line).to_contain_text("Did you mean ")
     assert offered in line.inner_text()
@@ -138,7 +139,8 @@ def test_a_misspelt_name_that_finds_nothing_offers_the_close_names(served_site, 
 
 
 @pytest.mark.parametrize("query, first", [("HIMARS", "M142 HIMARS"), ("iskandar", "9K720 Iskander"),
-                                          ("drone", None), ("storm", "Storm Shadow")])
+                                          ("drone", None), ("storm", "Storm Shadow"),
+                                          ("him", "M142 HIMARS")])  # pagefind matches the beginning of a word
 def test_a_query_whose_page_is_found_offers_no_other_names(served_site, page, query, first):
     """Nothing is offered when the page named by the query is found, when the closest name is among the
     results ("iskandar": Iskander), or when no name is close enough ("drone" is two edits from "stone")."""
@@ -147,7 +149,7 @@ def test_a_query_whose_page_is_found_offers_no_other_names(served_site, page, qu
     expect(page.locator(".pagefind-ui__message")).to_contain_text(" results for " + query)
     if first:
         expect(search_results(page).first).to_have_text(first)
-    page.wait_for_timeout(300)  # names.json would have been read by now
+    expect(page.locator(f'#search[data-suggested="{query}"]')).to_have_count(1)  # it has looked
     assert page.locator(".search-suggest").count() == 0
 
 

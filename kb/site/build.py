@@ -750,15 +750,16 @@ NAMED_CLASSES = (KB.System, KB.Organization, KB.Country, KB.Place)  # what a mis
 
 
 def _names_json(m: SiteModel) -> str:
-    """names.json: the name, page and other names of every system, organization, country and place, which the
-    search page matches a query that found nothing against, allowing for typing errors ("hymars": HIMARS).
-    Sources and events are left out: their names are titles, not what a reader misspells."""
+    """names.json: the name, id (its page is id/ID.html) and other names of every system, organization, country
+    and place, which the search page matches a query against, allowing for typing errors ("hymars": HIMARS),
+    when no page is named by it. Sources and events are left out: their names are titles, not what a reader
+    misspells."""
     names = []
     for e in m.entities:
         if m.g.value(e, RDF.type) in NAMED_CLASSES:
             aliases = sorted({str(a) for a in m.g.objects(e, SKOS.altLabel)} - {m.labels[e]})
-            names.append({"n": m.labels[e], "u": m.href(e), "a": aliases})
-    names.sort(key=lambda n: (n["n"].casefold(), n["u"]))
+            names.append({"n": m.labels[e], "i": m.id_of(e), "a": aliases})
+    names.sort(key=lambda n: (n["n"].casefold(), n["i"]))
     return json.dumps(names, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
@@ -965,22 +966,23 @@ def _systems_columns(m: SiteModel) -> list[dict]:
     """The columns of systems.csv, in order, each with its datatype, unit and meaning: the figures' from the
     ontology (label, comment, range, unit), so that a new compared quantity documents itself."""
     def plain(name, meaning, datatype="string"):
-        return {"name": name, "label": name.replace("_", " "), "meaning": meaning, "datatype": datatype,
-                "unit": "", "property": None}
+        return {"name": name, "meaning": meaning, "datatype": datatype, "unit": "", "property": None}
 
     columns = [plain("id", "The entry's id (its page is id/ID.html)."), plain("name", "The system's name."),
                plain("category", "Its category, by name."), plain("origin", "Its country of origin, by name.")]
     for key, p in _compare_keys(m):
         meaning = str(m.ontology.value(p, RDFS.comment) or "")
-        if p == KB.caliber:
+        borrowed = p == KB.caliber  # (`value_and_places` via_armament): not always the system's own kb:caliber
+        if borrowed:
             meaning += " The main weapon's, for a system that gives none of its own."
         datatype = m.ontology.value(p, RDFS.range)
-        columns.append({"name": key, "label": str(m.ontology.value(p, RDFS.label) or key), "meaning": meaning,
+        columns.append({"name": key, "meaning": meaning,
                         "datatype": str(datatype).rpartition("#")[2] if datatype is not None else "string",
-                        "unit": m.unit_of(p), "property": str(p)})
+                        "unit": m.unit_of(p), "property": None if borrowed else str(p)})
     columns.append(plain("iri", "The system's IRI.", "anyURI"))
     columns.append(plain("weak_only", "The columns of this row whose figure rests only on weak sources (a copy, "
                                       "a blog or a shop), separated by spaces; the tables mark them with *."))
+    columns[-1]["separator"] = " "
     return columns
 
 
@@ -992,6 +994,8 @@ def _csvw(kb: KnowledgeBase, name: str, title: str, columns: list[dict]) -> str:
                  "dc:description": c["meaning"] + (f" Unit: {c['unit']}." if c["unit"] else "")}
         if c["property"]:
             found["propertyUrl"] = c["property"]
+        if c.get("separator"):
+            found["separator"] = c["separator"]
         return found
 
     metadata = {"@context": "http://www.w3.org/ns/csvw", "url": name, "dc:title": title}

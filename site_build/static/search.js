@@ -63,7 +63,7 @@
   var message = element("p", "pagefind-ui__message");
   message.setAttribute("role", "status");  // read out when a search ends: "49 results for T-80"
   var list = element("ol", "pagefind-ui__results");
-  var suggestion = element("div", "search-suggestions");  // "Did you mean …?" when a query found nothing
+  var suggestion = element("div", "search-suggestions");  // "Did you mean …?" when no page is named by the query
   suggestion.setAttribute("aria-live", "polite");
   var more = element("button", "pagefind-ui__button", "Load more results");
   more.type = "button";
@@ -76,35 +76,40 @@
     return { id: result.id, load: function () { return data || (data = result.data()); } };
   }
 
-  // the pages among the first NAME_DEPTH of `entries` whose name or an alias is the query; if none, the
-  // systems whose name or an alias begins with the query's words ("bm 21": BM-21 Grad, "mq 9": MQ-9 Reaper)
+  // among the first NAME_DEPTH of `entries`: the pages whose name or an alias is the query (`exact`), and the
+  // systems whose name or an alias begins with the query's words (`prefix`: "bm 21", BM-21 Grad)
   function named(term, entries) {
     var wanted = nameKey(term);
     var head = entries.slice(0, NAME_DEPTH);
     return Promise.all(head.map(function (e) { return e.load(); })).then(function (data) {
-      var names = data.map(function (d) { return (d.meta.names || d.meta.title || "").split("|"); });
-      var exact = head.filter(function (_, i) {
-        return names[i].some(function (name) { return nameKey(name) === wanted; });
-      });
-      if (exact.length) return exact;
-      return head.filter(function (_, i) {
-        return /^system\b/.test(data[i].meta.kind || "") && names[i].some(function (name) {
+      var exact = [], prefix = [];
+      head.forEach(function (e, i) {
+        var names = (data[i].meta.names || data[i].meta.title || "").split("|");
+        if (names.some(function (name) { return nameKey(name) === wanted; })) {
+          exact.push(e);
+        } else if (/^system\b/.test(data[i].meta.kind || "") && names.some(function (name) {
           var words = name.split(/\s+/);
           for (var k = 1; k < words.length; k++) if (nameKey(words.slice(0, k).join(" ")) === wanted) return true;
           return false;
-        });
+        })) {
+          prefix.push(e);
+        }
       });
+      return { exact: exact, prefix: prefix };
     });
   }
 
   // pagefind's order, except that the pages whose name or an alias is the query come first (a system above
   // the sources and events that mention it, or above its variants). "tos 1a" is two words to pagefind, which
-  // may not rank TOS-1A among its first results: then the words joined by hyphens ("tos-1a") are looked up too
+  // may not rank TOS-1A among its first results: then the words joined by hyphens ("tos-1a") are looked up too.
+  // Only without a page of that name do the systems whose name begins with the query come first
   function namedFirst(pf, term, entries) {
-    return named(term, entries).then(function (found) {
-      if (found.length || !/\s/.test(term)) return found;
+    return named(term, entries).then(function (first) {
+      if (first.exact.length || !/\s/.test(term)) return first.exact.length ? first.exact : first.prefix;
       return pf.search(term.replace(/\s+/g, "-")).then(function (response) {
         return named(term, response.results.map(entry));
+      }).then(function (joined) {
+        return joined.exact.length ? joined.exact : first.prefix.length ? first.prefix : joined.prefix;
       });
     }).then(function (found) {
       var ids = found.map(function (e) { return e.id; });
@@ -140,14 +145,31 @@
     return item;
   }
 
-  // a query that found nothing is matched against the names of systems, organizations, countries and places
-  // (names.json) allowing for typing errors: "hymars" offers HIMARS, "iskandar" Iskander
+  // a query that names no page is matched against the names of systems, organizations, countries and places
+  // (names.json), allowing for typing errors: "hymars" offers M142 HIMARS. They are read once, and each name,
+  // alias and word of one (of three letters or more) kept as a key under its first letter: a typing error
+  // seldom hits the first, and a query is then compared with a few hundred keys, not every name
   var names = null;
   function loadNames() {
     return names || (names = fetch(new URL("names.json", location.href)).then(function (response) {
       if (!response.ok) throw new Error(response.status + " " + response.statusText);
       return response.json();
-    }).catch(function () { names = null; return []; }));
+    }).then(function (pages) {
+      var byFirst = {};
+      pages.forEach(function (page) {
+        page.href = new URL("id/" + page.i + ".html", location.href).href;
+        [page.n].concat(page.a).forEach(function (name) {
+          var words = name.split(/[\s\-–\/]+/).map(nameKey).filter(function (w) { return w.length > 2; });
+          [nameKey(name)].concat(words).forEach(function (key) {
+            if (key) (byFirst[key[0]] = byFirst[key[0]] || []).push({ key: key, name: name, page: page });
+          });
+        });
+      });
+      return byFirst;
+    }).catch(function () {
+      names = null;  // asked again at the next search
+      return {};
+    }));
   }
 
   // edits (insert, delete, replace, swap two neighbours) between a and b, or more than `most` once that is certain
@@ -170,52 +192,53 @@
     return row[b.length];
   }
 
-  // the closest names to `term` (each page once, closest first): a name, an alias, or a word of either that
-  // begins with the same letter (a typing error seldom hits the first) and is at most one edit away, two from
-  // eight letters on, or begins with the query; `exact`: one that is the query itself counts too (when nothing was found, "grom" offers
-  // 2A28 Grom); `shown`: the addresses of the results on the page, which are not offered again (nothing is
-  // when the closest name is one of them)
-  function suggestions(term, all, exact, shown) {
+  // the pages closest to `term`, closest first: a key that begins with the query's first letter and is one edit
+  // away (none under four letters, two from eight letters on), or that begins with the query (of three letters
+  // or more: "him", HIMARS), counted as half an edit; `exact`: one that is the query itself counts too (when
+  // nothing was found, "grom" offers 2A28 Grom). `shown`: the addresses of the results on the page, not offered
+  // again; nothing is offered when the closest page is one of them
+  function suggestions(term, byFirst, exact, shown) {
     var wanted = nameKey(term);
+    if (!wanted) return [];
     var most = wanted.length < 4 ? 0 : wanted.length < 8 ? 1 : 2;
+    var best = new Map();  // page → its closest key: {d, name}
+    (byFirst[wanted[0]] || []).forEach(function (k) {
+      var d = wanted.length > 2 && k.key.length > wanted.length && k.key.indexOf(wanted) === 0 ? 0.5
+        : distance(wanted, k.key, most);
+      if ((d > most && d !== 0.5) || (d === 0 && !exact)) return;
+      var known = best.get(k.page);
+      if (!known || d < known.d) best.set(k.page, { d: d, name: k.name });
+    });
     var found = [];
-    all.forEach(function (page) {
-      var best = null;
-      [page.n].concat(page.a).forEach(function (name) {
-        var keys = [nameKey(name)].concat(name.split(/[\s\-–\/]+/).map(nameKey).filter(function (w) { return w.length > 2; }));
-        keys.forEach(function (key) {
-          if (key[0] !== wanted[0]) return;
-          // a name that begins with the query ("bm 21": BM-21 Grad) is as close as one edit less
-          var d = wanted.length > 2 && key.length > wanted.length && key.indexOf(wanted) === 0 ? 0.5
-            : distance(wanted, key, most);
-          if (d <= most && (exact || d > 0) && (best === null || d < best.d)) best = { d: d, name: name };
-        });
-      });
-      if (best) found.push({ d: best.d, name: best.name, page: page, shown: shown.indexOf(new URL(page.u, location.href).href) !== -1 });
+    best.forEach(function (b, page) {
+      found.push({ d: b.d, name: b.name, page: page, shown: shown.indexOf(page.href) !== -1 });
     });
     found.sort(function (x, y) { return x.d - y.d || x.page.n.localeCompare(y.page.n); });
-    if (found.length && found[0].shown) return [];  // the closest is among the results: the rest is noise
+    if (found.length && found[0].shown) return [];
     return found.filter(function (f) { return !f.shown; }).slice(0, 5);
   }
 
+  // "Did you mean …?" under the message; the search box's container says `data-suggested` once it has looked
   function suggest(id, term, nothingFound) {
-    return loadNames().then(function (all) {
+    return loadNames().then(function (byFirst) {
       if (id !== searchId) return;
       var shown = Array.prototype.map.call(list.querySelectorAll(".pagefind-ui__result-link"), function (a) {
         return a.href;
       });
-      var close = suggestions(term, all, nothingFound, shown);
-      if (!close.length) return;
-      var line = element("p", "search-suggest", "Did you mean ");
-      close.forEach(function (s, i) {
-        if (i) line.append(i === close.length - 1 ? " or " : ", ");
-        var link = element("a", "", s.page.n);
-        link.href = s.page.u;
-        line.append(link);
-        if (s.name !== s.page.n) line.append(" (" + s.name + ")");
-      });
-      line.append("?");
-      suggestion.replaceChildren(line);
+      var close = suggestions(term, byFirst, nothingFound, shown);
+      if (close.length) {
+        var line = element("p", "search-suggest", "Did you mean ");
+        close.forEach(function (s, i) {
+          if (i) line.append(i === close.length - 1 ? " or " : ", ");
+          var link = element("a", "", s.page.n);
+          link.href = s.page.href;
+          line.append(link);
+          if (s.name !== s.page.n) line.append(" (" + s.name + ")");
+        });
+        line.append("?");
+        suggestion.replaceChildren(line);
+      }
+      container.dataset.suggested = term;
     });
   }
 
@@ -242,6 +265,7 @@
     if (term) address.searchParams.set("q", term); else address.searchParams.delete("q");
     history.replaceState(null, "", address);
     suggestion.replaceChildren();
+    delete container.dataset.suggested;
     if (!term) {
       found = [];
       list.replaceChildren();
@@ -265,6 +289,7 @@
           : n + (n === 1 ? " result for " : " results for ") + term;
         // a query that found nothing, or no page of that name ("iskandar" finds pages that mention Iskander)
         if (!entries.named) return suggest(id, term, n === 0);
+        container.dataset.suggested = term;
       });
     }).catch(function (error) {
       if (id !== searchId) return;
