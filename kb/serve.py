@@ -627,6 +627,10 @@ class OpenedFile(Response):
                                (b"content-length", str(end - start + 1).encode())], start, end - start + 1)
 
 
+# the first segments of the routes served before the site's files (`create_app`)
+ROUTES = ("sparql", "sparql.html", "id", "_kb")
+
+
 def published_path(config: Config) -> str:
     """The path `base_url` publishes the site under, decoded (`/milkb` for https://example.org/milkb/), or ""
     at the root of its host."""
@@ -700,9 +704,6 @@ async def editor(request: Request) -> Response:
         title=config.title, examples=examples, examples_json=Markup(data), prefixes=sorted(namespaces),
         timeout=f"{endpoint.timeout:g}", max_rows=endpoint.max_rows)
     return HTMLResponse(html)
-
-
-ROUTES = ("sparql", "sparql.html", "id", "_kb")  # the first segments of the routes before the site's files
 
 
 def create_app(endpoint: Endpoint) -> Starlette:
