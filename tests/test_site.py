@@ -245,22 +245,30 @@ def test_the_search_page_loads_only_pagefinds_index_script(site, small_root, tmp
     assert "data-index" not in page and "pagefind" not in page.split("<main")[1]
 
 
-def test_names_json_lists_what_a_reader_may_misspell(site, corpus):
-    """The search page's suggestions (search.js) read names.json: every system, organization, country and place
-    with its other names, each linked by id to its page; no source or event (their names are titles)."""
+def test_the_names_files_list_what_a_reader_may_misspell(site, corpus):
+    """The search page's suggestions (search.js) read names/XXXX.json: every system, organization, country and
+    place with its other names, each linked by id to its page, in the file of each first letter of its keys (its
+    names and their words of three letters or more), listed in names/index.json; no source or event."""
     from kb.namespaces import KB
+    from kb.site.build import name_keys
     from rdflib.namespace import RDF
 
-    names = json.loads((site / "names.json").read_text(encoding="utf-8"))
-    by_id = {n["i"]: n for n in names}
+    codes = json.loads((site / "names" / "index.json").read_text(encoding="utf-8"))
+    assert sorted(p.name for p in (site / "names").iterdir()) == sorted([f"{c}.json" for c in codes] + ["index.json"])
+    shards = {c: json.loads((site / "names" / f"{c}.json").read_text(encoding="utf-8")) for c in codes}
+    by_id = {n["i"]: n for pages in shards.values() for n in pages}
     wanted = {corpus.id_of(s) for cls in (KB.System, KB.Organization, KB.Country, KB.Place)
               for s in corpus.graph.subjects(RDF.type, cls)}
-    assert set(by_id) == wanted and len(names) == len(wanted)
+    assert set(by_id) == wanted
     assert all((site / "id" / f"{i}.html").is_file() for i in by_id)
-    assert by_id["m142-himars"] == {"n": "M142 HIMARS", "i": "m142-himars",
-                                    "a": ["HIMARS", "High Mobility Artillery Rocket System"]}
-    assert all(n["n"] not in n["a"] for n in names)
-    assert [n["n"].casefold() for n in names] == sorted(n["n"].casefold() for n in names)
+    himars = {"n": "M142 HIMARS", "i": "m142-himars", "a": ["HIMARS", "High Mobility Artillery Rocket System"]}
+    assert by_id["m142-himars"] == himars
+    assert name_keys("M142 HIMARS") == {"m142himars", "m142", "himars"} and name_keys("Т-80") == {"т80"}
+    # h and m of its name, a, r and s of its long alias's words (High is an h, Mobility an m)
+    assert [c for c, pages in shards.items() if himars in pages] == ["0061", "0068", "006d", "0072", "0073"]
+    for c, pages in shards.items():
+        assert all(any(ord(k[0]) == int(c, 16) for name in (p["n"], *p["a"]) for k in name_keys(name)) for p in pages)
+        assert all(p["n"] not in p["a"] for p in pages)
 
 
 def test_each_entry_says_how_to_cite_it(site):

@@ -125,7 +125,7 @@ def test_a_systems_name_finds_it_first(served_site, page, query, first):
 def test_a_misspelt_name_that_finds_nothing_offers_the_close_names(served_site, page, query, offered):
     """A query with a typing error finds nothing, or only pages that mention a word like it, none of that name:
     the page then offers the systems, organizations, countries and places whose name, alias or a word of one is a
-    few edits away, or begins with the query (names.json, search.js), each linked to its page."""
+    few edits away, or begins with the query (names/, search.js), each linked to its page."""
     _, base = served_site
     page.goto(base + "search.html?q=" + quote(query))
     expect(page.locator(".pagefind-ui__message")).to_contain_text(" for " + query)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import traceback
+import unicodedata
 from array import array
 from bisect import bisect_left
 from contextlib import ExitStack, contextmanager
@@ -735,9 +736,10 @@ def _index_pages(w: SiteWriter, search: bool) -> None:
                                 "cited_by": sorted((m.link(e) for e in citing if e in m.labels),
                                                    key=lambda l: (l.text.casefold(), l.href or ""))})
             w.page("sources.html", "sources.html", sources=sources)
-    if not w.reused("names.json"):
-        with w.unit("names.json"):
-            w.write("names.json", _names_json(m))
+    if not w.reused("names"):
+        with w.unit("names"):
+            for path, text in _names_files(m).items():
+                w.write(path, text)
     for name in ("search.html", "404.html"):
         if not w.reused(name):
             with w.unit(name):
@@ -749,18 +751,39 @@ def _index_pages(w: SiteWriter, search: bool) -> None:
 NAMED_CLASSES = (KB.System, KB.Organization, KB.Country, KB.Place)  # what a misspelt query is matched against
 
 
-def _names_json(m: SiteModel) -> str:
-    """names.json: the name, id (its page is id/ID.html) and other names of every system, organization, country
-    and place, which the search page matches a query against, allowing for typing errors ("hymars": HIMARS),
-    when no page is named by it. Sources and events are left out: their names are titles, not what a reader
-    misspells."""
-    names = []
+def name_key(text: str) -> str:
+    """A name as the search page compares it (search.js `nameKey`): "T-80", "t80" and "T 80" are one."""
+    return "".join(c for c in unicodedata.normalize("NFKC", text).lower()
+                   if not c.isspace() and unicodedata.category(c)[0] not in "PZ")
+
+
+def name_keys(text: str) -> set[str]:
+    """The keys search.js matches a misspelt query against: the name's, and each of its words' of three letters
+    or more ("M142 HIMARS": m142himars, m142, himars)."""
+    words = (name_key(w) for w in re.split(r"[\s\-–/]+", text))
+    return {k for k in (name_key(text), *words) if k and (k == name_key(text) or len(k) > 2)}
+
+
+def _names_files(m: SiteModel) -> dict[str, str]:
+    """names/XXXX.json: the name, id (its page is id/ID.html) and other names of every system, organization,
+    country and place, which the search page matches a query against when no page is named by it, allowing for
+    typing errors ("hymars": HIMARS). One file per first letter of their keys (XXXX its code point in hex), listed
+    in names/index.json: a query is only compared with keys of its own first letter, so the page reads one small
+    file, not every name (at 10,000 systems 600 KB in one). Sources and events are left out: their names are
+    titles, not what a reader misspells."""
+    shards: dict[str, list] = {}
     for e in m.entities:
         if m.g.value(e, RDF.type) in NAMED_CLASSES:
             aliases = sorted({str(a) for a in m.g.objects(e, SKOS.altLabel)} - {m.labels[e]})
-            names.append({"n": m.labels[e], "i": m.id_of(e), "a": aliases})
-    names.sort(key=lambda n: (n["n"].casefold(), n["i"]))
-    return json.dumps(names, ensure_ascii=False, separators=(",", ":")) + "\n"
+            page = {"n": m.labels[e], "i": m.id_of(e), "a": aliases}
+            for first in {k[0] for name in (page["n"], *aliases) for k in name_keys(name)}:
+                shards.setdefault(f"names/{ord(first):04x}.json", []).append(page)
+    files = {path: json.dumps(sorted(pages, key=lambda n: (n["n"].casefold(), n["i"])), ensure_ascii=False,
+                              separators=(",", ":")) + "\n"
+             for path, pages in sorted(shards.items())}
+    # which letters have a file: the page asks for no other (a missing file is an error in the browser's console)
+    files["names/index.json"] = json.dumps([path[6:-5] for path in files]) + "\n"
+    return files
 
 
 def _columns(w: SiteWriter, rows) -> list[dict]:

@@ -145,30 +145,41 @@
     return item;
   }
 
-  // a query that names no page is matched against the names of systems, organizations, countries and places
-  // (names.json), allowing for typing errors: "hymars" offers M142 HIMARS. They are read once, and each name,
-  // alias and word of one (of three letters or more) kept as a key under its first letter: a typing error
-  // seldom hits the first, and a query is then compared with a few hundred keys, not every name
-  var names = null;
-  function loadNames() {
-    return names || (names = fetch(new URL("names.json", location.href)).then(function (response) {
+  // a query that names no page is matched against the names of systems, organizations, countries and places,
+  // allowing for typing errors: "hymars" offers M142 HIMARS. Each name, alias and word of one (of three letters
+  // or more) is a key, and a query is compared only with the keys of its own first letter (a typing error
+  // seldom hits the first), which the build writes to a file of their own: names/XXXX.json, XXXX the letter's
+  // code point (kb/site/build.py `_names_files`). Each file is read once
+  var names = {}, letters = null;
+  function readJSON(path) {
+    return fetch(new URL(path, location.href)).then(function (response) {
       if (!response.ok) throw new Error(response.status + " " + response.statusText);
       return response.json();
+    });
+  }
+  function loadNames(first) {
+    var code = first.codePointAt(0).toString(16).padStart(4, "0");
+    letters = letters || readJSON("names/index.json");  // the letters that have a file
+    return names[first] || (names[first] = letters.then(function (codes) {
+      return codes.indexOf(code) === -1 ? [] : readJSON("names/" + code + ".json");
     }).then(function (pages) {
-      var byFirst = {};
+      var keys = [];
       pages.forEach(function (page) {
         page.href = new URL("id/" + page.i + ".html", location.href).href;
         [page.n].concat(page.a).forEach(function (name) {
           var words = name.split(/[\s\-–\/]+/).map(nameKey).filter(function (w) { return w.length > 2; });
           [nameKey(name)].concat(words).forEach(function (key) {
-            if (key) (byFirst[key[0]] = byFirst[key[0]] || []).push({ key: key, name: name, page: page });
+            if (key && String.fromCodePoint(key.codePointAt(0)) === first) {
+              keys.push({ key: key, name: name, page: page });
+            }
           });
         });
       });
-      return byFirst;
+      return keys;
     }).catch(function () {
-      names = null;  // asked again at the next search
-      return {};
+      delete names[first];  // asked again at the next search
+      letters = null;
+      return [];
     }));
   }
 
@@ -197,12 +208,10 @@
   // or more: "him", HIMARS), counted as half an edit; `exact`: one that is the query itself counts too (when
   // nothing was found, "grom" offers 2A28 Grom). `shown`: the addresses of the results on the page, not offered
   // again; nothing is offered when the closest page is one of them
-  function suggestions(term, byFirst, exact, shown) {
-    var wanted = nameKey(term);
-    if (!wanted) return [];
+  function suggestions(wanted, keys, exact, shown) {
     var most = wanted.length < 4 ? 0 : wanted.length < 8 ? 1 : 2;
     var best = new Map();  // page → its closest key: {d, name}
-    (byFirst[wanted[0]] || []).forEach(function (k) {
+    keys.forEach(function (k) {
       var d = wanted.length > 2 && k.key.length > wanted.length && k.key.indexOf(wanted) === 0 ? 0.5
         : distance(wanted, k.key, most);
       if ((d > most && d !== 0.5) || (d === 0 && !exact)) return;
@@ -220,12 +229,14 @@
 
   // "Did you mean …?" under the message; the search box's container says `data-suggested` once it has looked
   function suggest(id, term, nothingFound) {
-    return loadNames().then(function (byFirst) {
+    var wanted = nameKey(term);
+    var first = wanted ? String.fromCodePoint(wanted.codePointAt(0)) : "";
+    return (first ? loadNames(first) : Promise.resolve([])).then(function (keys) {
       if (id !== searchId) return;
       var shown = Array.prototype.map.call(list.querySelectorAll(".pagefind-ui__result-link"), function (a) {
         return a.href;
       });
-      var close = suggestions(term, byFirst, nothingFound, shown);
+      var close = suggestions(wanted, keys, nothingFound, shown);
       if (close.length) {
         var line = element("p", "search-suggest", "Did you mean ");
         close.forEach(function (s, i) {
