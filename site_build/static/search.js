@@ -192,7 +192,9 @@
       var next = [i], least = i;
       for (j = 1; j <= b.length; j++) {
         var d = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-        if (before && i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, before[j - 2] + 1);
+        if (before && i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+          d = Math.min(d, before[j - 2] + 1);  // two neighbours swapped
+        }
         next.push(d);
         least = Math.min(least, d);
       }
