@@ -46,6 +46,7 @@ from .output import Links, atomic_folder
 from .svg import family_tree_svg, timeline_svg
 from .update import dump_identity
 
+BORROWED = KB.caliber  # a compared figure a system without its own takes from its main weapon (`_compute_row`)
 COMPARE_PROPERTIES = (KB.combatMass, KB.caliber, KB.crew, KB.maxSpeed, KB.maxRange, KB.launchTubes,
                       KB.enginePower, KB.inServiceSince)
 DUMPS = (("milkb.ttl", "turtle", "Turtle"), ("milkb.nt", "nt", "N-Triples"), ("milkb.jsonld", "jsonld", "JSON-LD"),
@@ -639,7 +640,7 @@ def _compute_row(m: SiteModel, s) -> dict:
     category = m.g.value(s, KB.category)
     origin = m.g.value(s, KB.origin)
     notes = m.figure_notes(s)
-    found = {key: m.value_and_places(s, p, via_armament=p == KB.caliber, notes=notes) for key, p in _compare_keys(m)}
+    found = {key: m.value_and_places(s, p, via_armament=p == BORROWED, notes=notes) for key, p in _compare_keys(m)}
     row = {
         "link": m.link(s), "category": m.link(category) if category is not None else None,
         "origin": m.link(origin) if origin is not None else None,
@@ -760,8 +761,9 @@ def name_key(text: str) -> str:
 def name_keys(text: str) -> set[str]:
     """The keys search.js matches a misspelt query against: the name's, and each of its words' of three letters
     or more ("M142 HIMARS": m142himars, m142, himars)."""
+    whole = name_key(text)
     words = (name_key(w) for w in re.split(r"[\s\-–/]+", text))
-    return {k for k in (name_key(text), *words) if k and (k == name_key(text) or len(k) > 2)}
+    return {k for k in words if len(k) > 2} | ({whole} if whole else set())
 
 
 def _names_files(m: SiteModel) -> dict[str, str]:
@@ -790,11 +792,9 @@ def _columns(w: SiteWriter, rows) -> list[dict]:
     """The quantity columns that at least one of `rows` fills, with their units."""
     m = w.model
     columns = []
-    for p in COMPARE_PROPERTIES:
-        key = str(m.ontology.value(p, KB.yamlKey))
+    for key, p in _compare_keys(m):
         if any(r["values"][key] is not None for r in rows):
-            columns.append({"key": key, "label": str(m.ontology.value(p, URIRef("http://www.w3.org/2000/01/rdf-schema#label"))),
-                            "unit": m.unit_of(p)})
+            columns.append({"key": key, "label": str(m.ontology.value(p, RDFS.label)), "unit": m.unit_of(p)})
     return columns
 
 
@@ -988,24 +988,25 @@ def _downloads(w: SiteWriter) -> None:
 def _systems_columns(m: SiteModel) -> list[dict]:
     """The columns of systems.csv, in order, each with its datatype, unit and meaning: the figures' from the
     ontology (label, comment, range, unit), so that a new compared quantity documents itself."""
-    def plain(name, meaning, datatype="string"):
-        return {"name": name, "meaning": meaning, "datatype": datatype, "unit": "", "property": None}
+    def plain(name, meaning, datatype="string", separator=None):
+        return {"name": name, "meaning": meaning, "datatype": datatype, "unit": "", "property": None,
+                "separator": separator}
 
     columns = [plain("id", "The entry's id (its page is id/ID.html)."), plain("name", "The system's name."),
                plain("category", "Its category, by name."), plain("origin", "Its country of origin, by name.")]
     for key, p in _compare_keys(m):
         meaning = str(m.ontology.value(p, RDFS.comment) or "")
-        borrowed = p == KB.caliber  # (`value_and_places` via_armament): not always the system's own kb:caliber
+        borrowed = p == BORROWED  # not always the system's own kb:caliber: no propertyUrl
         if borrowed:
             meaning += " The main weapon's, for a system that gives none of its own."
         datatype = m.ontology.value(p, RDFS.range)
         columns.append({"name": key, "meaning": meaning,
                         "datatype": str(datatype).rpartition("#")[2] if datatype is not None else "string",
-                        "unit": m.unit_of(p), "property": None if borrowed else str(p)})
+                        "unit": m.unit_of(p), "property": None if borrowed else str(p), "separator": None})
     columns.append(plain("iri", "The system's IRI.", "anyURI"))
     columns.append(plain("weak_only", "The columns of this row whose figure rests only on weak sources (a copy, "
-                                      "a blog or a shop), separated by spaces; the tables mark them with *."))
-    columns[-1]["separator"] = " "
+                                      "a blog or a shop), separated by spaces; the tables mark them with *.",
+                         separator=" "))
     return columns
 
 
@@ -1017,7 +1018,7 @@ def _csvw(kb: KnowledgeBase, name: str, title: str, columns: list[dict]) -> str:
                  "dc:description": c["meaning"] + (f" Unit: {c['unit']}." if c["unit"] else "")}
         if c["property"]:
             found["propertyUrl"] = c["property"]
-        if c.get("separator"):
+        if c["separator"]:
             found["separator"] = c["separator"]
         return found
 
