@@ -19,8 +19,8 @@ from pathlib import Path
 
 from .config import Config
 
-FORMAT = "3"  # bump when the graph a given set of entries maps to changes, or what is saved with it
-# (3: the graph named, not digested, in store.json; `046 t` read as 46 t)
+FORMAT = "4"  # bump when the graph a given set of entries maps to changes, or what is saved with it
+# (3: the graph named, not digested, in store.json; `046 t` read as 46 t; 4: the lookups' digest in it)
 # milkb's code that maps entries to triples: in the store's fingerprint and the parse cache's stamp
 MAPPING_CODE = ("export.py", "loader.py", "mapping.py", "namespaces.py", "quantities.py", "schema.py", "shards.py")
 
@@ -123,17 +123,25 @@ class Saved:
     first used, the `lookups` `kb show` matches names against (`lookups_of`)."""
 
     def __init__(self, config: Config, *, print_: str | None = None):
-        self.store = self.prefixes = self.summary = self._lookups = None
+        self.store = self.prefixes = self.summary = self._lookups = self._lookups_digest = None
         self._config, self._saved_print, self._print = config, None, print_
-        saved = saved_meta(config)
+        text = _meta_text(config)
+        saved = _meta_of(text, config)
         if saved is not None:
+            from .faults import fault_point
+
+            fault_point("store-meta-read")  # (tests stop it here, to swap in another store meanwhile)
             try:
                 import pyoxigraph as ox
 
                 self.store = ox.Store.read_only(str(_paths(config)[0]))
                 self.prefixes, self.summary, self._saved_print = saved["prefixes"], saved["summary"], saved["fingerprint"]
+                self._lookups_digest = saved["lookups"]
             except (OSError, KeyError, ValueError, TypeError):
                 self.store = None
+            if self.store is not None and _meta_text(config) != text:  # another store swapped in between: the
+                self.store = None  # one opened may not be the one `store.json` described (a saver writes its
+                # `store.json` last, after the folder, and every store.json is another file)
         # The child starts once the store is open: Oxigraph opens it on both CPUs, and took 45 ms instead of
         # 10 ms (10,000 entries) with the child at work beside it.
         self._child = _fingerprint_child(config) if print_ is None else None
@@ -154,7 +162,10 @@ class Saved:
         """Raises StaleCache if the file is gone or damaged: the caller loads the entries instead."""
         if self._lookups is None:
             try:
-                self._lookups = json.loads(_lookups_path(self._config).read_text(encoding="utf-8"))
+                text = _lookups_path(self._config).read_bytes()
+                if _digest_of(text) != self._lookups_digest:  # saved with another store since
+                    raise StaleCache("the lookups are not those of the store")
+                self._lookups = json.loads(text.decode("utf-8"))
             except (OSError, ValueError) as e:
                 raise StaleCache(str(e)) from None
         return self._lookups
@@ -207,12 +218,26 @@ def restamp(config: Config, old: str, new: str) -> bool:
 
 def saved_meta(config: Config) -> dict | None:
     """What `store.json` says of the saved store, if it is in this version's format and the store is there."""
-    folder, meta = _paths(config)
+    return _meta_of(_meta_text(config), config)
+
+
+def _meta_text(config: Config) -> bytes | None:
     try:
-        saved = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return _paths(config)[1].read_bytes()
+    except OSError:
         return None
-    return saved if isinstance(saved, dict) and saved.get("format") == FORMAT and folder.is_dir() else None
+
+
+def _meta_of(text: bytes | None, config: Config) -> dict | None:
+    try:
+        saved = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return saved if isinstance(saved, dict) and saved.get("format") == FORMAT and _paths(config)[0].is_dir() else None
+
+
+def _digest_of(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _fingerprint_child(config: Config):
@@ -407,9 +432,11 @@ def _write(config: Config, lines, lookups: dict, summary: dict, print_: str, gra
                 os.replace(folder, old)
             os.replace(fresh, folder)
             shutil.rmtree(old, ignore_errors=True)
-            write_atomically(_lookups_path(config), json.dumps(lookups, ensure_ascii=False))
+            names = json.dumps(lookups, ensure_ascii=False).encode("utf-8")
+            write_atomically(_lookups_path(config), names)
             write_atomically(meta, json.dumps({"fingerprint": print_, "format": FORMAT, "prefixes": prefixes_of(config),
-                                               "summary": summary, "graph": graph}, ensure_ascii=False))
+                                               "summary": summary, "graph": graph, "lookups": _digest_of(names)},
+                                              ensure_ascii=False))
     except OSError:
         shutil.rmtree(fresh, ignore_errors=True)
 

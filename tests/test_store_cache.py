@@ -1,5 +1,6 @@
 """`kb query`, `kb show` and `kb search` answer from the Oxigraph store saved in .kb-cache while no entry,
 ontology file or kb.toml has changed, and give exactly what a fresh load gives."""
+import json
 import os
 import shutil
 import sys
@@ -364,3 +365,60 @@ def test_an_entry_saved_while_a_command_reads_the_entries_is_not_answered_stale(
     finally:
         process.kill()
     assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "4"]
+
+
+def test_a_store_swapped_in_while_a_command_opens_it_is_not_answered_from(kb_root):
+    # `kb query` reads store.json (which names the fingerprint the store was saved under), then opens the store.
+    # Here it is held between the two (MILKB_FAULT_AT=store-meta-read:stop) while a saver that started before
+    # the last edit (a build's, a `kb serve` rebuild's) swaps in its older store with its own store.json, as
+    # `_write` does. Had the command taken the store it then opened with the store.json it had read, it would
+    # answer the old crew under the new entries' fingerprint.
+    import signal
+    import subprocess
+    import time
+
+    from .conftest import kb_executable
+
+    cache = kb_root / ".kb-cache"
+    assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "3"]
+    shutil.copytree(cache / "store", kb_root / "old-store")
+    old_meta, old_lookups = (cache / "store.json").read_bytes(), (cache / "store-lookups.json").read_bytes()
+    entry = kb_root / "entries" / "systems" / "t-72.yaml"
+    entry.write_text(entry.read_text().replace("crew: 3", "crew: 4"))
+    assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "4"]
+    process = subprocess.Popen([kb_executable(), "--root", str(kb_root), "query", CREW, "--format", "csv"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "MILKB_FAULT_AT": "store-meta-read:stop"})
+    try:
+        deadline = time.monotonic() + 30
+        while not (stopped := _stopped_in(kb_root)):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        (cache / "store.json").unlink()  # the older saver's swap
+        os.replace(cache / "store", kb_root / "new-store")
+        os.replace(kb_root / "old-store", cache / "store")
+        (cache / "store-lookups.json").write_bytes(old_lookups)
+        (cache / "store.json").write_bytes(old_meta)
+        while process.poll() is None:  # (it stops there again when it opens the store it saves)
+            for pid in stopped or _stopped_in(kb_root):
+                os.kill(pid, signal.SIGCONT)
+            stopped = None
+            assert time.monotonic() < deadline + 60
+            time.sleep(0.05)
+        out = process.stdout.read()
+    finally:
+        process.kill()
+    assert process.returncode == 0 and out.decode().splitlines() == ["crew", "4"]
+
+
+def test_lookups_saved_with_another_store_are_not_used(kb_root):
+    # `kb show` reads the names it matches against (store-lookups.json) only when it needs them, after it opened
+    # the store: lookups another saver wrote meanwhile are refused (store.json holds the digest of its own).
+    assert run_kb("show", "t-72", cwd=kb_root).code == 0
+    lookups = kb_root / ".kb-cache" / "store-lookups.json"
+    names = json.loads(lookups.read_text())
+    names["names"] = [n for n in names["names"] if not n[0].endswith("/t-72")]
+    names["ids"] = [i for i in names["ids"] if i != "t-72"]
+    lookups.write_text(json.dumps(names))
+    shown = run_kb("show", "T-72", cwd=kb_root)
+    assert shown.code == 0 and "(t-72)" in shown.stdout
