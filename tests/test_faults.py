@@ -89,8 +89,10 @@ def tree(folder: Path) -> dict[str, str]:
 
 
 def strays(site: Path) -> list[str]:
-    """Temporary folders left beside the site (`.site.build-PID`, `.site.old-PID`)."""
-    return sorted(p.name for p in site.parent.iterdir() if p.name.startswith(f".{site.name}."))
+    """Temporary folders left beside the site (`.site.build-PID`, `.site.old-PID`); not the spare site that a
+    rebuild keeps on purpose for the next one (`.site.spare`, kb/site/output.py `atomic_folder`)."""
+    return sorted(p.name for p in site.parent.iterdir()
+                  if p.name.startswith(f".{site.name}.") and p.name != f".{site.name}.spare")
 
 
 def trashed(site: Path) -> list[str]:

@@ -637,6 +637,7 @@ def test_a_rebuild_failing_while_its_files_are_linked_leaves_the_site_and_no_pro
     left, and the child does not outlive the build."""
     site = corpus / "_site"
     before = _tree(site)
+    shutil.rmtree(corpus / "._site.spare", ignore_errors=True)  # a rebuild from it would link only a few files
     entry = corpus / "entries" / "systems" / "t-80.yaml"
     text = entry.read_text(encoding="utf-8")
     _edit(entry, r"^description: >-$", "description: >-\n  Edited while the disk fills.")
@@ -693,3 +694,55 @@ def test_a_listing_is_used_only_for_the_folder_it_was_made_of(tmp_path):
     assert _same_folder(tmp_path, ((st.st_dev, st.st_ino + 1), files)) is None
     assert _same_folder(tmp_path / "gone", ((st.st_dev, st.st_ino), files)) is None
     assert _same_folder(tmp_path, None) is None
+
+
+# --- the spare site: a rebuild starts from the site before the previous one (kb/site/output.py) ---------------
+
+def _inodes(folder: Path) -> dict[str, int]:
+    return {p.relative_to(folder).as_posix(): p.stat().st_ino for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_rebuild_starts_from_the_spare_site_and_never_writes_through_to_the_site_in_place(tmp_path):
+    """After a rebuild, the site before it is kept as `._site.spare`; the next rebuild moves that folder into
+    place and brings it up to date, its files being mostly hard links to the site in place. A file it writes
+    is a new file, never the shared one written over: the site in place (then the spare) keeps every byte,
+    and each site is a full build's."""
+    root = copy_bundled(tmp_path / "kb")
+    entry = root / "entries" / "systems" / "t-80.yaml"
+    _build(root, "_site")
+    _edit(entry, r"^description: >-$", "description: >-\n  First edit.")
+    _same_as_full(root, "first")
+    spare = root / "._site.spare"
+    assert spare.is_dir()
+    before, inode = _tree(root / "_site"), spare.stat().st_ino
+    _edit(entry, r"^  First edit\.$", "  Second edit.")
+    (root / "entries" / "systems" / "bm-21.yaml").unlink()  # and a page gone, that the spare still holds
+    for event in _events_naming(root, "bm-21"):
+        event.unlink()
+    reused, units = _same_as_full(root, "second")
+    assert 0 < reused < units
+    assert (root / "_site").stat().st_ino == inode  # the spare, brought up to date
+    assert _tree(spare) == before  # the site that was in place, untouched
+    shared = _inodes(root / "_site").items() & _inodes(spare).items()
+    assert len(shared) > 0.9 * len(before)
+    assert not (root / "_site" / "id" / "bm-21.html").exists()
+
+
+def test_a_rebuild_from_the_spare_killed_before_the_swap_leaves_the_site_and_the_next_is_whole(tmp_path):
+    """Killed (SIGKILL) once its content is written, a rebuild started from the spare leaves the site in place
+    as it was; the spare went with the killed build's folder, so the next rebuild starts from an empty one."""
+    root = copy_bundled(tmp_path / "kb")
+    entry = root / "entries" / "systems" / "t-80.yaml"
+    _build(root, "_site")
+    for n in (1, 2):
+        _edit(entry, r"^description: >-$", f"description: >-\n  Edit {n}.")
+        _build(root, "_site")
+    assert (root / "._site.spare").is_dir()
+    before = _tree(root / "_site")
+    _edit(entry, r"^description: >-$", "description: >-\n  Edit 3.")
+    killed = run_kb("build", "--no-search", "-o", "_site", cwd=root, env=ENV | {"MILKB_FAULT_AT": "content-written"})
+    assert killed.code != 0
+    assert _tree(root / "_site") == before
+    assert not (root / "._site.spare").exists()
+    reused, units = _same_as_full(root, "after-kill")
+    assert 0 < reused < units

@@ -138,6 +138,7 @@ def fact_table_html(rows: list, root: str) -> Markup:
     return Markup("".join(out))
 
 
+_NONE: dict = {}
 _ROOT = "\x00root\x00"  # stands for the path to the site root in a row rendered once for every page
 
 
@@ -197,7 +198,7 @@ class SignedBytecodeCache(BytecodeCache):
 class SiteWriter:
     """Renders templates into the build folder; every link in a page is relative to the page."""
 
-    def __init__(self, kb: KnowledgeBase, work: Path, tracker: Tracker | None = None, lines=None,
+    def __init__(self, kb: KnowledgeBase, work: Path | None, tracker: Tracker | None = None, lines=None,
                  links: Links | None = None):
         self.kb = kb
         self.work = work
@@ -340,7 +341,12 @@ class SiteWriter:
         if isinstance(data, str):
             data = data.encode("utf-8")
         # os.open and os.write rather than Path.write_bytes: 20 µs less a file, and a build writes 32,000
-        fd = os.open(os.path.join(self.work, path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        target = os.path.join(self.work, path)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:  # written before by this build, or in the spare site it started from, where it
+            os.unlink(target)  # may be a hard link to the site in place: a new file, never written over
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             view = memoryview(data)
             while view:
@@ -377,14 +383,17 @@ class SiteWriter:
     # --- units of an incremental build (kb/site/incremental.py) ------------------------------
 
     def reused(self, key: str) -> bool:
-        """Whether unit `key` is the same as in the previous build: then its files are linked from there."""
+        """Whether unit `key` is the same as in the previous build: then its files are linked from there, but
+        for those the spare site this build started from holds as they are (`State.spare_files`)."""
         unit = self.state.reusable(key) if self.state is not None else None
         if unit is None:
             return False
         add, folders = self.links.add, self._link_folders  # 32,000 files at 10,000 systems: kept lean
-        for path, size, _ in unit.files:
-            folder, _, name = path.rpartition("/")
-            add(folders.get(folder) or self._link_folder(path), name, path)
+        spare = self.state.spare_files or _NONE
+        for path, size, mtime in unit.files:
+            if spare.get(path) != (size, mtime):
+                folder, _, name = path.rpartition("/")
+                add(folders.get(folder) or self._link_folder(path), name, path)
             self.bytes += size
         self.files += len(unit.files)
         self.pages.extend(unit.pages)
@@ -437,7 +446,9 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
     background; see kb/site/update.py).
 
     Units of the site that no change since the previous build touches are hard-linked from it rather than
-    rendered again (kb/site/incremental.py); the result is the same bytes as a build from scratch."""
+    rendered again (kb/site/incremental.py); the result is the same bytes as a build from scratch. A rebuild
+    starts from the spare site, the one before the previous, when there is one: then only the files that
+    differ from the previous site's are linked or written (kb/site/output.py `atomic_folder`)."""
     started = time.perf_counter()
     report = BuildReport(out=out)
     step = progress or (lambda name, done=0, total=0: None)
@@ -446,18 +457,22 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
     kb.index = tracker = Tracker(index)  # every lookup of the graph while the site renders, recorded per unit
     w = None
     try:
-        with atomic_folder(out) as work, Links(out, work) as links:
-            w = SiteWriter(kb, work, tracker, lines, links)
+        w = SiteWriter(kb, None, tracker, lines)
+        t = time.perf_counter()
+        w.state = State(kb, out, search, w.graph_runs(), listing)
+        if w.state.change is None or w.state.change.everything:  # a build from scratch: the dumps, the
+            w.graph_lines()  # query page and the query store load the lines, each in a child: made once here
+        if previous is not None:
+            previous(w.state)
+        report.stamp = w.state.stamp
+        w.keep_memos()
+        report.timings["changes"] = time.perf_counter() - t
+        with atomic_folder(out, w.state.spare) as building, Links(out, building.path) as links:
+            w.work = work = building.path
+            w.links = links
+            w.state.start_from(building.from_spare)
             t = time.perf_counter()
-            w.state = State(kb, out, search, w.graph_runs(), listing)
-            if w.state.change is None or w.state.change.everything:  # a build from scratch: the dumps, the
-                w.graph_lines()  # query page and the query store load the lines, each in a child: made once here
-            if previous is not None:
-                previous(w.state)
-            report.stamp = w.state.stamp
-            w.keep_memos()
-            report.timings["changes"] = time.perf_counter() - t
-            t = time.perf_counter()
+            shutil.rmtree(work / "static", ignore_errors=True)  # (from the spare: copied afresh)
             shutil.copytree(kb.config.root / "site_build" / "static", work / "static")
             if kb.config.sparql_endpoint:  # the same editor as `kb serve`, for the queries page
                 shutil.copytree(Path(__file__).parent.parent / "editor" / "static" / "yasgui", work / "static" / "yasgui")
@@ -487,6 +502,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             report.timings["dumps"] = time.perf_counter() - t  # what they took beyond the index pages
             fault_point("pages-written")
             links.finish()  # every file is in the new folder from here on
+            shutil.rmtree(work / "pagefind", ignore_errors=True)  # (from the spare: made or copied afresh)
             if search and index_later:
                 if (out / "pagefind").is_dir():
                     shutil.copytree(out / "pagefind", work / "pagefind", symlinks=True, copy_function=_link_or_copy)
@@ -507,8 +523,12 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             report.files += len(others)
             report.bytes += sum(size for size, _ in others.values())
             others.update((path, ((st := os.stat(work / path)).st_size, st.st_mtime_ns)) for path in w.loose)
+            if building.from_spare:
+                _remove_stale(work, w.state, others)
+            building.keep = w.state.worth_keeping()
             report.dump = dump_identity(work)  # the swap moves the folder: the files keep their identity
         w.state.save()
+        w.state.keep_spare(building.kept)
         # every file of the site with its size and modification time, as `uptodate.site_files` finds them
         report.listing = {path: (size, mtime) for unit in w.state.units.values() for path, size, mtime in unit.files}
         report.listing.update(others)
@@ -1200,6 +1220,26 @@ def _publishing_files(w: SiteWriter) -> None:
     w.write("robots.txt", f"User-agent: *\nAllow: /\nSitemap: {w.absolute('sitemap.xml')}\n")
     w.write(".htaccess", w.render("htaccess.txt", base_path=base_path))
     w.write("nginx.conf", w.render("nginx.conf.txt", base_path=base_path))
+
+
+def _remove_stale(work: Path, state: State, others: dict) -> None:
+    """Remove from a build folder started from the spare site the files of that site this build did not write
+    or link (a page gone, a file a unit no longer writes), and the folders they leave empty."""
+    made = {path for unit in state.units.values() for path, _, _ in unit.files}
+    folders = set()
+    for path in state.spare_files.keys() - made - others.keys():
+        try:
+            os.unlink(work / path)
+        except FileNotFoundError:  # (in static/ or pagefind/, made afresh)
+            pass
+        folders.add(os.path.dirname(path))
+    for folder in sorted(folders, key=len, reverse=True):
+        while folder:
+            try:
+                os.rmdir(work / folder)
+            except OSError:  # not empty
+                break
+            folder = os.path.dirname(folder)
 
 
 def _link_or_copy(source: str, target: str) -> None:

@@ -27,10 +27,17 @@ the memo entries it touches among its tags, so a unit is touched through any ent
 
 A reused file is the file a full build would write, so an incremental build is byte-identical to a full one;
 `tests/test_incremental.py` checks that after added, deleted, renamed and changed entries.
+
+A rebuild starts from the spare site when there is one (kb/site/output.py `atomic_folder`): the site before
+the previous one, kept beside it (`.NAME.spare`) with the listing of its files as they were when it was the
+site in place (`keep_spare`). Most of its files are the previous site's own (hard links, or the same bytes):
+a reused file it holds with the size and modification time the kept unit names needs nothing, only the others
+are linked from the previous site; what the spare holds that this build did not write or link is removed.
 """
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 import pickle
 from array import array
@@ -393,6 +400,9 @@ class State:
         self.runs = dict(runs)  # the graph's lines by what they come from (`SiteWriter.graph_runs`)
         self.graph = os.urandom(8).hex()  # names this graph, for the query store saved from it (kb/store_cache.py)
         self.kept_graph: str | None = None  # the kept state's graph
+        self.spare: tuple[int, int] | None = None  # the identity of the spare site kept (`keep_spare`), if usable
+        self.spare_files: dict | None = None  # its files, if this build started from it (`start_from`)
+        self._spare_listing: dict | None = None
         old = self._load()
         if old is not None:
             kept = old["lines"]
@@ -406,6 +416,8 @@ class State:
                 self.graph = self.kept_graph
             self._kept_memos = old["memos"]
             self._kept_offsets = old["offsets"]
+            if not self.change.everything:
+                self.spare, self._spare_listing = self._kept_spare()
 
     def kept_memo(self, name: str) -> dict:
         """The entries of memo `name` kept from the previous build that the change does not touch: a table
@@ -462,7 +474,8 @@ class State:
         return head
 
     def reusable(self, key: str) -> Unit | None:
-        """The kept unit `key` if the change does not touch it and its files are still as they were written."""
+        """The kept unit `key` if the change does not touch it and its files are still as they were written.
+        (In the site in place: a file of the spare site that is a hard link to it changes with it.)"""
         unit = self.previous.get(key)
         if unit is None or self.change is None or self._touches(unit.reads):
             return None
@@ -471,6 +484,48 @@ class State:
             if now(path) != (size, mtime):
                 return None
         return unit
+
+    # --- the spare site (kb/site/output.py `atomic_folder`) ---------------------------------------
+
+    def _kept_spare(self) -> tuple:
+        """(identity, files) of the spare site as the last build kept it, or (None, None)."""
+        from ..signing import verified
+
+        try:
+            form, identity, files = marshal.loads(verified(self._spare_path.read_bytes()))
+        except (OSError, EOFError, ValueError, TypeError):
+            return None, None
+        return (tuple(identity), files) if form == FORMAT else (None, None)
+
+    @property
+    def _spare_path(self) -> Path:
+        return self.path.with_suffix(".spare")
+
+    def start_from(self, spare: bool) -> None:
+        """Whether this build's folder is the spare site (then its files are `spare_files`) or a new one."""
+        self.spare_files = self._spare_listing if spare else None
+
+    def worth_keeping(self) -> bool:
+        """Whether the site in place is worth keeping as the spare once this build's is swapped in: this
+        build's files are mostly its files (it reused most units), and this build knows which files it holds
+        (`listing`)."""
+        return self.listing is not None and self.change is not None and 2 * self.reused >= len(self.units)
+
+    def keep_spare(self, identity: tuple[int, int] | None) -> None:
+        """Note the spare site kept by the swap (`identity`; None: none kept), with its files as they were
+        when this build began (`listing`). Signed, as the other caches: a planted listing could make a build
+        keep a stale file."""
+        from ..files import write_atomically
+        from ..signing import signed
+
+        try:
+            if identity is None:
+                self._spare_path.unlink(missing_ok=True)
+            else:
+                write_atomically(self._spare_path, signed(marshal.dumps((FORMAT, identity, self.listing))),
+                                 durable=False)
+        except OSError:
+            pass
 
     def _size_mtime(self, path: str) -> tuple[int, int] | None:
         """(size, modification time) of file `path` of the site in `out`, None if it is gone."""

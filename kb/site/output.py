@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..faults import fault_point
@@ -44,12 +45,47 @@ def _stale_builds(out: Path):
                 yield path
 
 
+def spare_of(out: Path) -> Path:
+    """Where the site before the one in `out` is kept, for the next build to start from (`atomic_folder`)."""
+    out = out.resolve()
+    return out.parent / f".{out.name}.spare"
+
+
+def folder_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of folder `path`, None if there is none: a folder moved keeps it, another has its own."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+@dataclass
+class BuildFolder:
+    """The folder a build writes (`atomic_folder`). `from_spare`: it is the spare site (`spare_of`) moved into
+    place, not a new empty folder: it holds files already, which may be hard links to files of the site in
+    `out`, so a file in it is replaced by a new one (unlinked first), never written over (kb/site/build.py
+    `SiteWriter.write`). `keep`, set by the build: keep the previous site as the spare. `kept`: after the
+    swap, the identity of the previous site, if it was kept."""
+
+    path: Path
+    from_spare: bool = False
+    keep: bool = False
+    kept: tuple[int, int] | None = None
+
+
 @contextmanager
-def atomic_folder(out: Path):
-    """Yield a new empty folder; on success it replaces `out` in one step, on failure it is removed.
+def atomic_folder(out: Path, spare: tuple[int, int] | None = None):
+    """Yield a `BuildFolder`; on success it replaces `out` in one step, on failure it is removed.
+
+    `spare`: the identity (`folder_identity`) of the spare site the caller knows (kb/site/incremental.py
+    `State.spare`); if the spare is still that folder, the build starts from it rather than from an empty
+    folder, and then brings it up to date: a rebuild after one edit replaces a few files instead of linking
+    32,000 from the previous site (0.2-0.3 s at 10,000 systems). With `keep` set on the folder, the previous
+    site becomes the spare after the swap, rather than being removed; else the spare, if any, is removed.
 
     Killed at any moment, this leaves `out` either as it was or complete and new, plus at most this
-    build's folder beside it, which the next build removes.
+    build's folder beside it, which the next build removes (and with it the spare it started from).
     """
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -60,14 +96,24 @@ def atomic_folder(out: Path):
     fault_point("stale-removed")
     work = out.parent / f".{out.name}.build-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
+    folder = BuildFolder(work)
+    kept = spare_of(out)
+    if spare is not None and folder_identity(kept) == spare:
+        try:
+            os.rename(kept, work)  # (another build taking it at the same moment: one of the two renames fails)
+            folder.from_spare = folder_identity(work) == spare
+        except OSError:
+            pass
+    if not folder.from_spare:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
     held = os.open(work, os.O_RDONLY | os.O_DIRECTORY)  # to notice the folder being removed meanwhile
     try:
         fault_point("work-created")
-        yield work
+        yield folder
         fault_point("content-written")
         _check_still_there(work, held)
-        _swap_in(work, out)
+        folder.kept = _swap_in(work, out, kept if folder.keep else None)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)  # the unfinished site, or after the swap the previous one
         raise
@@ -87,26 +133,38 @@ def _check_still_there(work: Path, held: int) -> None:
         raise FileNotFoundError(errno.ENOENT, "the build folder was removed during the build", str(work))
 
 
-def _swap_in(work: Path, out: Path) -> None:
-    """Put the complete site `work` at `out`; the previous site, if any, is removed."""
+def _swap_in(work: Path, out: Path, spare: Path | None) -> tuple[int, int] | None:
+    """Put the complete site `work` at `out`. The previous site, if any, is moved to `spare` (its identity
+    returned), or removed if there is no `spare`; a spare left from before is removed."""
     if not out.exists():
         os.replace(work, out)
         fault_point("swapped")
-        return
-    if _exchange(work, out):
+        previous = None
+    elif _exchange(work, out):
         fault_point("swapped")
-        _discard(work, out)  # now the previous site
-        return
-    # no atomic exchange here: two renames; a crash between them leaves both sites beside `out`
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    os.replace(out, old)
-    try:
-        os.replace(work, out)
-    except BaseException:
-        os.replace(old, out)
-        raise
-    fault_point("swapped")
-    _discard(old, out)
+        previous = work  # now the previous site
+    else:  # no atomic exchange here: two renames; a crash between them leaves both sites beside `out`
+        previous = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, previous)
+        try:
+            os.replace(work, out)
+        except BaseException:
+            os.replace(previous, out)
+            raise
+        fault_point("swapped")
+    stale = spare_of(out)
+    if stale.exists():
+        _discard(stale, out)
+    if previous is None:
+        return None
+    if spare is not None:
+        try:
+            os.rename(previous, spare)
+            return folder_identity(spare)
+        except OSError:
+            pass
+    _discard(previous, out)
+    return None
 
 
 def _discard(folder: Path, out: Path) -> None:
@@ -193,5 +251,8 @@ class Links:
         for old_folder, new_folder, name, path in todo:
             try:  # relative to the two folders: no path resolved twice a file
                 os.link(name, name, src_dir_fd=old_folder, dst_dir_fd=new_folder)
+            except FileExistsError:  # an older version, in a build started from the spare site: replaced
+                os.unlink(name, dir_fd=new_folder)
+                self._link([(old_folder, new_folder, name, path)])
             except OSError:  # a filesystem without hard links
                 shutil.copy2(os.path.join(self.old, path), os.path.join(self.work, path))
