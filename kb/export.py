@@ -6,6 +6,7 @@ compact form with the fixed prefixes as context.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -70,6 +71,12 @@ def graph_runs(mapped, ontology, index) -> dict[str, list[str]] | None:
     terms: dict = {}
     runs = {**mapped.runs, "": [nt_line(t, terms) for t in ontology]}
     return runs if sum(map(len, runs.values())) == len(index) else None  # (each run's lines are distinct)
+
+
+def lines_digest(lines: list[str]) -> bytes:
+    """A digest of a run of N-Triples lines, in its order: what tells an entry's triples from the kept ones
+    without the kept lines (kb/site/incremental.py `State`)."""
+    return hashlib.blake2b("\n".join(lines).encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def graph_lines(mapped, ontology, index) -> list[str]:

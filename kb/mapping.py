@@ -9,7 +9,7 @@ from decimal import Decimal
 from rdflib import Literal, URIRef
 from rdflib.namespace import DCTERMS, RDF, SKOS, XSD
 
-from .export import nt_line
+from .export import lines_digest, nt_line
 from .index import Index
 from .loader import Entry, Node
 from .namespaces import GEO, KB, WD, interned
@@ -52,6 +52,7 @@ class MappedGraph:
     index: dict[str, Entry] = field(default_factory=dict)
     clean: dict[str, Premapped] = field(default_factory=dict)  # entry id → its mapping, if it had no problem
     runs: dict[str, list] = field(default_factory=dict)  # entry id → its lines (`Premapped.lines`)
+    digests: dict[str, bytes] = field(default_factory=dict)  # entry id → the digest of its lines
     edits: int = -1  # `graph.edits` once the ontology is added (`open_kb`): the graph is still the mapping's
 
     _key_lines: dict | None = field(default=None, repr=False, compare=False)  # made from the parts when asked
@@ -78,6 +79,7 @@ class MappedGraph:
         """One entry's triples and key lines into the whole."""
         self.graph.add_all(mapping.triples)
         self.runs[entry.id] = mapping.lines
+        self.digests[entry.id] = mapping.digest
         self.key_line_parts.append(mapping.key_lines)
         self._key_lines = None
         if clean:
@@ -99,6 +101,7 @@ class Premapped:
     key_lines: Packed  # [((subject, property), (path, line))], unpickled only for a problem's line
     links: tuple  # ((linked entry id, its class), ...)
     lines: list  # the triples as N-Triples lines: what the site compares and dumps (kb/site/build.py)
+    digest: bytes  # of the lines (`export.lines_digest`)
 
 
 @dataclass
@@ -153,7 +156,8 @@ class Mapper:
                 out.problems.append(Problem(entry.path, p.line or node.key_line, p.message, p.code, p.hint))
         out.problems.extend(self._dates_in_order(entry, subject, g))
         lines = list(dict.fromkeys(nt_line(t, self._terms) for t in g))  # each once: a value cited twice is one triple
-        out.add(Premapped(list(g), Packed.of(list(key_lines.items())), tuple(self._links), lines), entry,
+        out.add(Premapped(list(g), Packed.of(list(key_lines.items())), tuple(self._links), lines,
+                          lines_digest(lines)), entry,
                 clean=entry.data is not None and len(out.problems) == problems and not entry.problems)
 
     def _dates_in_order(self, entry: Entry, subject: URIRef, g: _Triples) -> list[Problem]:

@@ -29,7 +29,8 @@ from .shards import Shards
 from .store_cache import MAPPING_CODE, libraries
 from .uptodate import RACY_NS, content_digest
 
-FORMAT = 8  # bump when what is kept changes shape (7: key lines `Packed`; 8: an entry's lines each once)
+FORMAT = 9  # bump when what is kept changes shape (7: key lines `Packed`; 8: an entry's lines each once; 9: and
+# their digest)
 PATH = "parsed.pickle"  # in the cache folder
 UNPARSED = Node({}, 0, "map")  # the data of an entry whose kept mapping stands in for its parse
 

@@ -321,9 +321,32 @@ def test_a_rebuild_unpickles_only_the_kept_rows_it_shows(corpus, monkeypatch):
     _edit(corpus / "entries" / "systems" / "t-80.yaml", r"^description: >-$", "description: >-\n  Edited for rows.")
     opened.clear()
     build.build_site(load_valid_kb(corpus), corpus / "_site", search=False)
-    rows = {id(p) for p in opened if p.plain is not None}  # a row has its CSV line beside it
+    rows = {id(p) for p in opened if isinstance(p.plain, str)}  # a row has its CSV line beside it
     assert len(rows) < systems / 10, (len(rows), systems)
     _same_as_full(corpus, "packed-rows")
+
+
+def test_a_rebuild_unpickles_the_kept_lines_of_the_changed_entries_only(corpus, monkeypatch):
+    """Each entry's kept lines are `Packed` with their digest beside them: a rebuild after one changed entry
+    compares digests, and unpickles the kept lines of that entry alone to say what changed."""
+    import kb.site.build as build
+    from kb.knowledge_base import load_valid_kb
+    from kb.site.incremental import Packed
+
+    opened: list = []
+    real = Packed.open
+    monkeypatch.setattr(Packed, "open", lambda self: opened.append(self) or real(self))
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    _edit(corpus / "entries" / "systems" / "t-80.yaml", r"^description: >-$", "description: >-\n  Edited for lines.")
+    kb = load_valid_kb(corpus)
+    opened.clear()
+    report = build.build_site(kb, corpus / "_site", search=False)
+    lines = [real(p) for p in list(opened) if isinstance(p.plain, bytes)]
+    assert len(lines) == 1  # t-80's, as the last build kept them
+    assert any("/t-80> " in line for line in lines[0]) and not any("Edited for lines." in line for line in lines[0])
+    assert 0 < report.reused < report.units
+    _same_as_full(corpus, "packed-lines")
 
 
 def test_a_kept_row_that_cannot_be_unpickled_is_made_again():

@@ -48,14 +48,14 @@ from pathlib import Path
 from rdflib import Literal
 from rdflib.namespace import RDF
 
-from ..export import nt_term, split_line
+from ..export import lines_digest, nt_term, split_line
 from ..shards import Packed, Shards
 from ..uptodate import inputs_stamp, state_path
 
-FORMAT = 18  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
+FORMAT = 19  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
 # 14: the graph's lines kept by subject, in the shards; 15: rows and the dumps' offsets `Packed`; 16: the
 # offsets by format, as arrays in the dump's order; 17: a row's variants named by strings; 18: the graph's
-# lines kept by entry
+# lines kept by entry; 19: each entry's `Packed`, with their digest at hand
 
 
 def tag(kind: str, *terms: str) -> str:
@@ -398,6 +398,7 @@ class State:
         self.offsets: Packed | None = None  # where each subject's piece is in each dump this build wrote
         self._touch: tuple | None = None  # (the change, the digests of its tags)
         self.runs = dict(runs)  # the graph's lines by what they come from (`SiteWriter.graph_runs`)
+        self._digests = _digests_of(self.runs, kb.mapped)
         self.graph = os.urandom(8).hex()  # names this graph, for the query store saved from it (kb/store_cache.py)
         self.kept_graph: str | None = None  # the kept state's graph
         self.spare: tuple[int, int] | None = None  # the identity of the spare site kept (`keep_spare`), if usable
@@ -405,12 +406,14 @@ class State:
         self._spare_listing: dict | None = None
         old = self._load()
         if old is not None:
-            kept = old["lines"]
-            for key, run in self.runs.items():  # an unchanged entry keeps the list loaded: the shard that
-                if kept.get(key) == run:  # holds it is not written again (kb/shards.py)
-                    self.runs[key] = kept[key]
+            kept = old["lines"]  # each run `Packed`, with its digest as the plain part: at 10,000 systems 34 MB
+            # of lines that a rebuild unpickles only for the entries whose digest differs
+            for key, run in self.runs.items():  # an unchanged entry keeps the run loaded: the shard that
+                found = kept.get(key)  # holds it is not written again (kb/shards.py)
+                if found is not None and found.plain == self._digests[key]:
+                    self.runs[key] = found
             self.previous = old["units"]
-            self.change = Change.between(kept, self.runs)
+            self.change = _change(kept, self.runs)
             self.kept_graph = old["graph"]
             if not self.change.removed and not self.change.added:
                 self.graph = self.kept_graph
@@ -579,7 +582,8 @@ class State:
             # the shards of the few entities it touches are written again. The rest is in the head.
             head = {"graph": self.graph, "units": {}, "memos": {name: {} for name in self.memos},
                     "offsets": self.offsets if self.offsets is not None else self._kept_offsets}  # None: not written
-            items = {("lines", key): run for key, run in self.runs.items()}
+            items = {("lines", key): run if type(run) is Packed else Packed.of(run, plain=self._digests[key])
+                     for key, run in self.runs.items()}
             for key, unit in self.units.items():
                 if key.startswith("id/"):
                     items[("unit", key)] = unit
@@ -595,6 +599,29 @@ class State:
             self._shards.save((FORMAT, self.stamp), head, items, _entity_of)
         except (OSError, pickle.PickleError):
             pass  # a read-only root still builds, only never incrementally
+
+
+def _digests_of(runs: dict[str, list[str]], mapped) -> dict[str, bytes]:
+    """The digest of each run (`export.lines_digest`): an entry's as its mapping kept it, when the run is its."""
+    known = mapped.digests if mapped is not None else {}
+    return {key: known[key] if key in known and mapped.runs.get(key) is run else lines_digest(run)
+            for key, run in runs.items()}
+
+
+def _change(kept: dict[str, Packed], runs: dict) -> Change:
+    """`Change.between` the kept runs and this build's, of the runs that are not the very ones kept."""
+    old, new = {}, {}
+    for key in kept.keys() | runs.keys():
+        found, run = kept.get(key), runs.get(key)
+        if found is not None and found is run:
+            continue
+        if found is not None:
+            old[key] = found.open()
+            if old[key] is Packed.UNREADABLE:
+                return Change(frozenset(), everything=True)
+        if run is not None:
+            new[key] = run
+    return Change.between(old, new)
 
 
 def _entity_of(item: tuple) -> str:
