@@ -769,3 +769,23 @@ def test_a_rebuild_from_the_spare_killed_before_the_swap_leaves_the_site_and_the
     assert not (root / "._site.spare").exists()
     reused, units = _same_as_full(root, "after-kill")
     assert 0 < reused < units
+
+
+def test_the_listing_made_meanwhile_is_the_sites_whether_or_not_it_holds_the_expected_files(tmp_path):
+    """`uptodate.Listing` lists the site in a forked child while the build loads the entries; told what the
+    site should hold, the child hands back only that it does. Either way `get` gives what `site_files` finds,
+    with the folder's identity; nothing for a folder that is not there."""
+    from kb.uptodate import Listing, site_files
+
+    site = tmp_path / "site"
+    (site / "id").mkdir(parents=True)
+    for i in range(50):
+        (site / "id" / f"{i}.html").write_text(f"page {i}")
+    files, st = site_files(site), site.stat()
+    assert Listing(site, files).get() == ((st.st_dev, st.st_ino), files)
+    (site / "id" / "7.html").write_text("edited")
+    changed = site_files(site)
+    assert changed != files
+    assert Listing(site, files).get() == ((st.st_dev, st.st_ino), changed)
+    assert Listing(site).get() == ((st.st_dev, st.st_ino), changed)
+    assert Listing(tmp_path / "gone", files).get() is None

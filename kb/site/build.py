@@ -433,12 +433,12 @@ class SiteWriter:
 
 
 def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=None,
-               lines=None, listing: tuple | None = None, previous=None,
+               lines=None, listing=None, previous=None,
                index_later: bool = False) -> BuildReport:
     """Write the whole site into a new folder and swap it in place of `out` only when complete. `lines`: the
     graph's `export.graph_lines`, or a function giving them, when the caller has them; `listing`: the site
-    now in `out`, its files with their size and modification time, when the caller has just found them
-    (`uptodate.unchanged`); `previous(state)` is called with the kept state (kb/site/incremental.py `State`)
+    now in `out`, its files with their size and modification time, when the caller has just found them, or
+    a function giving them (`uptodate.unchanged`); `previous(state)` is called with the kept state (kb/site/incremental.py `State`)
     as soon as it is loaded: its `graph` names this build's graph, and its `change` (if there was a previous
     build) says how it differs from that build's graph, `kept_graph`. `index_later`: the pages are written as
     with the search index, but the index is made later, by another build: meanwhile the previous site's is

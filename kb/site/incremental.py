@@ -381,11 +381,12 @@ class State:
     distinct tags. Kept as sets of strings they took 0.3 s to unpickle; numbered in one table of the strings,
     numbering them took the building process 1.2 s at every full build and the table 31 MB."""
 
-    def __init__(self, kb, out: Path, search: bool, runs: dict[str, list[str]], listing: tuple | None = None):
+    def __init__(self, kb, out: Path, search: bool, runs: dict[str, list[str]], listing=None):
         self.path = state_path(kb.config, out, ".pickle")
         self._shards = Shards(self.path)
         self.out = out
-        self.listing = _same_folder(out, listing)  # path → (size, mtime) of the files in `out`, or None
+        # path → (size, mtime) of the files in `out`, or None (`listing`: as `uptodate.unchanged` gives it)
+        self.listing = _same_folder(out, listing() if callable(listing) else listing)
         self.stamp = inputs_stamp(kb.config, out, search)
         self.previous: dict[str, Unit] = {}
         self.units: dict[str, Unit] = {}
