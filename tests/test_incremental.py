@@ -789,3 +789,66 @@ def test_the_listing_made_meanwhile_is_the_sites_whether_or_not_it_holds_the_exp
     assert Listing(site, files).get() == ((st.st_dev, st.st_ino), changed)
     assert Listing(site).get() == ((st.st_dev, st.st_ino), changed)
     assert Listing(tmp_path / "gone", files).get() is None
+
+
+def test_the_spare_is_taken_as_it_is_and_its_stale_pages_go_before_the_search_index_reads_them(tmp_path, monkeypatch):
+    """What the spare holds is read from the folder itself, not only from its kept listing: a file put there
+    since is removed, a file removed since is linked again. And a page it holds that the build no longer
+    writes is gone before pagefind indexes the pages: it would otherwise be found by the search."""
+    import kb.site.build as build
+    from kb.config import load_config
+    from kb.site.update import update_site
+
+    root = copy_bundled(tmp_path / "kb")
+    entry = root / "entries" / "systems" / "t-80.yaml"
+    _build(root, "_site")
+    for n in (1, 2):
+        _edit(entry, r"^description: >-$", f"description: >-\n  Edit {n}.")
+        _build(root, "_site")
+    spare = root / "._site.spare"
+    (spare / "planted.html").write_text("not a page of this site")
+    (spare / "id" / "t-72.html").unlink()  # a page no change touches: reused
+    _edit(entry, r"^description: >-$", "description: >-\n  Edit 3.")
+    _same_as_full(root, "spare-as-it-is")
+
+    indexed: list = []
+
+    def pagefind(work, templates):  # the pages the search index would read
+        indexed[:] = sorted(p.name for p in (work / "id").glob("*.html"))
+        (work / "pagefind").mkdir()
+
+    monkeypatch.setattr(build, "_pagefind", pagefind)
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    config = load_config(root)
+    update_site(config, root / "_site", search=True)  # (with the search index: all afresh)
+    _edit(entry, r"^description: >-$", "description: >-\n  Edit 4.")
+    update_site(config, root / "_site", search=True)
+    assert spare.is_dir() and "bm-21.html" in indexed
+    for event in _events_naming(root, "bm-21"):
+        event.unlink()
+    (root / "entries" / "systems" / "bm-21.yaml").unlink()
+    report = update_site(config, root / "_site", search=True).report
+    assert 0 < report.reused < report.units
+    assert "bm-21.html" not in indexed and "t-80.html" in indexed
+    assert not (root / "_site" / "id" / "bm-21.html").exists()
+
+
+def test_the_previous_site_is_kept_as_the_spare_only_if_it_is_the_folder_listed(tmp_path):
+    """Another build may swap in its own site between this build's listing and its swap: the folder it would
+    keep is then not the one whose files it listed, and it is removed rather than kept as the spare."""
+    from kb.site.output import atomic_folder, folder_identity, spare_of
+
+    out = tmp_path / "site"
+    out.mkdir()
+    listed = folder_identity(out)
+    with atomic_folder(out) as building:
+        (building.path / "index.html").write_text("new")
+        building.keep = (listed[0], listed[1] + 1)  # another folder
+    assert building.kept is None and not spare_of(out).exists()
+    listed = folder_identity(out)
+    with atomic_folder(out) as building:
+        (building.path / "index.html").write_text("newer")
+        building.keep = listed
+    assert building.kept == listed == folder_identity(spare_of(out))
+    assert (spare_of(out) / "index.html").read_text() == "new"

@@ -470,9 +470,9 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
         with atomic_folder(out, w.state.spare) as building, Links(out, building.path) as links:
             w.work = work = building.path
             w.links = links
-            w.state.start_from(building.from_spare)
+            w.state.start_from(work, building.from_spare)
             t = time.perf_counter()
-            shutil.rmtree(work / "static", ignore_errors=True)  # (from the spare: copied afresh)
+            _remove_tree(work / "static")  # (from the spare: copied afresh)
             shutil.copytree(kb.config.root / "site_build" / "static", work / "static")
             if kb.config.sparql_endpoint:  # the same editor as `kb serve`, for the queries page
                 shutil.copytree(Path(__file__).parent.parent / "editor" / "static" / "yasgui", work / "static" / "yasgui")
@@ -502,7 +502,9 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             report.timings["dumps"] = time.perf_counter() - t  # what they took beyond the index pages
             fault_point("pages-written")
             links.finish()  # every file is in the new folder from here on
-            shutil.rmtree(work / "pagefind", ignore_errors=True)  # (from the spare: made or copied afresh)
+            _remove_tree(work / "pagefind")  # (from the spare: made or copied afresh)
+            if building.from_spare:  # before the search index reads the pages
+                _remove_stale(work, w.state, {*w.loose, *site_files(work / "static", prefix="static/")})
             if search and index_later:
                 if (out / "pagefind").is_dir():
                     shutil.copytree(out / "pagefind", work / "pagefind", symlinks=True, copy_function=_link_or_copy)
@@ -523,8 +525,6 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             report.files += len(others)
             report.bytes += sum(size for size, _ in others.values())
             others.update((path, ((st := os.stat(work / path)).st_size, st.st_mtime_ns)) for path in w.loose)
-            if building.from_spare:
-                _remove_stale(work, w.state, others)
             building.keep = w.state.worth_keeping()
             report.dump = dump_identity(work)  # the swap moves the folder: the files keep their identity
         w.state.save()
@@ -1222,15 +1222,25 @@ def _publishing_files(w: SiteWriter) -> None:
     w.write("nginx.conf", w.render("nginx.conf.txt", base_path=base_path))
 
 
-def _remove_stale(work: Path, state: State, others: dict) -> None:
-    """Remove from a build folder started from the spare site the files of that site this build did not write
-    or link (a page gone, a file a unit no longer writes), and the folders they leave empty."""
+def _remove_tree(folder: Path) -> None:
+    """Remove `folder` if it is there; any other failure is raised (a file left in it could be a hard link to
+    the site in place, which the build would then write over)."""
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        pass
+
+
+def _remove_stale(work: Path, state: State, others) -> None:
+    """Remove from a build folder started from the spare site the files in it that this build did not write
+    or link (a page gone, a file a unit no longer writes, a file put there by hand), and the folders they
+    leave empty. `others`: the paths of the files written outside the units."""
     made = {path for unit in state.units.values() for path, _, _ in unit.files}
     folders = set()
-    for path in state.spare_files.keys() - made - others.keys():
+    for path in state.spare_names - made - set(others):
         try:
             os.unlink(work / path)
-        except FileNotFoundError:  # (in static/ or pagefind/, made afresh)
+        except FileNotFoundError:  # (in pagefind/, made afresh)
             pass
         folders.add(os.path.dirname(path))
     for folder in sorted(folders, key=len, reverse=True):

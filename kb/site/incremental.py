@@ -50,7 +50,7 @@ from rdflib.namespace import RDF
 
 from ..export import lines_digest, nt_term, split_line
 from ..shards import Packed, Shards
-from ..uptodate import inputs_stamp, state_path
+from ..uptodate import Listing, inputs_stamp, site_names, state_path
 
 FORMAT = 19  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
 # 14: the graph's lines kept by subject, in the shards; 15: rows and the dumps' offsets `Packed`; 16: the
@@ -386,7 +386,9 @@ class State:
         self._shards = Shards(self.path)
         self.out = out
         # path → (size, mtime) of the files in `out`, or None (`listing`: as `uptodate.unchanged` gives it)
-        self.listing = _same_folder(out, listing() if callable(listing) else listing)
+        listed = listing.get() if isinstance(listing, Listing) else listing
+        self.listing = _same_folder(out, listed)
+        self._listed = listed[0] if self.listing is not None else None  # the identity of the folder listed
         self.stamp = inputs_stamp(kb.config, out, search)
         self.previous: dict[str, Unit] = {}
         self.units: dict[str, Unit] = {}
@@ -404,6 +406,7 @@ class State:
         self.kept_graph: str | None = None  # the kept state's graph
         self.spare: tuple[int, int] | None = None  # the identity of the spare site kept (`keep_spare`), if usable
         self.spare_files: dict | None = None  # its files, if this build started from it (`start_from`)
+        self.spare_names: set = set()  # and the paths of the files in it then
         self._spare_listing: dict | None = None
         old = self._load()
         if old is not None:
@@ -505,15 +508,23 @@ class State:
     def _spare_path(self) -> Path:
         return self.path.with_suffix(".spare")
 
-    def start_from(self, spare: bool) -> None:
-        """Whether this build's folder is the spare site (then its files are `spare_files`) or a new one."""
-        self.spare_files = self._spare_listing if spare else None
+    def start_from(self, work: Path, spare: bool) -> None:
+        """Whether this build's folder `work` is the spare site or a new one. The spare's files are those the
+        kept listing names with their size and mtime (`spare_files`), among those it holds now (`spare_names`:
+        its paths, without a stat each); it is no longer the spare: its record goes."""
+        if not spare:
+            return
+        self.spare_names = site_names(work)
+        self.spare_files = {path: seen for path, seen in self._spare_listing.items() if path in self.spare_names}
+        self.keep_spare(None)
 
-    def worth_keeping(self) -> bool:
-        """Whether the site in place is worth keeping as the spare once this build's is swapped in: this
-        build's files are mostly its files (it reused most units), and this build knows which files it holds
-        (`listing`)."""
-        return self.listing is not None and self.change is not None and 2 * self.reused >= len(self.units)
+    def worth_keeping(self) -> tuple[int, int] | None:
+        """The identity of the site in place if it is worth keeping as the spare once this build's is swapped
+        in: this build's files are mostly its files (it reused most units), and this build knows which files
+        it holds (`listing`, of that very folder: another build may swap in its own meanwhile)."""
+        if self.listing is not None and self.change is not None and 2 * self.reused >= len(self.units):
+            return self._listed
+        return None
 
     def keep_spare(self, identity: tuple[int, int] | None) -> None:
         """Note the spare site kept by the swap (`identity`; None: none kept), with its files as they were

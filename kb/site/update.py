@@ -81,7 +81,7 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
     from ..store_cache import Saved
 
     entries = Saved.fingerprint_meanwhile(config)  # of the entries as they are before they are read
-    kb = None
+    kb = listing = None
     try:
         dump = dump_identity(target)
         kept, listing = uptodate.unchanged(config, target, search, lambda: entries.fingerprint)
@@ -101,7 +101,9 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
         # made when first needed, if at all: after an edit neither the pages nor the query store need them
         lines = cache(lambda: graph_lines(kb.mapped, kb.schema.ontology, index))
     except BaseException:  # a knowledge base with errors: the fingerprint's child is not left behind (`kb serve`
-        entries.close()  # goes on after it)
+        entries.close()  # goes on after it), nor the listing's
+        if isinstance(listing, uptodate.Listing):
+            listing.close()
         if kb is not None:
             kb.cache_saved()
         raise
