@@ -84,6 +84,14 @@ def site_files(out: Path, prefix: str = "") -> dict[str, tuple[int, int]]:
     """`prefix` + path from `out` → (size, modification time) of every file under `out`. One stat a file:
     32,000 files in 0.2 s."""
     found, skip = {}, len(str(out)) + 1
+    for e in _file_entries(out):
+        st = e.stat(follow_symlinks=False)
+        found[prefix + e.path[skip:]] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+def _file_entries(out: Path):
+    """The files under `out` (os.DirEntry), folders walked without following links."""
     stack = [str(out)]
     while stack:
         with os.scandir(stack.pop()) as it:
@@ -91,9 +99,7 @@ def site_files(out: Path, prefix: str = "") -> dict[str, tuple[int, int]]:
                 if e.is_dir(follow_symlinks=False):
                     stack.append(e.path)
                 else:
-                    st = e.stat(follow_symlinks=False)
-                    found[prefix + e.path[skip:]] = (st.st_size, st.st_mtime_ns)
-    return found
+                    yield e
 
 
 def _record_path(config: Config, out: Path) -> Path:
@@ -165,16 +171,8 @@ class Listing:
 
 def site_names(out: Path) -> set[str]:
     """The paths from `out` of every file under `out`, as `site_files` names them, without a stat each."""
-    found, skip = set(), len(str(out)) + 1
-    stack = [str(out)]
-    while stack:
-        with os.scandir(stack.pop()) as it:
-            for e in it:
-                if e.is_dir(follow_symlinks=False):
-                    stack.append(e.path)
-                else:
-                    found.add(e.path[skip:])
-    return found
+    skip = len(str(out)) + 1
+    return {e.path[skip:] for e in _file_entries(out)}
 
 
 def _listed(out: Path) -> tuple | None:
