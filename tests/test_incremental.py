@@ -863,6 +863,7 @@ def test_kb_serves_search_index_build_leaves_the_spare_to_the_next_change(tmp_pa
     assert indexing.wait(timeout=60) == 143
     indexing.stdout.close()
     assert spare.stat().st_ino == inode and _tree(spare) == kept
+    assert list((root / ".kb-cache").glob("site-*.spare"))  # and its record
     pages = subprocess.run([*command, "--index-later"], env=os.environ | ENV, capture_output=True, timeout=120)
     assert json.loads(pages.stdout)["status"] == "built", pages.stderr
     assert site.stat().st_ino == inode  # the spare, brought up to date

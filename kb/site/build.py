@@ -450,7 +450,8 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
     starts from the spare site, the one before the previous, when there is one: then only the files that
     differ from the previous site's are linked or written (kb/site/output.py `atomic_folder`). Not with
     `start_from_spare` false: a build that is often stopped before the end (`kb serve`'s search index, stopped
-    by the next change) leaves the spare for the next build, as a stopped build removes its folder."""
+    by the next change) leaves the spare for the next build, as a stopped build removes its folder; complete,
+    it keeps the site it replaces as the spare, as any rebuild does."""
     started = time.perf_counter()
     report = BuildReport(out=out)
     step = progress or (lambda name, done=0, total=0: None)
@@ -529,6 +530,8 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             report.bytes += sum(size for size, _ in others.values())
             others.update((path, ((st := os.stat(work / path)).st_size, st.st_mtime_ns)) for path in w.loose)
             building.keep = w.state.worth_keeping()
+            if w.state.spare is not None and not building.from_spare:  # the swap removes the spare: its record
+                w.state.keep_spare(None)  # goes first (stopped in between, the next rebuild starts without it)
             report.dump = dump_identity(work)  # the swap moves the folder: the files keep their identity
         w.state.save()
         w.state.keep_spare(building.kept)
