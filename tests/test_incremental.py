@@ -2,13 +2,9 @@
 the bytes a build from scratch writes: checked on the bundled corpus after each kind of change."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -836,38 +832,6 @@ def test_the_spare_is_taken_as_it_is_and_its_stale_pages_go_before_the_search_in
     assert 0 < report.reused < report.units
     assert "bm-21.html" not in indexed and "t-80.html" in indexed
     assert not (root / "_site" / "id" / "bm-21.html").exists()
-
-
-def test_kb_serves_search_index_build_leaves_the_spare_to_the_next_change(tmp_path):
-    """`kb serve` builds the search index after each change's pages (kb/site/rebuild.py without
-    `--index-later`), and the next change stops that build (SIGTERM: it removes its folder). It starts from an
-    empty folder, not from the spare site: stopped, it leaves the spare as it was, and the rebuild of the next
-    change starts from it."""
-    root = copy_bundled(tmp_path / "kb")
-    entry, site, spare = root / "entries" / "systems" / "t-80.yaml", root / "_site", root / "._site.spare"
-    for n in range(3):  # with the search index, as kb serve's builds: then the site before the last is the spare
-        if n:
-            _edit(entry, r"^description: >-$", f"description: >-\n  Edit {n}.")
-        assert run_kb("build", cwd=root, env=ENV).code == 0
-    kept, inode = _tree(spare), spare.stat().st_ino
-    _edit(entry, r"^description: >-$", "description: >-\n  Edit 3.")
-    command = [sys.executable, "-P", "-m", "kb.site.rebuild", str(root), str(site)]
-    indexing = subprocess.Popen(command, env=os.environ | ENV | {"MILKB_FAULT_AT": "search-index:stop"},
-                                stdout=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while Path(f"/proc/{indexing.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":  # at the index
-        assert indexing.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
-    indexing.send_signal(signal.SIGTERM)  # as the server stops it (kb/serve.py `Rebuilds._stop`)
-    indexing.send_signal(signal.SIGCONT)
-    assert indexing.wait(timeout=60) == 143
-    indexing.stdout.close()
-    assert spare.stat().st_ino == inode and _tree(spare) == kept
-    assert list((root / ".kb-cache").glob("site-*.spare"))  # and its record
-    pages = subprocess.run([*command, "--index-later"], env=os.environ | ENV, capture_output=True, timeout=120)
-    assert json.loads(pages.stdout)["status"] == "built", pages.stderr
-    assert site.stat().st_ino == inode  # the spare, brought up to date
-    assert "Edit 3." in (site / "id" / "t-80.html").read_text(encoding="utf-8")
 
 
 def test_the_previous_site_is_kept_as_the_spare_only_if_it_is_the_folder_listed(tmp_path):

@@ -434,7 +434,7 @@ class SiteWriter:
 
 def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=None,
                lines=None, listing=None, previous=None,
-               index_later: bool = False, start_from_spare: bool = True) -> BuildReport:
+               index_later: bool = False) -> BuildReport:
     """Write the whole site into a new folder and swap it in place of `out` only when complete. `lines`: the
     graph's `export.graph_lines`, or a function giving them, when the caller has them; `listing`: the site
     now in `out`, its files with their size and modification time, when the caller has just found them, or
@@ -448,10 +448,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
     Units of the site that no change since the previous build touches are hard-linked from it rather than
     rendered again (kb/site/incremental.py); the result is the same bytes as a build from scratch. A rebuild
     starts from the spare site, the one before the previous, when there is one: then only the files that
-    differ from the previous site's are linked or written (kb/site/output.py `atomic_folder`). Not with
-    `start_from_spare` false: a build that is often stopped before the end (`kb serve`'s search index, stopped
-    by the next change) leaves the spare for the next build, as a stopped build removes its folder; complete,
-    it keeps the site it replaces as the spare, as any rebuild does."""
+    differ from the previous site's are linked or written (kb/site/output.py `atomic_folder`)."""
     started = time.perf_counter()
     report = BuildReport(out=out)
     step = progress or (lambda name, done=0, total=0: None)
@@ -470,8 +467,7 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
         report.stamp = w.state.stamp
         w.keep_memos()
         report.timings["changes"] = time.perf_counter() - t
-        spare = w.state.spare if start_from_spare else None
-        with atomic_folder(out, spare) as building, Links(out, building.path) as links:
+        with atomic_folder(out, w.state.spare) as building, Links(out, building.path) as links:
             w.work = work = building.path
             w.links = links
             w.state.start_from(work, building.from_spare)
@@ -530,8 +526,6 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             report.bytes += sum(size for size, _ in others.values())
             others.update((path, ((st := os.stat(work / path)).st_size, st.st_mtime_ns)) for path in w.loose)
             building.keep = w.state.worth_keeping()
-            if w.state.spare is not None and not building.from_spare:  # the swap removes the spare: its record
-                w.state.keep_spare(None)  # goes first (stopped in between, the next rebuild starts without it)
             report.dump = dump_identity(work)  # the swap moves the folder: the files keep their identity
         w.state.save()
         w.state.keep_spare(building.kept)

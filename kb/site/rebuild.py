@@ -50,9 +50,7 @@ def rebuild(root: Path, site: Path, index_later: bool) -> dict:
     from .update import CannotWrite, update_site
 
     try:
-        # the search index's build is stopped by the next change: it leaves the spare site to that change's rebuild
-        updated = update_site(load_config(root), site, search=True, index_later=index_later,
-                              start_from_spare=index_later)
+        updated = update_site(load_config(root), site, search=True, index_later=index_later)
     except KBError as e:
         return {"status": "errors", "problems": [p.format() for p in e.problems]}
     except CannotWrite as e:

@@ -67,7 +67,7 @@ def preload(config: Config, target: Path, search: bool) -> None:
 
 
 def update_site(config: Config, target: Path, *, search: bool, progress=nullcontext,
-                index_later: bool = False, start_from_spare: bool = True) -> Updated:
+                index_later: bool = False) -> Updated:
     """Build the site into `target` unless the one there was built from the inputs as they are now
     (kb/uptodate.py); meanwhile the query store is saved for `kb show` and `kb query`. `progress()` gives a
     context manager yielding the build's step callback (entered only if there is something to build).
@@ -76,7 +76,7 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
     `index_later` (with `search`): do not make the search index; keep the previous site's, if it has one
     (pagefind takes most of a rebuild at 10,000 systems: 11-13 s of 15, and as long again as the pages of a
     first build). Such a site is not recorded as built, so the next `update_site` with the search index makes
-    it, reusing every page. `start_from_spare`: as `build_site` takes it."""
+    it, reusing every page."""
     from .. import uptodate
     from ..store_cache import Saved
 
@@ -108,13 +108,13 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
             kb.cache_saved()
         raise
     try:
-        return _build(config, target, search, progress, index_later, kb, lines, listing, entries, start_from_spare)
+        return _build(config, target, search, progress, index_later, kb, lines, listing, entries)
     finally:
         kb.cache_saved()  # (its parse cache, saved meanwhile)
 
 
 def _build(config: Config, target: Path, search: bool, progress, index_later: bool, kb, lines, listing,
-           entries, start_from_spare: bool) -> Updated:
+           entries) -> Updated:
     """The site built (`update_site`), the query store saved meanwhile."""
     from .. import uptodate
     from ..store_cache import save_meanwhile
@@ -132,7 +132,7 @@ def _build(config: Config, target: Path, search: bool, progress, index_later: bo
     with progress() as step:
         try:
             report = build_site(kb, target, search=search, progress=step, lines=lines, listing=listing,
-                                previous=save, index_later=index_later, start_from_spare=start_from_spare)
+                                previous=save, index_later=index_later)
         except OSError as e:
             raise CannotWrite(e) from e
         finally:
