@@ -61,15 +61,20 @@ def nt_line(t: tuple, terms: dict) -> str:
     return f"{keys[0]} {keys[1]} {keys[2]} ."
 
 
-def graph_runs(mapped, ontology, index) -> dict[str, list[str]] | None:
+def graph_runs(mapped, ontology, index, complete: bool = True) -> dict[str, list[str]] | None:
     """The graph's triples as `nt_line`s by what made them, each line in one run: each entry's as kept with its
     mapping (`MappedGraph.runs`, by the entry's id), the ontology's ("") made here. None when `index` is not
     the graph the mapping made (a library user changed it since: `MappedGraph.edits`) or a line would be in
-    two runs."""
+    two runs. Not `complete`, after the edit path (`MappedGraph.kept_runs`): only the changed entries' runs
+    and the ontology's, the others being as kept (kb/site/incremental.py `State` takes them from its own)."""
     if mapped is None or mapped.edits != getattr(index, "edits", None):
         return None
     terms: dict = {}
     runs = {**mapped.runs, "": [nt_line(t, terms) for t in ontology]}
+    if mapped.kept_runs is not None:
+        if not complete:
+            return runs
+        runs.update((key, mapped.kept_runs(key)) for key in mapped.digests if key not in runs)
     return runs if sum(map(len, runs.values())) == len(index) else None  # (each run's lines are distinct)
 
 

@@ -112,6 +112,10 @@ def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "dire
     config = load_config(root)
     ontology = load_ontology(config.ontology_dir)
     schema = read_schema(ontology)
+    with quantity_cache(config.cache_dir):
+        edited = _edited(config, schema, engine)
+    if edited is not None:
+        return edited
     cache = EntryCache(root, schema, config.cache_dir, config.base_iri, config.ontology_dir)
     with quantity_cache(config.cache_dir):  # the workers that map fresh entries use it too
         entries, problems = cache.load()
@@ -129,6 +133,8 @@ def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "dire
                                      None if changed is None else focus_nodes(changed, index)))
     shapes_ok = (not problems and mapped.all_clean) if shacl else None
     saver = cache.save_apart(mapped, shapes_ok) if save_apart else cache.save(mapped, shapes_ok)
+    if shapes_ok:  # for the edit path of the next run
+        _keep_packed(config, cache.content(mapped), index)
     try:
         problems = sorted(set(problems), key=problem_order)
         return KnowledgeBase(config, schema, entries, mapped, index, problems, sources=cache.sources,
@@ -137,6 +143,89 @@ def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "dire
         if saver is not None:
             saver.join()
         raise
+
+
+EDITS_AT_MOST = 64  # changed entry files the edit path takes; more: every entry is loaded
+
+
+def _edited(config: Config, schema: Schema, engine: str) -> KnowledgeBase | None:
+    """The edit path of `open_kb`: the knowledge base as the last run kept it (kb/parse_cache.py `edited`),
+    its graph the packed graph kept with it (kb/packed.py) changed by the triples of the few entries edited
+    since. Taken only if those entries map, link and meet the shapes cleanly (the shapes checked at the nodes
+    the change can affect, and the cycles if a link that can close one changed); None otherwise, and the
+    entries are loaded in full, which finds and reports every problem. At 10,000 systems 0.15 s instead of 1 s.
+
+    The graph is the same as the one loading every entry makes (tests/test_edit_path.py); its lookups give
+    the triples in another order, on which nothing depends (tests/test_graph_order.py)."""
+    from rdflib import URIRef
+
+    from .mapping import MappedGraph, Mapper, _Triples
+    from .packed import PackedGraph
+    from .parse_cache import EntryCache, content
+    from .validate import CYCLE_PROPERTIES, check_cycles, check_shapes, focus_nodes, load_shapes
+
+    cache = EntryCache(config.root, schema, config.cache_dir, config.base_iri, config.ontology_dir)
+    edit = cache.edited(EDITS_AT_MOST)
+    if edit is None:
+        return None
+    graph = PackedGraph.load(config.cache_dir, edit.content)
+    if graph is None:
+        return None
+    index = {entry.id: entry for entry in edit.entries}
+    mapper = Mapper(schema, config.base_iri, index)
+    scratch = MappedGraph(graph=_Triples(), index=index)
+    removed, added, lines = [], [], set()
+    for entry, _, before in edit.changed:
+        if entry.problems or entry.data is None:
+            return None
+        mapper.map_entry(entry, scratch)
+        after = scratch.clean.get(entry.id)
+        if after is None or scratch.problems:
+            return None
+        old, new = set(before.triples), set(after.triples)
+        subject = mapper.iri(entry.id)
+        own = subject + "#"
+        if any(s != subject and not (type(s) is URIRef and s.startswith(own)) for s, _, _ in old ^ new):
+            return None  # (a triple another entry may also make)
+        removed += old - new
+        added += new - old
+        lines.update(set(before.lines) ^ set(after.lines))
+        edit.digests[entry.id] = after.digest
+    if not graph.change(removed, added):
+        return None
+    mapped = MappedGraph(graph=graph, index=index, clean=scratch.clean, runs=scratch.runs, digests=edit.digests,
+                         entry_files=scratch.entry_files, key_line_parts=scratch.key_line_parts,
+                         edits=graph.edits, kept_runs=cache.kept_lines,
+                         kept_key_lines=lambda: cache.kept_key_lines(set(scratch.clean)))
+    if any(p in CYCLE_PROPERTIES for _, p, _ in (*removed, *added)) and check_cycles(mapped, schema,
+                                                                                      config.base_iri):
+        return None
+    if lines and check_shapes(mapped, schema, load_shapes(config.ontology_dir), engine, focus_nodes(lines, graph)):
+        return None
+    cache.save_edit(edit, mapped)
+    if removed or added:
+        try:
+            graph.save(config.cache_dir, content(cache.stamp, edit.digests))
+        except OSError:
+            pass
+    return KnowledgeBase(config, schema, edit.entries, mapped, graph, [], sources=cache.sources)
+
+
+def _keep_packed(config: Config, content: str | None, index: Index) -> None:
+    """Keep the graph packed (kb/packed.py) as the graph of `content`, unless it is kept so already: in a
+    forked process that goes on after this one (0.5 s at 10,000 systems)."""
+    from . import files, signing  # noqa: F401 - what saving uses, imported before the fork
+    from .packed import PackedGraph
+    from .workers import detached
+
+    def job() -> None:
+        if PackedGraph.load(config.cache_dir, content) is None:
+            graph = PackedGraph.of(index)
+            if graph is not None:
+                graph.save(config.cache_dir, content)
+
+    if content is not None:
+        detached(job)
 
 
 def load_valid_kb(root: Path | None = None, *, shacl: bool = True, save_apart: bool = False) -> KnowledgeBase:

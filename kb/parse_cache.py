@@ -16,16 +16,18 @@ ignored.
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import pickle
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .loader import Entry, Node, discover, load_entry, mark_duplicate_ids, read_entry_file
-from .mapping import Kept, MappedGraph, entry_index
+from .mapping import Kept, MappedGraph, Premapped, entry_index
 from .problems import Problem
 from .schema import Schema
-from .shards import Shards
+from .shards import _CORRUPT, Shards, shard_of
 from .store_cache import MAPPING_CODE, libraries
 from .uptodate import RACY_NS, content_digest
 
@@ -153,12 +155,13 @@ class EntryCache:
     def save(self, mapped: MappedGraph, shapes_ok: bool | None = None) -> None:
         """Keep the mapping of each entry that mapped cleanly, and the parse of every other one. `shapes_ok`:
         whether this graph met the shapes with every entry clean (None: not checked)."""
-        keep_parsed, keep_mapped = {}, {}
+        keep_parsed, keep_mapped, digests = {}, {}, {}
         for entry_id, key in self._keys.items():
             clean = mapped.clean.get(entry_id)
             kept = self.kept.get(entry_id)
             if clean is not None and mapped.index.get(entry_id) is not None:
                 keep_mapped[key] = clean
+                digests[entry_id] = clean.digest
                 self._changed = self._changed or kept is None or kept.premapped is not clean
             elif key in self._parsed:
                 keep_parsed[key] = self._parsed[key]
@@ -175,7 +178,8 @@ class EntryCache:
         items = {("mapped", *key): value for key, value in keep_mapped.items()}
         items.update((("parsed", *key), value) for key, value in keep_parsed.items())
         try:  # sharded by file: after one edit, one shard is written again (kb/shards.py)
-            self._shards.save(self.stamp, {"shapes_ok": shapes_ok, "stats": stats}, items, lambda item: item[1])
+            self._shards.save(self.stamp, {"shapes_ok": shapes_ok, "stats": stats, "digests": digests}, items,
+                              lambda item: item[1])
         except (OSError, pickle.PickleError):
             pass  # a read-only root still works, only slower
 
@@ -193,6 +197,87 @@ class EntryCache:
         self.save(mapped, shapes_ok)
         return None
 
+    def content(self, mapped: MappedGraph) -> str | None:
+        """What names the graph of `mapped` (`content`) when every entry mapped cleanly, else None."""
+        if not mapped.all_clean:
+            return None
+        return content(self.stamp, {entry_id: premapped.digest for entry_id, premapped in mapped.clean.items()})
+
+    # --- the edit path (kb/knowledge_base.py `open_kb`) ---------------------------------------------
+
+    def edited(self, at_most: int) -> Edited | None:
+        """The entries as kept, with the files changed since read and parsed, if the cache can stand for the
+        rest: the last run's graph met the shapes with every entry clean, the same files hold the same ids
+        and classes, and at most `at_most` of them changed. None otherwise (then `load` as usual)."""
+        head = self._shards.load_head(self.stamp)
+        if head is None or not head["shapes_ok"] or "digests" not in head:
+            return None
+        stats, digests = head["stats"], head["digests"]
+        files, problems = discover(self.root / "entries", self.root, self.schema)
+        if problems or len(files) != len(stats) or len(files) != len(digests):
+            return None
+        now = time.time_ns()
+        entries, changed = [], []
+        for file, rel, entry_id, cls in files:
+            kept = stats.get(rel)
+            if kept is None or kept[3][1:3] != (entry_id, str(cls)) or entry_id not in digests:
+                return None
+            key = _unchanged(file, kept)
+            if key is None:
+                seen = _size_mtime(file)
+                data, problem = read_entry_file(file, rel)
+                if problem:
+                    return None
+                key = (rel, entry_id, str(cls), len(data), content_digest(data))
+                if seen is not None and seen[0] == len(data):
+                    self._stats[rel] = (*seen, now, key)
+                    self._restated |= seen[1] < now - RACY_NS
+                if key != kept[3]:
+                    if len(changed) == at_most:
+                        return None
+                    changed.append((len(entries), kept[3], key))
+                    entries.append(load_entry(rel, entry_id, cls, data))
+                    self._keys[entry_id] = key
+                    continue
+            else:
+                self._stats[rel] = kept
+            self._keys[entry_id] = key
+            entries.append(Entry(entry_id, cls, rel, UNPARSED))
+        try:
+            old = [self._shards.shard(shard_of(before[0])).get(("mapped", *before)) for _, before, _ in changed]
+        except _CORRUPT:
+            return None
+        if any(premapped is None for premapped in old):
+            return None
+        self._shapes_ok = True
+        return Edited(entries, [(entries[pos], before, premapped) for (pos, before, _), premapped in zip(changed, old)],
+                      dict(digests), content(self.stamp, digests))
+
+    def kept_lines(self, entry_id: str) -> list[str]:
+        """The N-Triples lines of an unchanged entry as kept (after `edited`)."""
+        key = self._keys[entry_id]
+        return self._shards.shard(shard_of(key[0]))[("mapped", *key)].lines
+
+    def kept_key_lines(self, changed: set[str]) -> list:
+        """The key lines (`Premapped.key_lines`) of every entry but those `changed`, as kept (after `edited`)."""
+        return [self._shards.shard(shard_of(key[0]))[("mapped", *key)].key_lines
+                for entry_id, key in self._keys.items() if entry_id not in changed]
+
+    def save_edit(self, edit: Edited, mapped: MappedGraph) -> None:
+        """Keep the mappings of the changed entries (after `edited`): their shards and the head are written
+        again, the other shards stay."""
+        put = {("mapped", *self._keys[entry.id]): mapped.clean[entry.id] for entry, _, _ in edit.changed}
+        drop = {("mapped", *before) for _, before, _ in edit.changed} - put.keys()
+        if not put and not drop and not self._restated:
+            return
+        kept = set(self._keys.values())
+        stats = {rel: seen for rel, seen in self._stats.items() if seen[3] in kept}
+        try:
+            self._shards.update(self.stamp, {"shapes_ok": True, "stats": stats, "digests": edit.digests}, put, drop,
+                                lambda item: item[1])
+        except (OSError, pickle.PickleError, *_CORRUPT):
+            pass
+
     def _read(self) -> tuple[dict, dict, bool, dict]:
         saved = self._shards.load(self.stamp)
         if saved is None:
@@ -202,6 +287,28 @@ class EntryCache:
         for (kind, *key), value in items.items():
             (mapped if kind == "mapped" else parsed)[tuple(key)] = value
         return parsed, mapped, head["shapes_ok"], head["stats"]
+
+
+@dataclass
+class Edited:
+    """The entries after a few edits (`EntryCache.edited`): each unchanged one as kept (`UNPARSED`), each changed
+    one parsed; `changed` holds (the changed entry, its file's key as kept, its kept mapping); `digests` the
+    digest of every entry's lines as kept (the changed ones' to be put in); `content` what names the graph
+    kept (kb/packed.py)."""
+
+    entries: list[Entry]
+    changed: list[tuple[Entry, tuple, Premapped]]
+    digests: dict[str, bytes]
+    content: str
+
+
+def content(stamp: tuple, digests: dict[str, bytes]) -> str:
+    """What names a graph made under `stamp` (the ontology, the base IRI, the code) from entries whose lines
+    have `digests` (entry id → `export.lines_digest`): the packed graph is kept for it (kb/packed.py)."""
+    h = hashlib.blake2b(repr(stamp).encode("utf-8", "surrogatepass"), digest_size=16)
+    for entry_id in sorted(digests):
+        h.update(entry_id.encode("utf-8", "surrogatepass") + b"\0" + digests[entry_id])
+    return h.hexdigest()
 
 
 FRESH_CHUNK = 250  # new or changed files a worker parses and maps at a time

@@ -151,6 +151,7 @@ class Shards:
     def __init__(self, path: Path):
         self.path = path
         self._loaded: dict[int, tuple[str, bytes, dict]] = {}  # shard → (file name, digest, items as loaded)
+        self._names: dict[int, tuple[str, bytes]] | None = None  # every shard's, after `load_head`
 
     def load(self, stamp) -> tuple[object, dict] | None:
         """(head, items) if saved under `stamp` and intact, else None. The head is unpickled only if its
@@ -173,6 +174,7 @@ class Shards:
             if pickle.load(data) != (stamp, rdflib.__version__):  # its terms are pickled by value (below)
                 return None
             head, names = pickle.load(data)
+            self._names = names
             items: dict = {}
             for shard, (name, digest) in names.items():
                 raw = (self.path.parent / name).read_bytes()
@@ -186,16 +188,63 @@ class Shards:
             self._loaded = {}
             return None
 
+    def load_head(self, stamp):
+        """Only the head, if saved under `stamp` and intact (else None); then `shard` reads the shards one by
+        one, and `update` writes back the ones changed. A run that changed a few entries reads a few shards."""
+        from .signing import verified
+
+        self._loaded, self._names = {}, None
+        try:
+            data = io.BytesIO(verified(self.path.read_bytes()))
+            if pickle.load(data) != (stamp, rdflib.__version__):
+                return None
+            head, self._names = pickle.load(data)
+            return head
+        except _CORRUPT:
+            return None
+
+    def shard(self, number: int) -> dict:
+        """The items of shard `number` after `load_head` (none if it has none); raises ValueError (or
+        another `_CORRUPT` error) if it is not the shard the head names."""
+        loaded = self._loaded.get(number)
+        if loaded is None:
+            found = self._names.get(number)
+            if found is None:
+                return {}
+            name, digest = found
+            raw = (self.path.parent / name).read_bytes()
+            if _digest(raw) != digest:
+                raise ValueError(f"shard {name} is not the one the head names")
+            loaded = self._loaded[number] = (name, digest, pickle.loads(raw))
+        return loaded[2]
+
+    def update(self, stamp, head, put: dict, drop: set, shard_key) -> None:
+        """After `load_head`: keep `head`, with the items `put` in (by `shard_key`, as `save`) and those in `drop`
+        out; the shards they are in are written again, the others stay as the head named them."""
+        touched = {shard_of(shard_key(key)) for key in (*put, *drop)}
+        items = {}
+        for number in touched:
+            items.update(self.shard(number))
+        for key in drop:
+            items.pop(key, None)
+        items.update(put)
+        names = {n: found for n, found in self._names.items() if n not in touched}
+        self._write(stamp, head, items, shard_key, names)
+
     def save(self, stamp, head, items: dict, shard_key) -> None:
         """Keep `head` and `items`, each item in the shard `shard_key(key)` picks. Raises OSError or
         PickleError (the caller decides whether a cache that cannot be written matters)."""
+        self._write(stamp, head, items, shard_key, {})
+
+    def _write(self, stamp, head, items: dict, shard_key, names: dict) -> None:
+        """`save`, the shards in `names` kept as they are."""
         from .files import write_atomically
         from .signing import signed
 
         groups: dict[int, dict] = {}
         for key, value in items.items():
             groups.setdefault(shard_of(shard_key(key)), {})[key] = value
-        names = {}
+        names = dict(names)
         for shard, part in groups.items():
             loaded = self._loaded.get(shard)
             if loaded is not None and _same(loaded[2], part):
@@ -210,6 +259,7 @@ class Shards:
                 + pickle.dumps((head, names), protocol=pickle.HIGHEST_PROTOCOL))
         write_atomically(self.path, signed(data))
         self._loaded = {shard: (*names[shard], groups[shard]) for shard in groups}
+        self._names = names
         named = {name for name, _ in names.values()}
         for old in self.path.parent.glob(f"{self.path.name}.*"):
             if old.name not in named:

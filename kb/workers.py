@@ -88,6 +88,33 @@ def _before_fork() -> None:
             _prctl = False
 
 
+def detached(job) -> None:
+    """`job()` in a forked grandchild that nothing waits for, at the lowest priority: it goes on after this
+    process, its standard streams on /dev/null (a caller reading this process's output is not kept waiting).
+    Its errors are its own. The job must use only what is imported already (see `_before_fork`)."""
+    if not hasattr(os, "fork"):
+        return
+    try:
+        pid = os.fork()
+    except OSError:
+        return
+    if pid == 0:
+        try:
+            if os.fork() == 0:
+                try:
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    null = os.open(os.devnull, os.O_RDWR)
+                    for fd in (0, 1, 2):
+                        os.dup2(null, fd)
+                    os.nice(19)
+                    job()
+                finally:
+                    os._exit(0)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
 def name_process(name: str) -> None:
     """Name this process `name` where `ps` and /proc/PID/comm show it (Linux prctl PR_SET_NAME, at most 15
     bytes; elsewhere a no-op): `kb-spare`, a rebuild of `kb serve` waiting for its work, `kb-rebuild` doing it."""

@@ -409,6 +409,7 @@ class State:
         self.spare_names: set = set()  # and the paths of the files in it then
         self._spare_listing: dict | None = None
         old = self._load()
+        self._as_kept(kb.mapped, old["lines"] if old is not None else {})
         if old is not None:
             kept = old["lines"]  # each run `Packed`, with its digest as the plain part: at 10,000 systems 34 MB
             # of lines that a rebuild unpickles only for the entries whose digest differs
@@ -425,6 +426,18 @@ class State:
             self._kept_offsets = old["offsets"]
             if not self.change.everything:
                 self.spare, self._spare_listing = self._kept_spare()
+
+    def _as_kept(self, mapped, kept: dict) -> None:
+        """After the edit path (`MappedGraph.kept_runs`) the runs of the unchanged entries are not in `runs`:
+        each is the run this state kept, if its digest is the entry's, else the entry's lines as kept with its
+        mapping (kb/parse_cache.py). Not if the graph is no longer the mapping's (then `runs` is all of it)."""
+        if mapped is None or mapped.kept_runs is None or mapped.edits != mapped.graph.edits:
+            return
+        for key, found in mapped.digests.items():
+            if key not in self.runs:
+                run = kept.get(key)
+                self.runs[key] = run if run is not None and run.plain == found else mapped.kept_runs(key)
+                self._digests[key] = found
 
     def kept_memo(self, name: str) -> dict:
         """The entries of memo `name` kept from the previous build that the change does not touch: a table
