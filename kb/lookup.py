@@ -54,8 +54,10 @@ def search(kb: KnowledgeBase, text: str, limit: int = 20) -> list[Match]:
     return sorted(best.values(), key=lambda m: (-m.score, label_of(kb, m.iri).casefold(), str(m.iri)))[:limit]
 
 
-def label_of(kb: KnowledgeBase, node) -> str:
-    label = kb.index.value(node, SKOS.prefLabel) or kb.index.value(node, RDFS.label)
+def label_of(kb: KnowledgeBase, node, index=None) -> str:
+    """The name of `node` in the knowledge base's graph (or in `index`), else its id or the end of its IRI."""
+    g = kb.index if index is None else index
+    label = g.value(node, SKOS.prefLabel) or g.value(node, RDFS.label)
     if label is not None:
         return str(label)
     return kb.id_of(node) or str(node).rsplit("/", 1)[-1].rsplit("#", 1)[-1]

@@ -169,7 +169,16 @@ class PackedGraph:
             yield t[k >> 2 * BITS], t[k >> BITS & MASK], t[k & MASK]
 
     def __contains__(self, triple) -> bool:
-        return next(iter(self.triples(triple)), None) is not None
+        s, p, o = triple
+        if s is None or p is None or o is None:
+            return next(iter(self.triples(triple)), None) is not None
+        ids = self.ids
+        si, pi, oi = ids.get(s), ids.get(p), ids.get(o)
+        if si is None or pi is None or oi is None:
+            return False
+        k = (si << BITS | pi) << BITS | oi
+        i = bisect_left(self.spo, k)
+        return i < len(self.spo) and self.spo[i] == k
 
     def value(self, subject=None, predicate=None, object=None, default=None):
         if subject is not None:
@@ -255,7 +264,13 @@ class PackedGraph:
 
     def triples(self, pattern) -> Iterator[tuple]:
         s, p, o = pattern
-        if s is not None:
+        if s is not None and p is not None:
+            if o is None:
+                for oo in self.objects(s, p):
+                    yield s, p, oo
+            elif (s, p, o) in self:
+                yield s, p, o
+        elif s is not None:
             for pp, oo in self.predicate_objects(s):
                 if (p is None or pp == p) and (o is None or oo == o):
                     yield s, pp, oo

@@ -158,16 +158,9 @@ class Shards:
         stamp matches, so a cache of another version costs one small read."""
         from .signing import verified
 
-        ahead = _PRELOADED.pop(self.path, None)
-        if ahead is not None and ahead[1] == stamp:
-            try:
-                if _identity(self.path) == ahead[0]:
-                    found, self._loaded = ahead[2]
-                    TAKEN.append(self.path)
-                    return found
-            except OSError:
-                pass
-        del ahead  # (a stale one is not kept while the files are read again)
+        found = self._preloaded(stamp)
+        if found is not None:
+            return found
         self._loaded = {}
         try:
             data = io.BytesIO(verified(self.path.read_bytes()))
@@ -188,11 +181,28 @@ class Shards:
             self._loaded = {}
             return None
 
+    def _preloaded(self, stamp) -> tuple | None:
+        """What `preload` found, if it is still the cache on disk (then `_loaded` is what it loaded)."""
+        ahead = _PRELOADED.pop(self.path, None)
+        if ahead is not None and ahead[1] == stamp:
+            try:
+                if _identity(self.path) == ahead[0]:
+                    found, self._loaded = ahead[2]
+                    self._names = {shard: loaded[:2] for shard, loaded in self._loaded.items()}
+                    TAKEN.append(self.path)
+                    return found
+            except OSError:
+                pass
+        return None
+
     def load_head(self, stamp):
         """Only the head, if saved under `stamp` and intact (else None); then `shard` reads the shards one by
         one, and `update` writes back the ones changed. A run that changed a few entries reads a few shards."""
         from .signing import verified
 
+        found = self._preloaded(stamp)
+        if found is not None:
+            return found[0]
         self._loaded, self._names = {}, None
         try:
             data = io.BytesIO(verified(self.path.read_bytes()))

@@ -134,19 +134,22 @@ class SiteModel:
         self.ontology = kb.schema.ontology
         self._entities = sorted((kb.iri(e.id) for e in kb.entries if e.data is not None), key=str)
         self.cls_key = {v: k.rstrip("s").replace("countrie", "country") for k, v in kb.schema.classes.items()}
-        self.labels = TrackedDict(self.tracker, (SKOS.prefLabel, RDFS.label),
-                                  ((e, label_of(kb, e)) for e in self._entities))
+        index = self.tracker._index  # (lookups made for the model itself, in no unit)
+        self.labels = TrackedDict(self.tracker, (SKOS.prefLabel, RDFS.label), set(self._entities),
+                                  lambda e: label_of(kb, e, index))
         self._systems = [e for e in self._entities if (e, RDF.type, KB.System) in self.g]
         self.concepts = {c: str(self.g.value(c, SKOS.prefLabel)) for c in kb.schema.concepts.get(KBC.scheme, {}).values()}
         # each system's category and all broader ones, computed once for every category page and table
-        categories = {s: self.g.value(s, KB.category) for s in self._systems}
-        ancestors = {c: set(concept_ancestors(self.ontology, c)) for c in set(categories.values()) if c is not None}
-        self.system_concepts = TrackedDict(self.tracker, (KB.category,), (
-            (s, (c, ancestors.get(c, set()))) for s, c in categories.items()))
+        self.system_concepts = TrackedDict(self.tracker, (KB.category,), set(self._systems),
+                                           lambda s: self._concepts_of(index.value(s, KB.category)))
         self.under: dict = {}  # concept → it and the concepts below it (from the ontology)
         for c in self.concepts:
             for a in concept_ancestors(self.ontology, c):
                 self.under.setdefault(a, set()).add(c)
+
+    def _concepts_of(self, concept) -> tuple:
+        """A system's category and the set of it and its broader ones."""
+        return concept, set(concept_ancestors(self.ontology, concept)) if concept is not None else set()
 
     @property
     def entities(self) -> list[URIRef]:
