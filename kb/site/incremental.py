@@ -301,7 +301,7 @@ class TrackedDict(dict):
 
     def __getitem__(self, key):
         self.tracker.facts(key, self.predicates)
-        found = super().get(key, _UNMADE)
+        found = super().get(key, _UNMADE)  # (made, or put in by a caller)
         if found is _UNMADE:
             if key not in self._keys:
                 raise KeyError(key)
@@ -313,7 +313,7 @@ class TrackedDict(dict):
 
     def __contains__(self, key) -> bool:
         self.tracker.facts(key, self.predicates)
-        return key in self._keys
+        return key in self._keys or super().__contains__(key)
 
 
 _UNMADE = object()
