@@ -14,7 +14,6 @@ their terms' numbers, not in insertion order: the site does not depend on the or
 """
 from __future__ import annotations
 
-import os
 import pickle
 from array import array
 from bisect import bisect_left
@@ -322,8 +321,17 @@ class PackedGraph:
     @classmethod
     def load(cls, folder: Path, content: str) -> PackedGraph | None:
         """The graph kept for `content`, or None (none kept, another content, damaged, another version)."""
+        from .shards import TAKEN, _identity
         from .signing import verified
 
+        ahead = _PRELOADED.pop(folder / PATH, None)
+        if ahead is not None and ahead[1] == content:
+            try:
+                if _identity(folder / PATH) == ahead[0]:
+                    TAKEN.append(folder / PATH)
+                    return ahead[2]
+            except OSError:
+                pass
         try:
             data = verified((folder / PATH).read_bytes())
             form, version, kept, base, extra, spo, pos = pickle.loads(data)
@@ -337,10 +345,20 @@ class PackedGraph:
         return graph if len(graph.spo) == len(graph.pos) else None
 
 
-def forget(folder: Path) -> None:
-    """Remove the kept graph (a run that changed the graph and could not keep it)."""
+_PRELOADED: dict = {}  # the file → (its identity, the content, the graph loaded): `preload`
+
+
+def preload(folder: Path, content: str) -> None:
+    """Load the graph kept for `content` ahead of a `PackedGraph.load` to come in this process (kb serve's next
+    rebuild process, waiting for a change), which takes it if the file is still the very file read here."""
+    from .shards import _identity
+
+    path = folder / PATH
     try:
-        os.unlink(folder / PATH)
+        before = _identity(path)
+        graph = PackedGraph.load(folder, content)
+        if graph is not None and _identity(path) == before:
+            _PRELOADED[path] = (before, content, graph)
     except OSError:
         pass
 

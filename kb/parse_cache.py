@@ -45,6 +45,7 @@ class EntryCache:
         self.schema = schema
         self.path = cache_dir / PATH
         self.base_iri = base_iri
+        self._ontology_dir = ontology_dir
         self._shards = Shards(self.path)
         self.stamp = stamp(ontology_dir, base_iri)
         self.kept: dict[str, Kept] = {}  # entry id → its kept mapping, for map_entries
@@ -56,6 +57,12 @@ class EntryCache:
         self._stats: dict[str, tuple] = {}  # path → (size, mtime, when read, the key of its content)
         self._restated = False
         self._fresh = 0  # files parsed by `load` (not kept from the last run)
+
+    def afresh(self) -> EntryCache:
+        """A new cache of the same knowledge base that reads nothing this one read again (after `edited`)."""
+        fresh = EntryCache(self.root, self.schema, self.path.parent, self.base_iri, self._ontology_dir)
+        fresh._shards = self._shards
+        return fresh
 
     def load(self) -> tuple[list[Entry], list[Problem]]:
         """As `loader.load_entries`, reusing what was kept for unchanged files."""

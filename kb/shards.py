@@ -103,6 +103,12 @@ def preload(path: Path, stamp) -> None:
         pass
 
 
+def preloaded_head(path: Path):
+    """The head of the cache at `path` that `preload` found, if it found one (still to be taken by `load`)."""
+    ahead = _PRELOADED.get(path)
+    return ahead[2][0][0] if ahead is not None else None
+
+
 def _room_for(path: Path) -> bool:
     """Whether the cache at `path`, loaded, fits in half the memory available now: a process waiting with it
     must not push the rest of the machine into swap, nor its container past its limit. Loaded, it is counted
@@ -152,6 +158,7 @@ class Shards:
         self.path = path
         self._loaded: dict[int, tuple[str, bytes, dict]] = {}  # shard → (file name, digest, items as loaded)
         self._names: dict[int, tuple[str, bytes]] | None = None  # every shard's, after `load_head`
+        self._head: tuple | None = None  # (stamp, head) read by `load_head`: `load` then reads only the shards
 
     def load(self, stamp) -> tuple[object, dict] | None:
         """(head, items) if saved under `stamp` and intact, else None. The head is unpickled only if its
@@ -161,6 +168,15 @@ class Shards:
         found = self._preloaded(stamp)
         if found is not None:
             return found
+        if self._head is not None and self._head[0] == stamp:  # the rest, after `load_head`
+            try:
+                items: dict = {}
+                for shard in self._names:
+                    items.update(self.shard(shard))
+                return self._head[1], items
+            except _CORRUPT:
+                self._loaded = {}
+                return None
         self._loaded = {}
         try:
             data = io.BytesIO(verified(self.path.read_bytes()))
@@ -202,13 +218,15 @@ class Shards:
 
         found = self._preloaded(stamp)
         if found is not None:
+            self._head = (stamp, found[0])
             return found[0]
-        self._loaded, self._names = {}, None
+        self._loaded, self._names, self._head = {}, None, None
         try:
             data = io.BytesIO(verified(self.path.read_bytes()))
             if pickle.load(data) != (stamp, rdflib.__version__):
                 return None
             head, self._names = pickle.load(data)
+            self._head = (stamp, head)
             return head
         except _CORRUPT:
             return None
@@ -269,7 +287,7 @@ class Shards:
                 + pickle.dumps((head, names), protocol=pickle.HIGHEST_PROTOCOL))
         write_atomically(self.path, signed(data))
         self._loaded = {shard: (*names[shard], groups[shard]) for shard in groups}
-        self._names = names
+        self._names, self._head = names, None
         named = {name for name, _ in names.values()}
         for old in self.path.parent.glob(f"{self.path.name}.*"):
             if old.name not in named:

@@ -296,6 +296,10 @@ class SiteWriter:
         """The graph's triples as sorted N-Triples lines, computed once per build, if at all: each entry's come
         with its mapping (kept in `.kb-cache/` with it), so only the ontology's are made here. What the dumps
         and the query page load, when they are made in full."""
+        partial = getattr(self.kb.mapped, "kept_runs", None) is not None
+        if partial and not isinstance(self._lines, list) and self.state is not None:
+            self._lines = self.state.graph_lines() or self._lines  # after the edit path, the kept state holds the
+            # unchanged entries' lines: they are not read again from the parse cache (all of its shards)
         if self._lines is None:  # the index itself, not the tracker: making the lines is not a read of a part
             self._lines = graph_lines(self.kb.mapped, self.kb.schema.ontology, self.model.tracker._index)
         elif callable(self._lines):

@@ -43,6 +43,7 @@ import pickle
 from array import array
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 from rdflib import Literal
@@ -447,6 +448,14 @@ class State:
                 run = kept.get(key)
                 self.runs[key] = run if run is not None and run.plain == found else mapped.kept_runs(key)
                 self._digests[key] = found
+
+    def graph_lines(self) -> list[str] | None:
+        """The graph's triples as sorted N-Triples lines, from `runs` (those kept unpickled one by one), or None
+        if a kept run cannot be read."""
+        runs = [run.open() if type(run) is Packed else run for run in self.runs.values()]
+        if any(run is Packed.UNREADABLE for run in runs):
+            return None
+        return sorted(chain.from_iterable(runs))  # (as `export.graph_lines`)
 
     def kept_memo(self, name: str) -> dict:
         """The entries of memo `name` kept from the previous build that the change does not touch: a table

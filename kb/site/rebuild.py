@@ -14,11 +14,11 @@ It writes one JSON object to standard output, what the server says of it: `statu
 "later" or "made"), "up to date", "errors" (with `problems`, each as `path:line: message`),
 "cannot write" or "failed" (with `reason`). "built" and "up to date" come with `made`, what the site's graph
 was made from (kb/site/update.py `Updated.made`). Each says which process rebuilt (`pid`), whether it
-had been started ahead with its imports done (`ahead`), and how many of the two caches it reads it took as
-that process had loaded them meanwhile (`preloaded`).
+had been started ahead with its imports done (`ahead`), and how many of the caches it reads it took as that
+process had loaded them meanwhile (`preloaded`).
 
-Started ahead, the process also loads the caches a rebuild reads, the parse cache and the site's kept state,
-in a thread while it waits (0.5 s of a rebuild at 10,000 systems: kb/site/update.py `preload`). The rebuild
+Started ahead, the process also loads the caches a rebuild reads, the parse cache, the packed graph and the
+site's kept state, in a thread while it waits (0.5 s of a rebuild at 10,000 systems: kb/site/update.py `preload`). The rebuild
 takes them only if their files are still the ones loaded (a `kb build` in another terminal meanwhile writes new
 ones), else it reads them itself. They stay in its memory meanwhile: about 270 MB at 10,000 systems.
 """
