@@ -75,6 +75,8 @@ def graph_runs(mapped, ontology, index, complete: bool = True) -> dict[str, list
         if not complete:
             return runs
         runs.update((key, mapped.kept_runs(key)) for key in mapped.digests if key not in runs)
+        if any(run is None for run in runs.values()):  # a kept run unreadable: the lines from the graph
+            return None
     return runs if sum(map(len, runs.values())) == len(index) else None  # (each run's lines are distinct)
 
 

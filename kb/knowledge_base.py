@@ -134,8 +134,8 @@ def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "dire
                                      None if changed is None else focus_nodes(changed, index)))
     shapes_ok = (not problems and mapped.all_clean) if shacl else None
     saver = cache.save_apart(mapped, shapes_ok) if save_apart else cache.save(mapped, shapes_ok)
-    if shapes_ok:  # for the edit path of the next run
-        _keep_packed(config, cache.content(mapped), index)
+    if shapes_ok and sum(map(len, mapped.runs.values())) + len(ontology) == len(index):  # for the edit path
+        _keep_packed(config, cache.content(mapped), index)  # of the next run, while each line is in one run
     try:
         problems = sorted(set(problems), key=problem_order)
         return KnowledgeBase(config, schema, entries, mapped, index, problems, sources=cache.sources,
@@ -191,21 +191,22 @@ def _edited(config: Config, schema: Schema, engine: str, cache) -> KnowledgeBase
         added += new - old
         lines.update(set(before.lines) ^ set(after.lines))
         edit.digests[entry.id] = after.digest
-    if not graph.change(removed, added):
-        return None
+    if any(triple in graph for triple in added) or not graph.change(removed, added):
+        return None  # (an entry's triple the ontology also states: the runs would not be disjoint)
     mapped = MappedGraph(graph=graph, index=index, clean=scratch.clean, runs=scratch.runs, digests=edit.digests,
                          entry_files=scratch.entry_files, key_line_parts=scratch.key_line_parts,
-                         edits=graph.edits, kept_runs=cache.kept_lines,
-                         kept_key_lines=lambda: cache.kept_key_lines(set(scratch.clean)))
+                         edits=graph.edits, kept_runs=cache.kept_lines)
     if any(p in CYCLE_PROPERTIES for _, p, _ in (*removed, *added)) and check_cycles(mapped, schema,
                                                                                       config.base_iri):
         return None
     if lines and check_shapes(mapped, schema, load_shapes(config.ontology_dir), engine, focus_nodes(lines, graph)):
         return None
+    mapped.kept_key_lines = lambda: cache.kept_key_lines(set(scratch.clean))  # (the checks' lines are not shown)
     cache.save_edit(edit, mapped)
-    if removed or added:
+    now = content(cache.stamp, edit.digests)
+    if now != edit.content:  # (a key moved changes the order of the lines, not the triples)
         try:
-            graph.save(config.cache_dir, content(cache.stamp, edit.digests))
+            graph.save(config.cache_dir, now)
         except OSError:
             pass
     return KnowledgeBase(config, schema, edit.entries, mapped, graph, [], sources=cache.sources)
@@ -221,11 +222,22 @@ def _keep_packed(config: Config, content: str | None, index: Index) -> None:
     def job() -> None:
         if PackedGraph.load(config.cache_dir, content) is None:
             graph = PackedGraph.of(index)
-            if graph is not None:
+            if graph is not None and _identity(config.cache_dir) == folder:  # (not one made again since)
                 graph.save(config.cache_dir, content)
 
-    if content is not None:
+    folder = _identity(config.cache_dir)
+    if content is not None and folder is not None:
         detached(job)
+
+
+def _identity(folder: Path) -> tuple | None:
+    import os
+
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def load_valid_kb(root: Path | None = None, *, shacl: bool = True, save_apart: bool = False) -> KnowledgeBase:

@@ -29,7 +29,8 @@ FORMAT = 1
 PATH = "graph.packed"  # in the cache folder
 BITS = 21
 MASK = (1 << BITS) - 1
-MAX_TERMS = 1 << BITS  # more terms (about 100,000 systems): no packed graph, every rebuild loads the entries
+MAX_TERMS = 1 << BITS  # more terms: no packed graph, every run loads the entries (100,000 systems: 1.1 million)
+BATCH = 256  # triples removed and added from which `change` sorts the arrays again rather than move them
 _EMPTY: dict = {}
 
 
@@ -106,17 +107,25 @@ class PackedGraph:
 
     def change(self, removed: Iterable[tuple], added: Iterable[tuple]) -> bool:
         """Remove and add triples in place; False (the graph then unusable) if the terms outgrow the numbers."""
+        gone, new = [], []
         for s, p, o in removed:
             si, pi, oi = self.ids.get(s), self.ids.get(p), self.ids.get(o)
             if si is not None and pi is not None and oi is not None:
-                _drop(self.spo, (si << BITS | pi) << BITS | oi)
-                _drop(self.pos, (pi << BITS | oi) << BITS | si)
+                gone.append((si, pi, oi))
         for s, p, o in added:
-            si, pi, oi = self._number(s), self._number(p), self._number(o)
+            new.append((self._number(s), self._number(p), self._number(o)))
             if len(self.terms) > MAX_TERMS:
                 return False
-            _put(self.spo, (si << BITS | pi) << BITS | oi)
-            _put(self.pos, (pi << BITS | oi) << BITS | si)
+        for keys, key in ((self.spo, lambda s, p, o: (s << BITS | p) << BITS | o),
+                          (self.pos, lambda s, p, o: (p << BITS | o) << BITS | s)):
+            out, put = {key(*t) for t in gone}, {key(*t) for t in new}
+            if len(out) + len(put) > BATCH:  # one sorted merge rather than a move of the array per triple
+                keys[:] = array("q", sorted(set(keys).difference(out).union(put)))
+                continue
+            for k in out:
+                _drop(keys, k)
+            for k in put:
+                _put(keys, k)
         return True
 
     # --- ranges ------------------------------------------------------------------------------

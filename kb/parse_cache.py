@@ -59,7 +59,8 @@ class EntryCache:
         self._fresh = 0  # files parsed by `load` (not kept from the last run)
 
     def afresh(self) -> EntryCache:
-        """A new cache of the same knowledge base that reads nothing this one read again (after `edited`)."""
+        """A new cache of the same knowledge base that takes the head and shards this one read (after `edited`)
+        rather than read them again."""
         fresh = EntryCache(self.root, self.schema, self.path.parent, self.base_iri, self._ontology_dir)
         fresh._shards = self._shards
         return fresh
@@ -220,6 +221,8 @@ class EntryCache:
         if head is None or not head["shapes_ok"] or "digests" not in head:
             return None
         stats, digests = head["stats"], head["digests"]
+        if not self._shards.complete():  # a shard removed since: load every entry (and keep the cache anew)
+            return None
         files, problems = discover(self.root / "entries", self.root, self.schema)
         if problems or len(files) != len(stats) or len(files) != len(digests):
             return None
@@ -260,15 +263,26 @@ class EntryCache:
         return Edited(entries, [(entries[pos], before, premapped) for (pos, before, _), premapped in zip(changed, old)],
                       dict(digests), content(self.stamp, digests))
 
-    def kept_lines(self, entry_id: str) -> list[str]:
-        """The N-Triples lines of an unchanged entry as kept (after `edited`)."""
+    def kept_lines(self, entry_id: str) -> list[str] | None:
+        """The N-Triples lines of an unchanged entry as kept (after `edited`); None if its shard cannot be read
+        (damaged since: the caller makes the lines from the graph)."""
         key = self._keys[entry_id]
-        return self._shards.shard(shard_of(key[0]))[("mapped", *key)].lines
+        try:
+            return self._shards.shard(shard_of(key[0]))[("mapped", *key)].lines
+        except _CORRUPT:
+            return None
 
     def kept_key_lines(self, changed: set[str]) -> list:
-        """The key lines (`Premapped.key_lines`) of every entry but those `changed`, as kept (after `edited`)."""
-        return [self._shards.shard(shard_of(key[0]))[("mapped", *key)].key_lines
-                for entry_id, key in self._keys.items() if entry_id not in changed]
+        """The key lines (`Premapped.key_lines`) of every entry but those `changed`, as kept (after `edited`);
+        those of an entry whose shard cannot be read are left out (its problems are then placed at line 1)."""
+        found = []
+        for entry_id, key in self._keys.items():
+            if entry_id not in changed:
+                try:
+                    found.append(self._shards.shard(shard_of(key[0]))[("mapped", *key)].key_lines)
+                except _CORRUPT:
+                    pass
+        return found
 
     def save_edit(self, edit: Edited, mapped: MappedGraph) -> None:
         """Keep the mappings of the changed entries (after `edited`): their shards and the head are written

@@ -231,6 +231,13 @@ class Shards:
         except _CORRUPT:
             return None
 
+    def complete(self) -> bool:
+        """After `load_head`: whether every shard it names is there (a stat each, not a read)."""
+        try:
+            return all((self.path.parent / name).stat().st_size > 0 for name, _ in self._names.values())
+        except OSError:
+            return False
+
     def shard(self, number: int) -> dict:
         """The items of shard `number` after `load_head` (none if it has none); raises ValueError (or
         another `_CORRUPT` error) if it is not the shard the head names."""

@@ -106,13 +106,17 @@ def detached(job) -> None:
                     null = os.open(os.devnull, os.O_RDWR)
                     for fd in (0, 1, 2):
                         os.dup2(null, fd)
+                    os.closerange(3, 1 << 16)  # nor anything else of the caller's (a pipe it waits on)
                     os.nice(19)
                     job()
                 finally:
                     os._exit(0)
         finally:
             os._exit(0)
-    os.waitpid(pid, 0)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored)
+        pass
 
 
 def name_process(name: str) -> None:

@@ -215,3 +215,44 @@ def test_the_packed_graph_is_kept_and_read_back(tmp_path):
     again.change([triples[0]], [(IRIS[7], IRIS[0], Literal("new"))])
     again.save(tmp_path, "two")  # the terms read back as they were, the new one after them
     assert _same(PackedGraph.load(tmp_path, "two"), again)
+
+
+def test_a_shard_removed_since_is_no_traceback_and_no_wrong_graph(built, tmp_path):
+    """A shard of the parse cache removed by hand (or lost in a copy): the next run loads every entry and
+    keeps the cache anew, rather than trust a head that names a missing file."""
+    from kb.index import Index
+    from kb.knowledge_base import open_kb
+
+    cache = built / ".kb-cache"
+    next(cache.glob("parsed.pickle.*")).unlink()
+    _edit(built / "entries" / "systems" / "t-80.yaml", r"^description: >-$", "description: >-\n  Edited.")
+    kb = open_kb(built)
+    assert type(kb.index) is Index and kb.problems == []
+    assert set(kb.index) == set(open_kb(_fresh(built, tmp_path / "fresh")).index)
+
+
+def test_keys_moved_keep_the_packed_graph_for_the_next_run(built):
+    """Keys written in another order make the same triples, but the entry's lines in another order (another
+    digest): the packed graph is kept under the new content, and the next edit takes the edit path too."""
+    from kb.knowledge_base import open_kb
+    from kb.packed import PackedGraph
+
+    path = built / "entries" / "systems" / "t-80.yaml"
+    first, rest = path.read_text(encoding="utf-8").split("\n", 1)
+    path.write_text(rest.rstrip("\n") + "\n" + first + "\n", encoding="utf-8")  # `name:` last
+    assert type(open_kb(built).index) is PackedGraph
+    _edit(built / "entries" / "systems" / "t-72.yaml", r"^description: >-$", "description: >-\n  Again.")
+    assert type(open_kb(built).index) is PackedGraph
+
+
+def test_a_large_change_is_merged_into_the_packed_graph(tmp_path):
+    """Many triples removed and added at once are merged in one sort (`BATCH`): the same graph."""
+    from kb.index import Index
+    from kb.packed import BATCH, PackedGraph
+
+    triples = [(URIRef(f"https://example.org/s{i}"), IRIS[i % 4], Literal(i)) for i in range(3 * BATCH)]
+    packed = PackedGraph.of(Index(triples))
+    new = [(URIRef(f"https://example.org/n{i}"), IRIS[1], Literal(f"n{i}")) for i in range(BATCH)]
+    assert packed.change(triples[:BATCH], new)
+    assert _same(packed, Index(triples[BATCH:] + new))
+    assert list(packed.spo) == sorted(packed.spo) and list(packed.pos) == sorted(packed.pos)

@@ -49,7 +49,7 @@ from pathlib import Path
 from rdflib import Literal
 from rdflib.namespace import RDF
 
-from ..export import lines_digest, nt_term, split_line
+from ..export import graph_lines, lines_digest, nt_term, split_line
 from ..shards import Packed, Shards
 from ..uptodate import Listing, inputs_stamp, site_names, state_path
 
@@ -448,6 +448,10 @@ class State:
                 run = kept.get(key)
                 self.runs[key] = run if run is not None and run.plain == found else mapped.kept_runs(key)
                 self._digests[key] = found
+                if self.runs[key] is None:  # its kept lines unreadable: the whole graph as one run
+                    self.runs = {"": graph_lines(None, None, mapped.graph)}
+                    self._digests = _digests_of(self.runs, None)
+                    return
 
     def graph_lines(self) -> list[str] | None:
         """The graph's triples as sorted N-Triples lines, from `runs` (those kept unpickled one by one), or None
