@@ -14,7 +14,26 @@ from .namespaces import PREFIXES
 _EMPTY: dict = {}
 
 
-class Index:
+class Triples:
+    """What the graph's forms share (`Index`, kb/packed.py `PackedGraph`): the same triples as an rdflib Graph,
+    and its prefixes. A form gives its triples by iterating over it."""
+
+    _namespace_manager = None
+
+    @property
+    def namespace_manager(self):
+        if self._namespace_manager is None:
+            self._namespace_manager = prefixed_graph().namespace_manager
+        return self._namespace_manager
+
+    def to_rdflib(self):
+        """A new rdflib Graph (Memory store) holding the same triples, with the fixed prefixes bound."""
+        graph = prefixed_graph()
+        graph.addN((s, p, o, graph) for s, p, o in self)
+        return graph
+
+
+class Index(Triples):
     """Triples indexed subject → predicate → objects and predicate → object → subjects, in insertion order."""
 
     def __init__(self, triples: Iterable[tuple] = ()):
@@ -22,7 +41,6 @@ class Index:
         self._pos: dict = {}
         self._len = 0
         self.edits = 0  # changes made so far: tells whether the graph is still the one the mapping made
-        self._namespace_manager = None
         self.add_all(triples)
 
     # --- changing ----------------------------------------------------------------------------
@@ -152,20 +170,6 @@ class Index:
             for triple in self:
                 if o is None or triple[2] == o:
                     yield triple
-
-    # --- the same triples elsewhere ----------------------------------------------------------
-
-    @property
-    def namespace_manager(self):
-        if self._namespace_manager is None:
-            self._namespace_manager = prefixed_graph().namespace_manager
-        return self._namespace_manager
-
-    def to_rdflib(self):
-        """A new rdflib Graph (Memory store) holding the same triples, with the fixed prefixes bound."""
-        graph = prefixed_graph()
-        graph.addN((s, p, o, graph) for s, p, o in self)
-        return graph
 
 
 def prefixed_graph():

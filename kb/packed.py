@@ -24,6 +24,7 @@ from types import MappingProxyType
 import rdflib
 
 from . import shards  # noqa: F401 - rdflib's terms pickled by value (its copyreg functions)
+from .index import Triples
 
 FORMAT = 1
 PATH = "graph.packed"  # in the cache folder
@@ -34,7 +35,7 @@ BATCH = 256  # triples removed and added from which `change` sorts the arrays ag
 _EMPTY: dict = {}
 
 
-class PackedGraph:
+class PackedGraph(Triples):
     """The lookups of `kb.index.Index` (the same answers, in the order of the terms' numbers) over triples
     packed as numbers: `spo` holds s << 42 | p << 21 | o, `pos` holds p << 42 | o << 21 | s, both sorted."""
 
@@ -44,7 +45,6 @@ class PackedGraph:
         self.spo, self.pos = spo, pos
         self.edits = 0  # as `Index.edits`: this graph is the one the mapping made (kb/export.py `graph_runs`)
         self._base = base  # (terms, their pickle) as loaded: saved again as they were, new terms after them
-        self._namespace_manager = None
 
     @classmethod
     def of(cls, index) -> PackedGraph | None:
@@ -293,22 +293,6 @@ class PackedGraph:
             for triple in self:
                 if o is None or triple[2] == o:
                     yield triple
-
-    @property
-    def namespace_manager(self):
-        if self._namespace_manager is None:
-            from .index import prefixed_graph
-
-            self._namespace_manager = prefixed_graph().namespace_manager
-        return self._namespace_manager
-
-    def to_rdflib(self):
-        """A new rdflib Graph (Memory store) holding the same triples, with the fixed prefixes bound."""
-        from .index import prefixed_graph
-
-        graph = prefixed_graph()
-        graph.addN((s, p, o, graph) for s, p, o in self)
-        return graph
 
     # --- kept ----------------------------------------------------------------------------------
 
