@@ -155,7 +155,7 @@ def _edited(config: Config, schema: Schema, engine: str, cache) -> KnowledgeBase
     few entries edited since. Taken only if those entries map, link and meet the shapes cleanly (the shapes
     checked at the nodes the change can affect, and the cycles if a link that can close one changed); None
     otherwise, and the entries are loaded in full, which finds and reports every problem. At 10,000 systems
-    0.4 s instead of 1.3 s (the packed graph loads in 0.1 s where loading and indexing every entry took 0.9 s).
+    0.4 s instead of 1.1 s (the packed graph loads in 0.1 s where loading and indexing every entry took 0.9 s).
 
     The graph is the same as the one loading every entry makes (tests/test_edit_path.py); its lookups give
     the triples in another order, on which nothing depends (tests/test_graph_order.py)."""
