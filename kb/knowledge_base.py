@@ -218,27 +218,18 @@ def _keep_packed(config: Config, content: str | None, index: Index) -> None:
     forked process that goes on after this one (0.5 s at 10,000 systems)."""
     from . import files, signing  # noqa: F401 - what saving uses, imported before the fork
     from .packed import PackedGraph
+    from .site.output import folder_identity
     from .workers import detached
 
     def job() -> None:
         if PackedGraph.load(config.cache_dir, content) is None:
             graph = PackedGraph.of(index)
-            if graph is not None and _identity(config.cache_dir) == folder:  # (not one made again since)
+            if graph is not None and folder_identity(config.cache_dir) == folder:  # (not one made again since)
                 graph.save(config.cache_dir, content)
 
-    folder = _identity(config.cache_dir)
+    folder = folder_identity(config.cache_dir)
     if content is not None and folder is not None:
         detached(job)
-
-
-def _identity(folder: Path) -> tuple | None:
-    import os
-
-    try:
-        st = os.stat(folder)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def load_valid_kb(root: Path | None = None, *, shacl: bool = True, save_apart: bool = False) -> KnowledgeBase:
