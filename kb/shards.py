@@ -15,6 +15,10 @@ written again: the new head names it as it stands.
   either the old head with its shards or the new one with its own.
 - Any problem reading the head or one of its shards (missing, damaged, from another version) means no
   cache: the caller starts afresh, as without one.
+- The head may also hold a *summary* of each shard, made by the owner's function from the shard's items when
+  it is written (`save(summary=…)`): what a run needs of the items it does not load (kb/site/incremental.py
+  keeps there what each page read, its files and each row's CSV line, so that a rebuild loads the shards of
+  the pages a change touches, not all 256).
 """
 from __future__ import annotations
 
@@ -47,24 +51,36 @@ class Packed:
     _UNOPENED = object()
     UNREADABLE = object()  # what `open` gives if the bytes cannot be unpickled: the caller makes the value afresh
 
-    def __init__(self, data: bytes, plain=None):
+    def __init__(self, data, plain=None):
         self.data, self.plain, self._value = data, plain, Packed._UNOPENED
 
     @classmethod
     def of(cls, value, plain=None) -> "Packed":
         return cls(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), plain)
 
+    @classmethod
+    def later(cls, fetch, plain=None) -> "Packed":
+        """A value whose bytes `fetch()` gives when first needed: an item of a shard not read yet, of which
+        only `plain` (kept in the shard's summary) is at hand."""
+        return cls(fetch, plain)
+
+    def _bytes(self) -> bytes:
+        if callable(self.data):
+            self.data = self.data()
+        return self.data
+
     def open(self):
-        """The value; `Packed.UNREADABLE` if it cannot be unpickled (as a shard that cannot be is no cache)."""
+        """The value; `Packed.UNREADABLE` if it cannot be unpickled, or fetched (as a shard that cannot be
+        read is no cache)."""
         if self._value is Packed._UNOPENED:
             try:
-                self._value = pickle.loads(self.data)
+                self._value = pickle.loads(self._bytes())
             except _CORRUPT:
                 self._value = Packed.UNREADABLE
         return self._value
 
     def __reduce__(self):
-        return Packed, (self.data, self.plain)
+        return Packed, (self._bytes(), self.plain)
 
 
 def _digest(raw: bytes) -> bytes:
@@ -98,7 +114,7 @@ def preload(path: Path, stamp) -> None:
             return
         found = shards.load(stamp)
         if found is not None and _identity(path) == before:
-            _PRELOADED[path] = (before, stamp, (found, shards._loaded))
+            _PRELOADED[path] = (before, stamp, (found, shards._loaded, shards._summaries))
     except OSError:
         pass
 
@@ -159,6 +175,7 @@ class Shards:
         self._loaded: dict[int, tuple[str, bytes, dict]] = {}  # shard → (file name, digest, items as loaded)
         self._names: dict[int, tuple[str, bytes]] | None = None  # every shard's, after `load_head`
         self._head: tuple | None = None  # (stamp, head) read by `load_head`: `load` then reads only the shards
+        self._summaries: dict[int, object] = {}  # shard → its summary (`save`), as the head names them
 
     def load(self, stamp) -> tuple[object, dict] | None:
         """(head, items) if saved under `stamp` and intact, else None. The head is unpickled only if its
@@ -182,7 +199,7 @@ class Shards:
             data = io.BytesIO(verified(self.path.read_bytes()))
             if pickle.load(data) != (stamp, rdflib.__version__):  # its terms are pickled by value (below)
                 return None
-            head, names = pickle.load(data)
+            head, names, self._summaries = pickle.load(data)
             self._names = names
             items: dict = {}
             for shard, (name, digest) in names.items():
@@ -203,7 +220,7 @@ class Shards:
         if ahead is not None and ahead[1] == stamp:
             try:
                 if _identity(self.path) == ahead[0]:
-                    found, self._loaded = ahead[2]
+                    found, self._loaded, self._summaries = ahead[2]
                     self._names = {shard: loaded[:2] for shard, loaded in self._loaded.items()}
                     TAKEN.append(self.path)
                     return found
@@ -225,11 +242,15 @@ class Shards:
             data = io.BytesIO(verified(self.path.read_bytes()))
             if pickle.load(data) != (stamp, rdflib.__version__):
                 return None
-            head, self._names = pickle.load(data)
+            head, self._names, self._summaries = pickle.load(data)
             self._head = (stamp, head)
             return head
         except _CORRUPT:
             return None
+
+    def summaries(self) -> dict[int, object]:
+        """After `load` or `load_head`: the summary of each shard, as `save` made it (none without a `summary`)."""
+        return self._summaries
 
     def complete(self) -> bool:
         """After `load_head`: whether every shard it names is there (a stat each, not a read)."""
@@ -253,9 +274,10 @@ class Shards:
             loaded = self._loaded[number] = (name, digest, pickle.loads(raw))
         return loaded[2]
 
-    def update(self, stamp, head, put: dict, drop: set, shard_key) -> None:
+    def update(self, stamp, head, put: dict, drop: set, shard_key, summary=None) -> None:
         """After `load_head`: keep `head`, with the items `put` in (by `shard_key`, as `save`) and those in `drop`
-        out; the shards they are in are written again, the others stay as the head named them."""
+        out; the shards they are in are written again, the others stay as the head named them (with their
+        summaries)."""
         touched = {shard_of(shard_key(key)) for key in (*put, *drop)}
         items = {}
         for number in touched:
@@ -264,14 +286,15 @@ class Shards:
             items.pop(key, None)
         items.update(put)
         names = {n: found for n, found in self._names.items() if n not in touched}
-        self._write(stamp, head, items, shard_key, names)
+        self._write(stamp, head, items, shard_key, names, summary)
 
-    def save(self, stamp, head, items: dict, shard_key) -> None:
-        """Keep `head` and `items`, each item in the shard `shard_key(key)` picks. Raises OSError or
-        PickleError (the caller decides whether a cache that cannot be written matters)."""
-        self._write(stamp, head, items, shard_key, {})
+    def save(self, stamp, head, items: dict, shard_key, summary=None) -> None:
+        """Keep `head` and `items`, each item in the shard `shard_key(key)` picks, and `summary(items of a
+        shard)` of each shard in the head. Raises OSError or PickleError (the caller decides whether a cache
+        that cannot be written matters)."""
+        self._write(stamp, head, items, shard_key, {}, summary)
 
-    def _write(self, stamp, head, items: dict, shard_key, names: dict) -> None:
+    def _write(self, stamp, head, items: dict, shard_key, names: dict, summary) -> None:
         """`save`, the shards in `names` kept as they are."""
         from .files import write_atomically
         from .signing import signed
@@ -280,21 +303,25 @@ class Shards:
         for key, value in items.items():
             groups.setdefault(shard_of(shard_key(key)), {})[key] = value
         names = dict(names)
+        summaries = {n: self._summaries[n] for n in names if n in self._summaries} if summary is not None else {}
         for shard, part in groups.items():
             loaded = self._loaded.get(shard)
             if loaded is not None and _same(loaded[2], part):
                 names[shard] = loaded[:2]
-                continue
-            raw = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
-            digest = _digest(raw)
-            name = f"{self.path.name}.{shard:03d}.{digest.hex()}"
-            write_atomically(self.path.parent / name, raw, durable=False)
-            names[shard] = (name, digest)
+            else:
+                raw = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
+                digest = _digest(raw)
+                name = f"{self.path.name}.{shard:03d}.{digest.hex()}"
+                write_atomically(self.path.parent / name, raw, durable=False)
+                names[shard] = (name, digest)
+            if summary is not None:
+                kept = self._summaries.get(shard) if loaded is not None and names[shard] == loaded[:2] else None
+                summaries[shard] = kept if kept is not None else summary(part)
         data = (pickle.dumps((stamp, rdflib.__version__), protocol=pickle.HIGHEST_PROTOCOL)
-                + pickle.dumps((head, names), protocol=pickle.HIGHEST_PROTOCOL))
+                + pickle.dumps((head, names, summaries), protocol=pickle.HIGHEST_PROTOCOL))
         write_atomically(self.path, signed(data))
         self._loaded = {shard: (*names[shard], groups[shard]) for shard in groups}
-        self._names, self._head = names, None
+        self._names, self._head, self._summaries = names, None, summaries
         named = {name for name, _ in names.values()}
         for old in self.path.parent.glob(f"{self.path.name}.*"):
             if old.name not in named:

@@ -349,6 +349,60 @@ def test_a_rebuild_unpickles_the_kept_lines_of_the_changed_entries_only(corpus, 
     _same_as_full(corpus, "packed-lines")
 
 
+def test_a_rebuild_reads_only_the_shards_of_the_kept_state_the_change_may_touch(corpus, monkeypatch):
+    """The head of the kept state summarises each of its 256 shards (what its pages and rows read, their files,
+    each row's CSV line): after one changed description the rebuild reads the few shards whose reads meet the
+    change, not all of them, and the site is still the one a full build writes. The shards it did not read
+    are not written again."""
+    import kb.site.build as build
+    from kb.knowledge_base import load_valid_kb
+    from kb.shards import Shards
+
+    read: list = []
+    real = Shards.shard
+
+    def shard(self, number):
+        if self.path.name.startswith("site-"):
+            read.append(number)
+        return real(self, number)
+
+    monkeypatch.setattr(Shards, "shard", shard)
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    build.build_site(load_valid_kb(corpus), corpus / "_site", search=False)
+    before = {p.name for p in (corpus / ".kb-cache").glob("site-*.pickle.*")}
+    _edit(corpus / "entries" / "systems" / "t-80.yaml", r"^description: >-$", "description: >-\n  Edited for shards.")
+    read.clear()
+    report = build.build_site(load_valid_kb(corpus), corpus / "_site", search=False)
+    assert 0 < len(set(read)) < len(before) / 4, (sorted(set(read)), len(before))
+    assert 0 < report.reused < report.units
+    after = {p.name for p in (corpus / ".kb-cache").glob("site-*.pickle.*")}
+    assert 0 < len(after - before) <= len(set(read))  # only shards it read are written again
+    _same_as_full(corpus, "shards-read")
+
+
+def _state_shards(root: Path) -> list[Path]:
+    return sorted((root / ".kb-cache").glob("site-*.pickle.*"))
+
+
+def test_a_removed_or_damaged_shard_of_the_kept_state_never_gives_a_stale_site(tmp_path):
+    """A shard of the kept state removed since the last build means no kept state (a build from scratch); one
+    damaged in place (its digest no longer the one the signed head names) is found when a change needs it:
+    whatever the rebuild renders from then on is rendered afresh, and the next builds are right again."""
+    root = copy_bundled(tmp_path / "kb")
+    assert _build(root, "_site") == (0, 0)
+    _state_shards(root)[0].unlink()
+    _edit(root / "entries" / "systems" / "t-80.yaml", r"^description: >-$", "description: >-\n  Shard removed.")
+    assert _same_as_full(root, "shard-removed")[0] == 0
+    for path in _state_shards(root):
+        path.write_bytes(b"damaged" + path.read_bytes()[7:])
+    _edit(root / "entries" / "systems" / "t-80.yaml", r"^description: >-$", "description: >-\n  Shards damaged.")
+    _same_as_full(root, "shards-damaged")
+    _edit(root / "entries" / "systems" / "t-72.yaml", r"^description: >-$", "description: >-\n  After the damage.")
+    reused, units = _same_as_full(root, "after-damage")
+    assert 0 < reused < units
+
+
 def test_a_kept_row_that_cannot_be_unpickled_is_made_again():
     """A `Packed` value whose bytes cannot be unpickled (a library changed a class since) is no cache: the
     memo makes the entry afresh rather than stop the build."""

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import marshal
+from bisect import bisect_left
 import os
 import pickle
 from array import array
@@ -50,13 +51,13 @@ from rdflib import Literal
 from rdflib.namespace import RDF
 
 from ..export import graph_lines, lines_digest, nt_term, split_line
-from ..shards import Packed, Shards
+from ..shards import _CORRUPT, Packed, Shards, _uriref
 from ..uptodate import Listing, inputs_stamp, site_names, state_path
 
-FORMAT = 19  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
+FORMAT = 20  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
 # 14: the graph's lines kept by subject, in the shards; 15: rows and the dumps' offsets `Packed`; 16: the
 # offsets by format, as arrays in the dump's order; 17: a row's variants named by strings; 18: the graph's
-# lines kept by entry; 19: each entry's `Packed`, with their digest at hand
+# lines kept by entry; 19: each entry's `Packed`, with their digest at hand; 20: a summary of each shard
 
 
 def tag(kind: str, *terms: str) -> str:
@@ -324,7 +325,7 @@ _UNMADE = object()
 class Unit:
     """A unit as kept: its reads, its files (path, size, mtime_ns) and the pages among them."""
 
-    reads: array  # `Reads.keys`: the digests of the tags of what it read
+    reads: array | None  # `Reads.keys`: the digests of the tags of what it read (None: in a shard not read)
     files: list = field(default_factory=list)
     pages: list = field(default_factory=list)
 
@@ -389,7 +390,14 @@ class State:
     The reads of the kept units and memo entries are kept as 64-bit digests of their tags (`digest`, an
     `array("q")` each), made by the workers that render the units: at 10,000 systems 790,000 reads of 370,000
     distinct tags. Kept as sets of strings they took 0.3 s to unpickle; numbered in one table of the strings,
-    numbering them took the building process 1.2 s at every full build and the table 31 MB."""
+    numbering them took the building process 1.2 s at every full build and the table 31 MB.
+
+    An entity's unit, table row and lines are kept in the shard of the entity (kb/shards.py); the head keeps a
+    summary of each shard (`_summary`): the sorted digests of everything its units and rows read, each unit's
+    files and pages, each row's CSV line and each entry's lines digest. A rebuild reads only the shards whose
+    reads meet the change (after one edit, a few of the 256: 83 MB of shards at 10,000 systems, 0.16 s to
+    read); the others' items stand in as that summary holds them (a `Unit` without reads, a `Packed` fetched
+    from its shard if ever opened), and their shards are not written again."""
 
     def __init__(self, kb, out: Path, search: bool, runs: dict[str, list[str]], listing=None):
         self.path = state_path(kb.config, out, ".pickle")
@@ -410,6 +418,13 @@ class State:
         self._kept_offsets: Packed | None = None
         self.offsets: Packed | None = None  # where each subject's piece is in each dump this build wrote
         self._touch: tuple | None = None  # (the change, the digests of its tags)
+        self._hits: tuple | None = None  # (the change, the shards whose summary meets it: `_hit_shards`)
+        self._shard_reads: dict[int, array] = {}  # shard → the sorted digests of what its units and rows read
+        self._unloaded: dict[str, int] = {}  # a kept unit whose shard is not read yet → that shard
+        self._unloaded_in: dict[int, list] = {}  # and the other way
+        self._kept_lines: dict[str, Packed] = {}  # the kept runs, and rows, as this state handed them out:
+        self._kept_rows: dict = {}  # what `save` need not write again
+        self._row_shards: dict = {}  # every row kept → its shard
         self.runs = dict(runs)  # the graph's lines by what they come from (`SiteWriter.graph_runs`)
         self._digests = _digests_of(self.runs, kb.mapped)
         self.graph = os.urandom(8).hex()  # names this graph, for the query store saved from it (kb/store_cache.py)
@@ -419,10 +434,10 @@ class State:
         self.spare_names: set = set()  # and the paths of the files in it then
         self._spare_listing: dict | None = None
         old = self._load()
-        self._as_kept(kb.mapped, old["lines"] if old is not None else {})
+        self._as_kept(kb.mapped, self._kept_lines)
         if old is not None:
-            kept = old["lines"]  # each run `Packed`, with its digest as the plain part: at 10,000 systems 34 MB
-            # of lines that a rebuild unpickles only for the entries whose digest differs
+            kept = self._kept_lines  # each run `Packed`, with its digest as the plain part: at 10,000 systems 34
+            # MB of lines, fetched from their shard only for the entries whose digest differs
             for key, run in self.runs.items():  # an unchanged entry keeps the run loaded: the shard that
                 found = kept.get(key)  # holds it is not written again (kb/shards.py)
                 if found is not None and found.plain == self._digests[key]:
@@ -466,13 +481,26 @@ class State:
         row, a category's systems, with what they read (as digests), ready to put in the memo's cache. The
         change then also names each entry it touches, so that the units that used one are touched too."""
         kept, touched = {}, set()
-        for key, found in self._kept_memos.pop(name, {}).items():
+        entries = self._kept_memos.pop(name, {})
+        hits = self._hit_shards() if name == "rows" and self.change is not None and entries else set()
+        for key, found in entries.items():
+            if found[1] is None:  # a row of a shard not read: read if the change may touch it
+                if hits is not None and self._row_shards[key] not in hits:
+                    kept[key] = found
+                    continue
+                try:
+                    found = self.kept_item(self._row_shards[key], ("memo", name, key))
+                except _CORRUPT:
+                    touched.add(memo_tag(name, key))
+                    continue
             if self._touches(found[1]):
                 touched.add(memo_tag(name, key))
             else:
                 kept[key] = found
         if touched:
             self.change = Change(self.change.tags | touched, self.change.everything, self.change.subjects)
+        if name == "rows":
+            self._kept_rows = kept
         return kept
 
     def kept_dumps(self, key: str, names: list[str]) -> tuple[list[bytes], dict[str, tuple]] | None:
@@ -499,27 +527,91 @@ class State:
         return texts, offsets
 
     def _load(self):
-        """The kept state, if it was kept under today's stamp (kb/shards.py reads the stamp first, so that a
-        stale state is not unpickled in full)."""
-        saved = self._shards.load((FORMAT, self.stamp))
-        if saved is None:
+        """The kept state's head, if it was kept under today's stamp with every shard in place (kb/shards.py
+        reads the stamp first, so that a stale state is not unpickled in full). The shards' items stand in as
+        their summaries hold them (see the class)."""
+        shards = self._shards
+        head = shards.load_head((FORMAT, self.stamp))
+        if head is None or not shards.complete():
             return None
-        head, items = saved
-        head["lines"] = {}
-        for (kind, *key), value in items.items():
-            if kind == "unit":
-                head["units"][key[0]] = value
-            elif kind == "lines":
-                head["lines"][key[0]] = value
-            else:
-                head["memos"][key[0]][key[1]] = value
+        units, rows, lines, row_shards, unloaded, reads_of = {}, {}, {}, {}, {}, {}
+        try:
+            for n, summary in shards.summaries().items():
+                reads, kept_units, kept_rows, kept_lines = marshal.loads(summary)
+                found = reads_of[n] = array("q")
+                found.frombytes(reads)
+                for key, (files, pages) in kept_units.items():
+                    units[key] = Unit(None, files, pages)
+                    unloaded[key] = n
+                for key, digest_ in kept_lines.items():
+                    lines[key] = Packed.later(_Fetch(self, n, ("lines", key)), digest_)
+                for iri, line in kept_rows.items():
+                    key = _uriref(iri)
+                    rows[key] = (Packed.later(_Fetch(self, n, ("memo", "rows", key), 0), line), None)
+                    row_shards[key] = n
+        except (EOFError, ValueError, TypeError):
+            return None
+        head["units"].update(units)
+        head["memos"]["rows"] = rows
+        self._kept_lines, self._row_shards, self._unloaded, self._shard_reads = lines, row_shards, unloaded, reads_of
+        for key, n in unloaded.items():
+            self._unloaded_in.setdefault(n, []).append(key)
         return head
+
+    def kept_item(self, shard: int, key: tuple):
+        """Item `key` of shard `shard` of the kept state, read now if need be (raises KeyError or another
+        error of `shards._CORRUPT` if it cannot be)."""
+        return self._shards.shard(shard)[key]
+
+    def _open_units(self, shard: int) -> None:
+        """Read shard `shard` of the kept state: its units stand in `previous` in full (with their reads)."""
+        try:
+            items = self._shards.shard(shard)
+        except _CORRUPT:
+            items = {}
+        for key in self._unloaded_in.pop(shard, ()):
+            del self._unloaded[key]
+            found = items.get(("unit", key))
+            if found is not None:
+                self.previous[key] = found
+            else:  # (not in it: rendered again)
+                del self.previous[key]
+
+    def _hit_shards(self) -> set[int] | None:
+        """The shards whose summary names a read the change meets (those of kept units and rows it may touch);
+        None if it touches every unit."""
+        change = self.change
+        if change.everything:
+            return None
+        if self._hits is None or self._hits[0] is not change:
+            wanted = self._touch_digests()
+            hits = set()
+            for n, reads in self._shard_reads.items():
+                size = len(reads)
+                for d in wanted:
+                    i = bisect_left(reads, d)
+                    if i < size and reads[i] == d:
+                        hits.add(n)
+                        break
+            self._hits = (change, hits)
+        return self._hits[1]
 
     def reusable(self, key: str) -> Unit | None:
         """The kept unit `key` if the change does not touch it and its files are still as they were written.
         (In the site in place: a file of the spare site that is a hard link to it changes with it.)"""
         unit = self.previous.get(key)
-        if unit is None or self.change is None or self._touches(unit.reads):
+        if unit is None or self.change is None:
+            return None
+        if unit.reads is None:  # in a shard not read: read if the change may touch it
+            hits = self._hit_shards()
+            if hits is None:
+                return None
+            if self._unloaded[key] in hits:
+                self._open_units(self._unloaded[key])
+                unit = self.previous.get(key)
+                if unit is None:
+                    return None
+        if unit.reads is not None and self._touches(unit.reads):
             return None
         now = self.listing.get if self.listing is not None else self._size_mtime
         for path, size, mtime in unit.files:  # a loop, not all(): 10,800 units at 10,000 systems
@@ -590,11 +682,16 @@ class State:
         change = self.change
         if change.everything:
             return True
+        return not self._touch_digests().isdisjoint(reads)
+
+    def _touch_digests(self) -> set[int]:
+        """The digests of the change's tags that a unit's reads may name (none if nothing changed)."""
+        change = self.change
         if not change.tags:  # nothing changed
-            return False
+            return set()
         if self._touch is None or self._touch[0] is not change:  # `kept_memo` adds to the change
             self._touch = (change, {digest(t) for t in change.tags} | {digest("*")})  # "*": it read every triple
-        return not self._touch[1].isdisjoint(reads)
+        return self._touch[1]
 
     def settle_memos(self) -> None:
         """Put the memo entries made by this build in the form `save` keeps them, once no page will add to
@@ -624,28 +721,73 @@ class State:
         from the open file: 32,000 stat calls less at 10,000 systems), once the site is swapped in."""
         if self.change is not None and self.change.empty and self.reused == len(self.units) == len(self.previous):
             return  # every unit linked as it was kept: the kept state still describes the site
-        try:
-            # An entity's page and its table row go to the shard of the entity (kb/shards.py): after one edit,
-            # the shards of the few entities it touches are written again. The rest is in the head.
-            head = {"graph": self.graph, "units": {}, "memos": {name: {} for name in self.memos},
-                    "offsets": self.offsets if self.offsets is not None else self._kept_offsets}  # None: not written
-            items = {("lines", key): run if type(run) is Packed else Packed.of(run, plain=self._digests[key])
-                     for key, run in self.runs.items()}
-            for key, unit in self.units.items():
-                if key.startswith("id/"):
-                    items[("unit", key)] = unit
+        # An entity's page, its table row and its entry's lines go to the shard of the entity (kb/shards.py): after
+        # one edit, the shards of the few entities it touches are written again. The rest is in the head.
+        head = {"graph": self.graph, "units": {}, "memos": {name: {} for name in self.memos if name != "rows"},
+                "offsets": self.offsets if self.offsets is not None else self._kept_offsets}  # None: not written
+        put, now = {}, set()  # the items that are not as kept, and every item's key
+        for key, run in self.runs.items():
+            now.add(("lines", key))
+            if self._kept_lines.get(key) is not run:
+                put[("lines", key)] = run if type(run) is Packed else Packed.of(run, plain=self._digests[key])
+        for key, unit in self.units.items():
+            if key.startswith("id/"):
+                now.add(("unit", key))
+                if self.previous.get(key) is not unit and unit.reads is not None:
+                    put[("unit", key)] = unit
+            else:
+                head["units"][key] = unit
+        for name, cache in self.memos.items():
+            for key, found in cache.items():
+                if name == "rows":
+                    now.add(("memo", name, key))
+                    if self._kept_rows.get(key) is not found:
+                        put[("memo", name, key)] = self._kept_form(name, found)
                 else:
-                    head["units"][key] = unit
-            for name, cache in self.memos.items():
-                for key, found in cache.items():
-                    found = self._kept_form(name, found)
-                    if name == "rows":
-                        items[("memo", name, key)] = found
-                    else:
-                        head["memos"][name][key] = found
-            self._shards.save((FORMAT, self.stamp), head, items, _entity_of)
+                    head["memos"][name][key] = self._kept_form(name, found)
+        kept = ({("lines", key) for key in self._kept_lines} | {("memo", "rows", key) for key in self._row_shards}
+                | {("unit", key) for key in self.previous if key.startswith("id/")})
+        stamp = (FORMAT, self.stamp)
+        try:
+            try:
+                if self.change is None:  # (no kept state: every item is new)
+                    self._shards.save(stamp, head, put, _entity_of, _summary)
+                else:
+                    self._shards.update(stamp, head, put, kept - now, _entity_of, _summary)
+            except _CORRUPT:  # a shard of the kept state cannot be read: keep what this build made
+                self._shards.save(stamp, head, put, _entity_of, _summary)
         except (OSError, pickle.PickleError):
             pass  # a read-only root still builds, only never incrementally
+
+
+class _Fetch:
+    """The bytes of a kept `Packed` in a shard not read yet (`Packed.later`): of item `key` of the shard, or
+    of its part `part`."""
+
+    __slots__ = ("state", "shard", "key", "part")
+
+    def __init__(self, state: State, shard: int, key: tuple, part: int | None = None):
+        self.state, self.shard, self.key, self.part = state, shard, key, part
+
+    def __call__(self) -> bytes:
+        item = self.state.kept_item(self.shard, self.key)
+        return (item if self.part is None else item[self.part]).data
+
+
+def _summary(items: dict) -> bytes:
+    """What the head keeps of a shard of the kept state (see `State`): the sorted digests of what its units and
+    rows read, each unit's files and pages, each row's CSV line, each entry's lines digest."""
+    reads, units, rows, lines = set(), {}, {}, {}
+    for (kind, *key), value in items.items():
+        if kind == "unit":
+            reads.update(value.reads)
+            units[key[0]] = (value.files, value.pages)
+        elif kind == "lines":
+            lines[key[0]] = value.plain
+        else:  # a table row, (`Packed`, reads)
+            reads.update(value[1])
+            rows[str(key[1])] = value[0].plain
+    return marshal.dumps((array("q", sorted(reads)).tobytes(), units, rows, lines))
 
 
 def _digests_of(runs: dict[str, list[str]], mapped) -> dict[str, bytes]:
