@@ -319,7 +319,7 @@ class Shards:
                 summaries[shard] = kept if kept is not None else summary(part)
         data = (pickle.dumps((stamp, rdflib.__version__), protocol=pickle.HIGHEST_PROTOCOL)
                 + pickle.dumps((head, names, summaries), protocol=pickle.HIGHEST_PROTOCOL))
-        write_atomically(self.path, signed(data))
+        write_atomically(self.path, signed(data), durable=False)  # (torn by a crash: its signature fails)
         self._loaded = {shard: (*names[shard], groups[shard]) for shard in groups}
         self._names, self._head, self._summaries = names, None, summaries
         named = {name for name, _ in names.values()}

@@ -725,35 +725,33 @@ class State:
         # one edit, the shards of the few entities it touches are written again. The rest is in the head.
         head = {"graph": self.graph, "units": {}, "memos": {name: {} for name in self.memos if name != "rows"},
                 "offsets": self.offsets if self.offsets is not None else self._kept_offsets}  # None: not written
-        put, now = {}, set()  # the items that are not as kept, and every item's key
+        put = {}  # the items that are not the ones kept
+        kept_lines, previous, kept_rows = self._kept_lines, self.previous, self._kept_rows
         for key, run in self.runs.items():
-            now.add(("lines", key))
-            if self._kept_lines.get(key) is not run:
+            if kept_lines.get(key) is not run:
                 put[("lines", key)] = run if type(run) is Packed else Packed.of(run, plain=self._digests[key])
         for key, unit in self.units.items():
-            if key.startswith("id/"):
-                now.add(("unit", key))
-                if self.previous.get(key) is not unit and unit.reads is not None:
-                    put[("unit", key)] = unit
-            else:
+            if not key.startswith("id/"):
                 head["units"][key] = unit
+            elif previous.get(key) is not unit and unit.reads is not None:
+                put[("unit", key)] = unit
+        rows = self.memos.get("rows", {})
+        for key, found in rows.items():
+            if kept_rows.get(key) is not found:
+                put[("memo", "rows", key)] = self._kept_form("rows", found)
         for name, cache in self.memos.items():
-            for key, found in cache.items():
-                if name == "rows":
-                    now.add(("memo", name, key))
-                    if self._kept_rows.get(key) is not found:
-                        put[("memo", name, key)] = self._kept_form(name, found)
-                else:
-                    head["memos"][name][key] = self._kept_form(name, found)
-        kept = ({("lines", key) for key in self._kept_lines} | {("memo", "rows", key) for key in self._row_shards}
-                | {("unit", key) for key in self.previous if key.startswith("id/")})
+            if name != "rows":
+                head["memos"][name] = {key: self._kept_form(name, found) for key, found in cache.items()}
+        drop = ([("lines", key) for key in kept_lines.keys() - self.runs.keys()]
+                + [("unit", key) for key in previous.keys() - self.units.keys() if key.startswith("id/")]
+                + [("memo", "rows", key) for key in self._row_shards.keys() - rows.keys()])
         stamp = (FORMAT, self.stamp)
         try:
             try:
                 if self.change is None:  # (no kept state: every item is new)
                     self._shards.save(stamp, head, put, _entity_of, _summary)
                 else:
-                    self._shards.update(stamp, head, put, kept - now, _entity_of, _summary)
+                    self._shards.update(stamp, head, put, drop, _entity_of, _summary)
             except _CORRUPT:  # a shard of the kept state cannot be read: keep what this build made
                 self._shards.save(stamp, head, put, _entity_of, _summary)
         except (OSError, pickle.PickleError):
