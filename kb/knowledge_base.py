@@ -100,9 +100,10 @@ def new_graph() -> Graph:
 
 
 def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "direct",
-            save_apart: bool = False) -> KnowledgeBase:
+            save_apart: bool = False, seen: dict | None = None) -> KnowledgeBase:
     """Load, map and check a knowledge base. Problems are collected in `.problems`, never raised.
-    `save_apart`: the parse cache may be saved by a forked child (`.cache_saver`) while the caller goes on."""
+    `save_apart`: the parse cache may be saved by a forked child (`.cache_saver`) while the caller goes on.
+    `seen`: path → (size, mtime) of the entry files as the caller saw them before (kb/parse_cache.py)."""
     from .mapping import map_entries
     from .parse_cache import EntryCache
     from .quantities import quantity_cache
@@ -112,7 +113,7 @@ def open_kb(root: Path | None = None, *, shacl: bool = True, engine: str = "dire
     config = load_config(root)
     ontology = load_ontology(config.ontology_dir)
     schema = read_schema(ontology)
-    tried = EntryCache(root, schema, config.cache_dir, config.base_iri, config.ontology_dir)
+    tried = EntryCache(root, schema, config.cache_dir, config.base_iri, config.ontology_dir, seen)
     with quantity_cache(config.cache_dir):
         edited = _edited(config, schema, engine, tried)
     if edited is not None:
@@ -232,13 +233,14 @@ def _keep_packed(config: Config, content: str | None, index: Index) -> None:
         detached(job)
 
 
-def load_valid_kb(root: Path | None = None, *, shacl: bool = True, save_apart: bool = False) -> KnowledgeBase:
+def load_valid_kb(root: Path | None = None, *, shacl: bool = True, save_apart: bool = False,
+                  seen: dict | None = None) -> KnowledgeBase:
     """The knowledge base, or KBError listing every problem if it has errors.
 
     Reading commands pass shacl=False: the entries must still load and link, but the shapes are
     left to `kb validate` and to the commands that publish (export, build).
     """
-    kb = open_kb(root, shacl=shacl, save_apart=save_apart)
+    kb = open_kb(root, shacl=shacl, save_apart=save_apart, seen=seen)
     if kb.errors:
         kb.cache_saved()
         raise KBError(kb.errors)

@@ -40,8 +40,11 @@ UNPARSED = Node({}, 0, "map")  # the data of an entry whose kept mapping stands 
 class EntryCache:
     """The kept entries of one knowledge base: `load` the entries, map them, then `save` the mapping."""
 
-    def __init__(self, root: Path, schema: Schema, cache_dir: Path, base_iri: str, ontology_dir: Path):
+    def __init__(self, root: Path, schema: Schema, cache_dir: Path, base_iri: str, ontology_dir: Path,
+                 seen: dict | None = None):
         self.root = root
+        self._seen = seen or {}  # path → (size, mtime) of entry files as seen just before this run (by the
+        # entries' fingerprint: kb/store_cache.py `Saved.seen`), rather than stat each again
         self.schema = schema
         self.path = cache_dir / PATH
         self.base_iri = base_iri
@@ -61,7 +64,7 @@ class EntryCache:
     def afresh(self) -> EntryCache:
         """A new cache of the same knowledge base that takes the head and shards this one read (after `edited`)
         rather than read them again."""
-        fresh = EntryCache(self.root, self.schema, self.path.parent, self.base_iri, self._ontology_dir)
+        fresh = EntryCache(self.root, self.schema, self.path.parent, self.base_iri, self._ontology_dir, self._seen)
         fresh._shards = self._shards
         return fresh
 
@@ -76,7 +79,7 @@ class EntryCache:
         self._changed = len(parsed) + len(mapped) != len(files)
         for file, rel, entry_id, cls in files:
             data = None
-            key = _unchanged(file, stats.get(rel))  # by size and mtime, if old enough to trust: not read
+            key = _unchanged(file, stats.get(rel), self._seen)  # by size and mtime, if old enough to trust: not read
             if key is not None:
                 self._stats[rel] = stats[rel]
             else:
@@ -232,7 +235,7 @@ class EntryCache:
             kept = stats.get(rel)
             if kept is None or kept[3][1:3] != (entry_id, str(cls)) or entry_id not in digests:
                 return None
-            key = _unchanged(file, kept)
+            key = _unchanged(file, kept, self._seen)
             if key is None:
                 seen = _size_mtime(file)
                 data, problem = read_entry_file(file, rel)
@@ -383,13 +386,16 @@ def _size_mtime(file: str) -> tuple[int, int] | None:
 
 
 
-def _unchanged(file: str, kept) -> tuple | None:
-    """The kept key of `file` if its size and mtime are as kept and it was last modified well before it was
-    read (as git trusts its index), else None: then the file is read and hashed."""
+def _unchanged(file: str, kept, seen: dict) -> tuple | None:
+    """The kept key of `file` if its size and mtime (as in `seen`, else as now) are as kept and it was last
+    modified well before it was read (as git trusts its index), else None: then the file is read and hashed."""
     if kept is None:
         return None
     size, mtime, seen_at, key = kept
-    return key if _size_mtime(file) == (size, mtime) and mtime < seen_at - RACY_NS else None
+    now = seen.get(file)
+    if now is None:
+        now = _size_mtime(file)
+    return key if now == (size, mtime) and mtime < seen_at - RACY_NS else None
 
 
 def _stat(path) -> str:

@@ -13,6 +13,7 @@ import json
 import marshal
 import os
 import shutil
+import stat
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,13 +50,14 @@ def libraries() -> str:
     return _LIBRARIES
 
 
-def fingerprint(config: Config) -> str:
+def fingerprint(config: Config, seen: dict | None = None) -> str:
     """A hash of (path, size, mtime) of everything the graph is built from: the entries, the ontology,
     `kb.toml` and milkb's own code that maps them (as `parse_cache._code_stamp`), and of the `libraries`
-    installed, so that a new version never answers from a store an older one saved."""
+    installed, so that a new version never answers from a store an older one saved. `seen`, if given, gets
+    path → (size, mtime) of each regular file among the entries and the ontology (not a link)."""
     found = []
     for folder in (config.entries_dir, config.ontology_dir):
-        _stat_files(str(folder), found)
+        _stat_files(str(folder), found, seen)
     code = os.path.dirname(os.path.abspath(__file__))
     for path in [str(config.root / "kb.toml")] + [os.path.join(code, name) for name in MAPPING_CODE]:
         try:
@@ -71,9 +73,10 @@ def fingerprint(config: Config) -> str:
     return hashlib.sha256(marshal.dumps((f"milkb-store {FORMAT}", found), 2)).hexdigest()
 
 
-def _stat_files(folder: str, found: list) -> None:
-    """Add (path, size, mtime) of every entry or ontology file under `folder` to `found`. At 10,000 entries
-    this is one stat call each, 45 ms, most of a warm `kb query`: keep it lean."""
+def _stat_files(folder: str, found: list, seen: dict | None = None) -> None:
+    """Add (path, size, mtime) of every entry or ontology file under `folder` to `found` (and to `seen`, if
+    given, those of the regular files). At 10,000 entries this is one stat call each, 45 ms, most of a warm
+    `kb query`: keep it lean."""
     for e in entry_files(folder):
         try:
             st = e.stat()
@@ -84,6 +87,8 @@ def _stat_files(folder: str, found: list) -> None:
             found.append((e.path, st.st_size, st.st_mtime_ns, "link"))
         else:
             found.append((e.path, st.st_size, st.st_mtime_ns))
+            if seen is not None and stat.S_ISREG(st.st_mode):
+                seen[e.path] = (st.st_size, st.st_mtime_ns)
 
 
 def entry_files(folder: str):
@@ -124,7 +129,7 @@ class Saved:
 
     def __init__(self, config: Config, *, print_: str | None = None):
         self.store = self.prefixes = self.summary = self._lookups = self._lookups_digest = None
-        self._config, self._saved_print, self._print = config, None, print_
+        self._config, self._saved_print, self._print, self._seen = config, None, print_, None
         text = _meta_text(config)
         saved = _meta_of(text, config)
         if saved is not None:
@@ -152,7 +157,7 @@ class Saved:
         from .oxstore import load_store
 
         made = cls.__new__(cls)
-        made._config, made._child, made._print = config, None, "memory"
+        made._config, made._child, made._print, made._seen = config, None, "memory", None
         made.store, made.prefixes, made._saved_print = load_store(kb.index), prefixes_of(config), "memory"
         made.summary, made._lookups = schema_summary_of(kb), lookups_of(kb)
         return made
@@ -174,19 +179,29 @@ class Saved:
     def fingerprint(self) -> str:
         """The fingerprint of the entries as they are now."""
         if self._print is None:
-            self._print = _fingerprint_of_child(self._child) if self._child else None
+            self._print, self._seen = _fingerprint_of_child(self._child) if self._child else (None, None)
             self._child = None
         if self._print is None:  # no child, or it failed
             self._print = fingerprint(self._config)
         return self._print
 
+    @property
+    def seen(self) -> dict | None:
+        """After `fingerprint_meanwhile(seen=True)`: path → (size, mtime) of each regular entry file as the
+        fingerprint saw it (`fingerprint`), before the entries are read: what the parse cache compares with
+        what it kept rather than stat every file again (kb/parse_cache.py). None if not known."""
+        self.fingerprint
+        return self._seen
+
     @classmethod
-    def fingerprint_meanwhile(cls, config: Config) -> Saved:
+    def fingerprint_meanwhile(cls, config: Config, seen: bool = False) -> Saved:
         """Only the fingerprint (no store opened), computed by a forked child from now on: ask `.fingerprint`
-        when it is needed. `kb build` starts it before it reads the entries."""
+        when it is needed, and `.seen` for the files it saw, if `seen`. `kb build` starts it before it reads
+        the entries."""
         made = cls.__new__(cls)
         made.store = made.prefixes = made.summary = made._lookups = made._saved_print = made._print = None
-        made._config, made._child = config, _fingerprint_child(config)
+        made._seen = None
+        made._config, made._child = config, _fingerprint_child(config, seen)
         return made
 
     def current(self) -> bool:
@@ -240,26 +255,33 @@ def _digest_of(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _fingerprint_child(config: Config):
-    """A forked child (kb/workers.py) working out `fingerprint(config)`; None if there is no fork. It need not
-    die with this process (its job takes 0.1 s), and so does without `ctypes` (4 ms of a 0.2 s `kb query`)."""
+def _fingerprint_child(config: Config, seen: bool = False):
+    """A forked child (kb/workers.py) working out `fingerprint(config)` (and the files it saw, if `seen`); None
+    if there is no fork. It need not die with this process (its job takes 0.1 s), and so does without
+    `ctypes` (4 ms of a 0.2 s `kb query`)."""
     from .workers import Child
 
     def work() -> bytes:
         from .faults import fault_point
 
         fault_point("entries-fingerprint")  # (tests stop it here, to change an entry meanwhile)
-        return fingerprint(config).encode()
+        files = {} if seen else None
+        return fingerprint(config, files).encode() + (marshal.dumps(files) if seen else b"")
 
     return Child.fork(work, "the fingerprint of the entries", with_parent=False)
 
 
-def _fingerprint_of_child(child) -> str | None:
+def _fingerprint_of_child(child) -> tuple[str | None, dict | None]:
+    """(the fingerprint, the files it saw or None) as the child gives them; (None, None) if it failed."""
     try:
-        text = child.result().decode()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return text if len(text) == 64 else None
+        data = child.result()
+        text, rest = data[:64].decode(), data[64:]
+        seen = marshal.loads(rest) if rest else None
+    except (OSError, UnicodeDecodeError, EOFError, ValueError, TypeError):
+        return None, None
+    if len(text) != 64 or not (seen is None or isinstance(seen, dict)):
+        return None, None
+    return text, seen
 
 
 def _lookups_path(config: Config) -> Path:

@@ -183,7 +183,7 @@ def _listed(out: Path) -> tuple | None:
         return None
 
 
-def unchanged(config: Config, out: Path, search: bool, entries) -> tuple[dict | None, object]:
+def unchanged(config: Config, out: Path, search: bool, entries, seen=lambda: None) -> tuple[dict | None, object]:
     """(figures, None): the figures `record`ed for the site in `out` if nothing it was made from has changed
     since and it holds the files it held then, and the saved query store holds the same entries. Else (None,
     listing), the listing ((device, inode) of the folder `out`, its files as `site_files` found them), or
@@ -191,7 +191,8 @@ def unchanged(config: Config, out: Path, search: bool, entries) -> tuple[dict | 
     than stat every file again (0.2-0.3 s at 10,000 systems), if `out` is still the same folder (each build
     swaps in a new one). `entries()` gives the entries' fingerprint as they are now (a forked child computes
     it meanwhile: 0.1 s at 10,000 systems); the listing is waited for only if the entries are as built, or
-    may be (an entry touched, not changed)."""
+    may be (an entry touched, not changed). `seen()` gives path → (size, mtime) of the entry files as that
+    child saw them (else None): they are not stat'ed again."""
     from .signing import verified
     from .store_cache import fingerprint, restamp, saved_meta
 
@@ -206,8 +207,8 @@ def unchanged(config: Config, out: Path, search: bool, entries) -> tuple[dict | 
         return None, listing
     now = entries()
     if now != built_from:  # an entry touched, or changed: as built if every file has its bytes
-        seen = _same_sources(config, sources)
-        if seen is None:
+        sources_now = _same_sources(config, sources, seen() or {})
+        if sources_now is None:
             return None, listing
     found = listing.get()
     if found is None or found[1] != files:
@@ -215,16 +216,17 @@ def unchanged(config: Config, out: Path, search: bool, entries) -> tuple[dict | 
     if now != built_from:  # and nothing moved while it looked (the fingerprint was taken before, the stamp
         if (fingerprint(config) == now and inputs_stamp(config, out, search) == stamp  # before that)
                 and restamp(config, built_from, now)):  # the store now under the new fingerprint
-            record(config, out, stamp, now, files, figures, seen)
+            record(config, out, stamp, now, files, figures, sources_now)
             return figures, None
         return None, found
     return figures, None
 
 
-def _same_sources(config: Config, sources: dict) -> dict | None:
+def _same_sources(config: Config, sources: dict, seen: dict) -> dict | None:
     """`sources` brought up to date if every file the entries' fingerprint covers is one of them with the
-    same bytes, else None. A file whose size and mtime are as recorded, and which was modified well before
-    it was seen (as git trusts its index), is not read; any other is read and its digest compared."""
+    same bytes, else None. A file whose size and mtime are as recorded (as in `seen`, if there), and which
+    was modified well before it was seen (as git trusts its index), is not read; any other is read and its
+    digest compared."""
     from .store_cache import entry_files
 
     now = time.time_ns()
@@ -237,6 +239,10 @@ def _same_sources(config: Config, sources: dict) -> dict | None:
         kept = sources.get(rel)
         if kept is None:
             return None
+        known = seen.get(path)  # (a regular file's)
+        if known is not None and known[0] == kept[0] and known[1] == kept[1] and kept[1] < kept[2] - RACY_NS:
+            found[rel] = kept
+            continue
         try:
             st = os.lstat(path)
             if not stat.S_ISREG(st.st_mode) or st.st_size != kept[0]:  # a link, a pipe, another size: changed

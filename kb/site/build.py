@@ -389,21 +389,29 @@ class SiteWriter:
     def reused(self, key: str) -> bool:
         """Whether unit `key` is the same as in the previous build: then its files are linked from there, but
         for those the spare site this build started from holds as they are (`State.spare_files`)."""
-        unit = self.state.reusable(key) if self.state is not None else None
-        if unit is None:
-            return False
-        add, folders = self.links.add, self._link_folders  # 32,000 files at 10,000 systems: kept lean
+        return self.reused_all([key])[0]
+
+    def reused_all(self, keys: list[str]) -> list[bool]:
+        """`reused` of each of `keys`, in one loop (32,000 files at 10,000 systems: kept lean)."""
+        if self.state is None:
+            return [False] * len(keys)
+        add, folders = self.links.add, self._link_folders
         spare = self.state.spare_files or _NONE
-        for path, size, mtime in unit.files:
-            if spare.get(path) != (size, mtime):
-                folder, _, name = path.rpartition("/")
-                add(folders.get(folder) or self._link_folder(path), name, path)
-            self.bytes += size
-        self.files += len(unit.files)
-        self.pages.extend(unit.pages)
-        self.state.units[key] = unit
-        self.state.reused += 1
-        return True
+        units, pages, done = self.state.units, self.pages, []
+        for key, unit in zip(keys, self.state.reusable(keys)):
+            done.append(unit is not None)
+            if unit is None:
+                continue
+            for path, size, mtime in unit.files:
+                if spare.get(path) != (size, mtime):
+                    folder, _, name = path.rpartition("/")
+                    add(folders.get(folder) or self._link_folder(path), name, path)
+                self.bytes += size
+            self.files += len(unit.files)
+            pages.extend(unit.pages)
+            units[key] = unit
+            self.state.reused += 1
+        return done
 
     def _link_folder(self, path: str) -> tuple[int, int]:
         """Descriptors of the folder of `path` in the previous site and in `work` (made if need be), opened
@@ -487,7 +495,9 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
                 rebuild = w.state.change is not None and not w.state.change.everything
                 if rebuild:
                     meanwhile.enter_context(whole)
-                todo = [iri for iri in w.model.entities if not w.reused(_entity_unit(w.model, iri))]
+                entities = w.model.entities
+                reused = w.reused_all([_entity_unit(w.model, iri) for iri in entities])
+                todo = [iri for iri, kept in zip(entities, reused) if not kept]
                 _entity_pages(w, todo, step)
                 fault_point("entity-pages-written")
                 report.timings["entity pages"] = time.perf_counter() - t

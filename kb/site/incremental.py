@@ -596,28 +596,30 @@ class State:
             self._hits = (change, hits)
         return self._hits[1]
 
-    def reusable(self, key: str) -> Unit | None:
-        """The kept unit `key` if the change does not touch it and its files are still as they were written.
-        (In the site in place: a file of the spare site that is a hard link to it changes with it.)"""
-        unit = self.previous.get(key)
-        if unit is None or self.change is None:
-            return None
-        if unit.reads is None:  # in a shard not read: read if the change may touch it
-            hits = self._hit_shards()
-            if hits is None:
-                return None
-            if self._unloaded[key] in hits:
-                self._open_units(self._unloaded[key])
-                unit = self.previous.get(key)
-                if unit is None:
-                    return None
-        if unit.reads is not None and self._touches(unit.reads):
-            return None
+    def reusable(self, keys: list[str]) -> list[Unit | None]:
+        """Each kept unit of `keys` if the change does not touch it and its files are still as they were
+        written, else None. (In the site in place: a file of the spare site that is a hard link to it changes
+        with it.) In one loop: a rebuild asks for the 11,000 units of a 10,000-system site at once."""
+        if self.change is None or self.change.everything:
+            return [None] * len(keys)
+        previous, unloaded = self.previous, self._unloaded
+        hits = self._hit_shards()  # read the shards whose units the change may touch (the others' units stand
+        for shard in {unloaded[key] for key in keys if key in unloaded} & hits:  # in without their reads)
+            self._open_units(shard)
+        touch = self._touch_digests()
         now = self.listing.get if self.listing is not None else self._size_mtime
-        for path, size, mtime in unit.files:  # a loop, not all(): 10,800 units at 10,000 systems
-            if now(path) != (size, mtime):
-                return None
-        return unit
+        found = []
+        for key in keys:
+            unit = previous.get(key)
+            if unit is not None and unit.reads is not None and touch and not touch.isdisjoint(unit.reads):
+                unit = None
+            if unit is not None:
+                for path, size, mtime in unit.files:
+                    if now(path) != (size, mtime):
+                        unit = None
+                        break
+            found.append(unit)
+        return found
 
     # --- the spare site (kb/site/output.py `atomic_folder`) ---------------------------------------
 

@@ -85,11 +85,11 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
     from .. import uptodate
     from ..store_cache import Saved
 
-    entries = Saved.fingerprint_meanwhile(config)  # of the entries as they are before they are read
+    entries = Saved.fingerprint_meanwhile(config, seen=True)  # of the entries as they are before they are read
     kb = listing = None
     try:
         dump = dump_identity(target)
-        kept, listing = uptodate.unchanged(config, target, search, lambda: entries.fingerprint)
+        kept, listing = uptodate.unchanged(config, target, search, lambda: entries.fingerprint, lambda: entries.seen)
         if kept is not None:
             return Updated(target, kept, fingerprint=entries.fingerprint, dump=dump)
         from functools import cache
@@ -99,7 +99,8 @@ def update_site(config: Config, target: Path, *, search: bool, progress=nullcont
 
         entries.fingerprint  # taken before the entries are read (from the child, usually done by now): an entry
         # changed meanwhile differs from it, so the store saved under it never holds an older graph
-        kb = load_valid_kb(config.root, shacl=True, save_apart=True)  # its parse cache saved meanwhile
+        kb = load_valid_kb(config.root, shacl=True, save_apart=True, seen=entries.seen)  # its parse cache saved
+        # meanwhile; the entry files as the fingerprint saw them, not stat'ed again
         if index_later:  # the site swapped in will not be the one recorded
             uptodate.forget(config, target)
         index = kb.index  # (the build puts a tracker of it in its place)
