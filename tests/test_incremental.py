@@ -526,7 +526,10 @@ def test_the_dumps_keep_the_pieces_of_unchanged_subjects(corpus, monkeypatch):
     lines = w.graph_lines()
     state = State(kb, (corpus / "_site").resolve(), False, w.graph_runs())
     names = {fmt: name for name, fmt, _ in DUMPS}
-    texts, kept = state.kept_dumps("downloads", [names[fmt] for fmt in DUMP_FORMATS])
+    files, kept = state.kept_dumps("downloads", [names[fmt] for fmt in DUMP_FORMATS])
+    texts = [f.read() for f in files]
+    for f in files:
+        f.close()
     subjects = list(dict.fromkeys(line[:line.index(" ")] for line in lines))  # the graph's, in line order
     assert state.change.subjects == {"<https://w3id.org/milkb/id/t-80>"}
     assert set(kept) == set(DUMP_FORMATS)

@@ -116,14 +116,42 @@ def test_a_dump_put_together_from_kept_pieces_is_the_one_written_whole(before, e
     offsets are those of putting every subject's piece together afresh, in either order of the subjects."""
     from types import SimpleNamespace
 
-    from kb.site.build import _assemble, _line_order, _node_order
+    from kb.site.build import _assemble, _joined, _line_order, _node_order
 
     order = _node_order if by_node else _line_order
     after = {s: piece for s, piece in {**before, **edits}.items() if s not in removed or s in edits}
-    old, kept = _assemble(frame, before, order, b"", None, None)
+    parts, kept = _assemble(frame, before, order, None, None)
+    old = _joined(parts, b"")
     change = SimpleNamespace(subjects=set(edits) | (removed & before.keys()))
     new = {s: after[s] for s in change.subjects if s in after}
-    again, offsets = _assemble(frame, new, order, old, kept, change)
-    whole, fresh = _assemble(frame, after, order, b"", None, None)
-    assert again == whole
+    again, offsets = _assemble(frame, new, order, kept, change)
+    whole, fresh = _assemble(frame, after, order, None, None)
+    assert _joined(again, old) == _joined(whole, b"")
     assert offsets[0] == fresh[0] and list(offsets[1]) == list(fresh[1]) and list(offsets[2]) == list(fresh[2])
+
+
+def test_a_range_of_the_previous_dump_is_copied_byte_for_byte(tmp_path):
+    """`SiteWriter.write_parts` copies the kept slices of the previous dump file (`_copy_range`) exactly: any
+    range, of any size, appended after what the new file holds so far."""
+    import os
+
+    from kb.site.build import _copy_range
+
+    old = tmp_path / "old"
+    data = bytes(range(256)) * 40_000 + "é — ünïcode".encode()  # 10 MB and a tail of multi-byte characters
+    old.write_bytes(data)
+    ranges = [(0, 0), (3, 7), (255, 70_001), (len(data) - 20, len(data)), (1_000_000, len(data) - 100)]
+    with open(old, "rb") as source, open(tmp_path / "new", "wb") as target:
+        for start, stop in ranges:
+            target.write(b"|")
+            target.flush()
+            _copy_range(source.fileno(), target.fileno(), start, stop)
+            os.lseek(target.fileno(), 0, os.SEEK_END)
+    assert (tmp_path / "new").read_bytes() == b"".join(b"|" + data[a:b] for a, b in ranges)
+    with open(old, "rb") as source, open(tmp_path / "short", "wb") as target:
+        try:
+            _copy_range(source.fileno(), target.fileno(), len(data) - 5, len(data) + 5)
+        except OSError as e:
+            assert "shorter" in str(e)
+        else:
+            raise AssertionError("copied past the end of the previous dump")

@@ -420,11 +420,11 @@ class State:
         self._touch: tuple | None = None  # (the change, the digests of its tags)
         self._hits: tuple | None = None  # (the change, the shards whose summary meets it: `_hit_shards`)
         self._shard_reads: dict[int, array] = {}  # shard → the sorted digests of what its units and rows read
-        self._unloaded: dict[str, int] = {}  # a kept unit whose shard is not read yet → that shard
-        self._unloaded_in: dict[int, list] = {}  # and the other way
+        self._unloaded_in: dict[int, list] = {}  # shard not read yet → the kept units in it
         self._kept_lines: dict[str, Packed] = {}  # the kept runs, and rows, as this state handed them out:
         self._kept_rows: dict = {}  # what `save` need not write again
-        self._row_shards: dict = {}  # every row kept → its shard
+        self._rows_in: dict[int, list] = {}  # shard → the rows kept in it
+        self._all_rows: dict = {}  # every row kept
         self.runs = dict(runs)  # the graph's lines by what they come from (`SiteWriter.graph_runs`)
         self._digests = _digests_of(self.runs, kb.mapped)
         self.graph = os.urandom(8).hex()  # names this graph, for the query store saved from it (kb/store_cache.py)
@@ -482,31 +482,36 @@ class State:
         change then also names each entry it touches, so that the units that used one are touched too."""
         kept, touched = {}, set()
         entries = self._kept_memos.pop(name, {})
-        hits = self._hit_shards() if name == "rows" and self.change is not None and entries else set()
-        for key, found in entries.items():
-            if found[1] is None:  # a row of a shard not read: read if the change may touch it
-                if hits is not None and self._row_shards[key] not in hits:
-                    kept[key] = found
-                    continue
-                try:
-                    found = self.kept_item(self._row_shards[key], ("memo", name, key))
-                except _CORRUPT:
+        if name == "rows" and self.change is not None and not self.change.everything:
+            kept = dict(entries)  # as the shards' summaries hold them: only the rows of the shards whose reads
+            for shard in self._hit_shards():  # meet the change are read, and checked
+                for key in self._rows_in.get(shard, ()):
+                    try:
+                        found = self.kept_item(shard, ("memo", name, key))
+                    except _CORRUPT:
+                        found = None
+                    if found is None or self._touches(found[1]):
+                        del kept[key]
+                        touched.add(memo_tag(name, key))
+                    else:
+                        kept[key] = found
+        else:
+            for key, found in entries.items():
+                if found[1] is None or self._touches(found[1]):  # (a row not read: the change touches all)
                     touched.add(memo_tag(name, key))
-                    continue
-            if self._touches(found[1]):
-                touched.add(memo_tag(name, key))
-            else:
-                kept[key] = found
+                else:
+                    kept[key] = found
         if touched:
             self.change = Change(self.change.tags | touched, self.change.everything, self.change.subjects)
         if name == "rows":
-            self._kept_rows = kept
+            self._kept_rows, self._all_rows = kept, entries
         return kept
 
-    def kept_dumps(self, key: str, names: list[str]) -> tuple[list[bytes], dict[str, tuple]] | None:
-        """The dump files `names` (one per format) that unit `key` wrote in the previous build, and where each
-        subject has its piece in each (`export.dump_pieces`): by format, (its subjects in order, starts, ends)
-        in bytes, as kept with them; None if there are none, or a file is not as that build left it."""
+    def kept_dumps(self, key: str, names: list[str]) -> tuple[list, dict[str, tuple]] | None:
+        """The dump files `names` (one per format) that unit `key` wrote in the previous build, open (the
+        caller closes them), and where each subject has its piece in each (`export.dump_pieces`): by format,
+        (its subjects in order, starts, ends) in bytes, as kept with them; None if there are none, or a file is
+        not as that build left it."""
         unit = self.previous.get(key)
         if self.change is None or self.change.everything or self._kept_offsets is None or unit is None:
             return None
@@ -514,17 +519,18 @@ class State:
         if not offsets or offsets is Packed.UNREADABLE:
             return None
         written = {path: (size, mtime) for path, size, mtime in unit.files}
-        texts = []
-        for name in names:
-            try:
-                with open(os.path.join(self.out, name), "rb") as f:
-                    st = os.fstat(f.fileno())
-                    if written.get(name) != (st.st_size, st.st_mtime_ns):
-                        return None
-                    texts.append(f.read())
-            except OSError:
-                return None
-        return texts, offsets
+        files = []
+        try:
+            for name in names:
+                files.append(open(os.path.join(self.out, name), "rb"))
+                st = os.fstat(files[-1].fileno())
+                if written.get(name) != (st.st_size, st.st_mtime_ns):
+                    raise OSError(f"{name} is not as the last build wrote it")
+        except OSError:
+            for f in files:
+                f.close()
+            return None
+        return files, offsets
 
     def _load(self):
         """The kept state's head, if it was kept under today's stamp with every shard in place (kb/shards.py
@@ -534,28 +540,27 @@ class State:
         head = shards.load_head((FORMAT, self.stamp))
         if head is None or not shards.complete():
             return None
-        units, rows, lines, row_shards, unloaded, reads_of = {}, {}, {}, {}, {}, {}
+        units, rows, lines, rows_in, unloaded, reads_of = {}, {}, {}, {}, {}, {}  # (by shard: rows, units)
         try:
             for n, summary in shards.summaries().items():
                 reads, kept_units, kept_rows, kept_lines = marshal.loads(summary)
                 found = reads_of[n] = array("q")
                 found.frombytes(reads)
+                unloaded[n] = list(kept_units)
                 for key, (files, pages) in kept_units.items():
                     units[key] = Unit(None, files, pages)
-                    unloaded[key] = n
                 for key, digest_ in kept_lines.items():
                     lines[key] = Packed.later(_Fetch(self, n, ("lines", key)), digest_)
+                keys = rows_in[n] = []
                 for iri, line in kept_rows.items():
                     key = _uriref(iri)
                     rows[key] = (Packed.later(_Fetch(self, n, ("memo", "rows", key), 0), line), None)
-                    row_shards[key] = n
+                    keys.append(key)
         except (EOFError, ValueError, TypeError):
             return None
         head["units"].update(units)
         head["memos"]["rows"] = rows
-        self._kept_lines, self._row_shards, self._unloaded, self._shard_reads = lines, row_shards, unloaded, reads_of
-        for key, n in unloaded.items():
-            self._unloaded_in.setdefault(n, []).append(key)
+        self._kept_lines, self._rows_in, self._unloaded_in, self._shard_reads = lines, rows_in, unloaded, reads_of
         return head
 
     def kept_item(self, shard: int, key: tuple):
@@ -570,7 +575,6 @@ class State:
         except _CORRUPT:
             items = {}
         for key in self._unloaded_in.pop(shard, ()):
-            del self._unloaded[key]
             found = items.get(("unit", key))
             if found is not None:
                 self.previous[key] = found
@@ -602,10 +606,9 @@ class State:
         with it.) In one loop: a rebuild asks for the 11,000 units of a 10,000-system site at once."""
         if self.change is None or self.change.everything:
             return [None] * len(keys)
-        previous, unloaded = self.previous, self._unloaded
-        hits = self._hit_shards()  # read the shards whose units the change may touch (the others' units stand
-        for shard in {unloaded[key] for key in keys if key in unloaded} & hits:  # in without their reads)
-            self._open_units(shard)
+        previous = self.previous
+        for shard in self._hit_shards() & self._unloaded_in.keys():  # read the shards whose units the change
+            self._open_units(shard)  # may touch (the others' units stand in without their reads)
         touch = self._touch_digests()
         now = self.listing.get if self.listing is not None else self._size_mtime
         found = []
@@ -644,7 +647,9 @@ class State:
         if not spare:
             return
         self.spare_names = site_names(work)
-        self.spare_files = {path: seen for path, seen in self._spare_listing.items() if path in self.spare_names}
+        listed = self._spare_listing
+        self.spare_files = (listed if listed.keys() == self.spare_names  # (as a rule: nobody touches the spare)
+                            else {path: seen for path, seen in listed.items() if path in self.spare_names})
         self.keep_spare(None)
 
     def worth_keeping(self) -> tuple[int, int] | None:
@@ -746,7 +751,7 @@ class State:
                 head["memos"][name] = {key: self._kept_form(name, found) for key, found in cache.items()}
         drop = ([("lines", key) for key in kept_lines.keys() - self.runs.keys()]
                 + [("unit", key) for key in previous.keys() - self.units.keys() if key.startswith("id/")]
-                + [("memo", "rows", key) for key in self._row_shards.keys() - rows.keys()])
+                + [("memo", "rows", key) for key in self._all_rows.keys() - rows.keys()])
         stamp = (FORMAT, self.stamp)
         try:
             try:
