@@ -51,7 +51,7 @@ from rdflib import Literal
 from rdflib.namespace import RDF
 
 from ..export import graph_lines, lines_digest, nt_term, split_line
-from ..shards import _CORRUPT, Packed, Shards, _uriref
+from ..shards import _CORRUPT, Packed, Shards, _uriref, shard_of
 from ..uptodate import Listing, inputs_stamp, site_names, state_path
 
 FORMAT = 20  # 10: the dumps' offsets count bytes; 11: a row holds its CSV line; 13: reads as digests;
@@ -319,6 +319,7 @@ class TrackedDict(dict):
 
 
 _UNMADE = object()
+KEPT = object()  # a run of `State.runs` that is the one kept (its lines unread, in its shard)
 
 
 @dataclass
@@ -421,8 +422,8 @@ class State:
         self._hits: tuple | None = None  # (the change, the shards whose summary meets it: `_hit_shards`)
         self._shard_reads: dict[int, array] = {}  # shard → the sorted digests of what its units and rows read
         self._unloaded_in: dict[int, list] = {}  # shard not read yet → the kept units in it
-        self._kept_lines: dict[str, Packed] = {}  # the kept runs, and rows, as this state handed them out:
-        self._kept_rows: dict = {}  # what `save` need not write again
+        self._kept_digests: dict[str, bytes] = {}  # each entry's lines digest, as kept (its lines in its shard)
+        self._kept_rows: dict = {}  # the kept rows as this state handed them out: what `save` need not write again
         self._rows_in: dict[int, list] = {}  # shard → the rows kept in it
         self._all_rows: dict = {}  # every row kept
         self.runs = dict(runs)  # the graph's lines by what they come from (`SiteWriter.graph_runs`)
@@ -434,16 +435,14 @@ class State:
         self.spare_names: set = set()  # and the paths of the files in it then
         self._spare_listing: dict | None = None
         old = self._load()
-        self._as_kept(kb.mapped, self._kept_lines)
-        if old is not None:
-            kept = self._kept_lines  # each run `Packed`, with its digest as the plain part: at 10,000 systems 34
-            # MB of lines, fetched from their shard only for the entries whose digest differs
-            for key, run in self.runs.items():  # an unchanged entry keeps the run loaded: the shard that
-                found = kept.get(key)  # holds it is not written again (kb/shards.py)
-                if found is not None and found.plain == self._digests[key]:
-                    self.runs[key] = found
+        self._as_kept(kb.mapped)
+        if old is not None:  # a run whose digest is the one kept stands as `KEPT`: at 10,000 systems 34 MB of lines,
+            # read from their shards only for the entries whose digest differs (and not written again)
+            same = self._kept_digests.items() & {key: self._digests[key] for key, run in self.runs.items()
+                                                 if run is not KEPT}.items()
+            self.runs.update(dict.fromkeys([key for key, _ in same], KEPT))
             self.previous = old["units"]
-            self.change = _change(kept, self.runs)
+            self.change = self._change()
             self.kept_graph = old["graph"]
             if not self.change.removed and not self.change.added:
                 self.graph = self.kept_graph
@@ -452,27 +451,50 @@ class State:
             if not self.change.everything:
                 self.spare, self._spare_listing = self._kept_spare()
 
-    def _as_kept(self, mapped, kept: dict) -> None:
+    def _as_kept(self, mapped) -> None:
         """After the edit path (`MappedGraph.kept_runs`) the runs of the unchanged entries are not in `runs`:
-        each is the run this state kept, if its digest is the entry's, else the entry's lines as kept with its
-        mapping (kb/parse_cache.py). Not if the graph is no longer the mapping's (then `runs` is all of it)."""
+        each is the run this state kept (`KEPT`), if its digest is the entry's, else the entry's lines as kept
+        with its mapping (kb/parse_cache.py). Not if the graph is no longer the mapping's (then `runs` is all of
+        it)."""
         if mapped is None or mapped.kept_runs is None or mapped.edits != mapped.graph.edits:
             return
-        for key, found in mapped.digests.items():
-            if key not in self.runs:
-                run = kept.get(key)
-                self.runs[key] = run if run is not None and run.plain == found else mapped.kept_runs(key)
-                self._digests[key] = found
-                if self.runs[key] is None:  # its kept lines unreadable: the whole graph as one run
-                    self.runs = {"": graph_lines(None, None, mapped.graph)}
-                    self._digests = _digests_of(self.runs, None)
-                    return
+        missing = {key: found for key, found in mapped.digests.items() if key not in self.runs}
+        self._digests.update(missing)
+        same = missing.items() & self._kept_digests.items()
+        self.runs.update(dict.fromkeys([key for key, _ in same], KEPT))
+        for key in missing.keys() - self.runs.keys():
+            self.runs[key] = mapped.kept_runs(key)
+            if self.runs[key] is None:  # its kept lines unreadable: the whole graph as one run
+                self.runs = {"": graph_lines(None, None, mapped.graph)}
+                self._digests = _digests_of(self.runs, None)
+                return
+
+    def _kept_run(self, key: str) -> list[str] | None:
+        """The lines of run `key` as kept, read from its shard; None if they cannot be read."""
+        try:
+            found = self.kept_item(shard_of(_entity_of(("lines", key))), ("lines", key)).open()
+        except _CORRUPT:
+            return None
+        return None if found is Packed.UNREADABLE else found
+
+    def _change(self) -> Change:
+        """`Change.between` the kept runs and this build's, of the runs that are not `KEPT`."""
+        old, new = {}, {}
+        for key in [key for key, run in self.runs.items() if run is not KEPT] + list(self._kept_digests.keys()
+                                                                                       - self.runs.keys()):
+            if key in self._kept_digests:
+                old[key] = self._kept_run(key)
+                if old[key] is None:
+                    return Change(frozenset(), everything=True)
+            if key in self.runs:
+                new[key] = self.runs[key]
+        return Change.between(old, new)
 
     def graph_lines(self) -> list[str] | None:
-        """The graph's triples as sorted N-Triples lines, from `runs` (those kept unpickled one by one), or None
-        if a kept run cannot be read."""
-        runs = [run.open() if type(run) is Packed else run for run in self.runs.values()]
-        if any(run is Packed.UNREADABLE for run in runs):
+        """The graph's triples as sorted N-Triples lines, from `runs` (those `KEPT` read from their shards), or
+        None if a kept run cannot be read."""
+        runs = [self._kept_run(key) if run is KEPT else run for key, run in self.runs.items()]
+        if any(run is None for run in runs):
             return None
         return sorted(chain.from_iterable(runs))  # (as `export.graph_lines`)
 
@@ -540,7 +562,7 @@ class State:
         head = shards.load_head((FORMAT, self.stamp))
         if head is None or not shards.complete():
             return None
-        units, rows, lines, rows_in, unloaded, reads_of = {}, {}, {}, {}, {}, {}  # (by shard: rows, units)
+        units, rows, digests, rows_in, unloaded, reads_of = {}, {}, {}, {}, {}, {}  # (by shard: rows, units)
         try:
             for n, summary in shards.summaries().items():
                 reads, kept_units, kept_rows, kept_lines = marshal.loads(summary)
@@ -549,8 +571,7 @@ class State:
                 unloaded[n] = list(kept_units)
                 for key, (files, pages) in kept_units.items():
                     units[key] = Unit(None, files, pages)
-                for key, digest_ in kept_lines.items():
-                    lines[key] = Packed.later(_Fetch(self, n, ("lines", key)), digest_)
+                digests.update(kept_lines)
                 keys = rows_in[n] = []
                 for iri, line in kept_rows.items():
                     key = _uriref(iri)
@@ -560,7 +581,7 @@ class State:
             return None
         head["units"].update(units)
         head["memos"]["rows"] = rows
-        self._kept_lines, self._rows_in, self._unloaded_in, self._shard_reads = lines, rows_in, unloaded, reads_of
+        self._kept_digests, self._rows_in, self._unloaded_in, self._shard_reads = digests, rows_in, unloaded, reads_of
         return head
 
     def kept_item(self, shard: int, key: tuple):
@@ -733,10 +754,10 @@ class State:
         head = {"graph": self.graph, "units": {}, "memos": {name: {} for name in self.memos if name != "rows"},
                 "offsets": self.offsets if self.offsets is not None else self._kept_offsets}  # None: not written
         put = {}  # the items that are not the ones kept
-        kept_lines, previous, kept_rows = self._kept_lines, self.previous, self._kept_rows
+        previous, kept_rows = self.previous, self._kept_rows
         for key, run in self.runs.items():
-            if kept_lines.get(key) is not run:
-                put[("lines", key)] = run if type(run) is Packed else Packed.of(run, plain=self._digests[key])
+            if run is not KEPT:
+                put[("lines", key)] = Packed.of(run, plain=self._digests[key])
         for key, unit in self.units.items():
             if not key.startswith("id/"):
                 head["units"][key] = unit
@@ -749,7 +770,7 @@ class State:
         for name, cache in self.memos.items():
             if name != "rows":
                 head["memos"][name] = {key: self._kept_form(name, found) for key, found in cache.items()}
-        drop = ([("lines", key) for key in kept_lines.keys() - self.runs.keys()]
+        drop = ([("lines", key) for key in self._kept_digests.keys() - self.runs.keys()]
                 + [("unit", key) for key in previous.keys() - self.units.keys() if key.startswith("id/")]
                 + [("memo", "rows", key) for key in self._all_rows.keys() - rows.keys()])
         stamp = (FORMAT, self.stamp)
@@ -800,22 +821,6 @@ def _digests_of(runs: dict[str, list[str]], mapped) -> dict[str, bytes]:
     known = mapped.digests if mapped is not None else {}
     return {key: known[key] if key in known and mapped.runs.get(key) is run else lines_digest(run)
             for key, run in runs.items()}
-
-
-def _change(kept: dict[str, Packed], runs: dict) -> Change:
-    """`Change.between` the kept runs and this build's, of the runs that are not the very ones kept."""
-    old, new = {}, {}
-    for key in kept.keys() | runs.keys():
-        found, run = kept.get(key), runs.get(key)
-        if found is not None and found is run:
-            continue
-        if found is not None:
-            old[key] = found.open()
-            if old[key] is Packed.UNREADABLE:
-                return Change(frozenset(), everything=True)
-        if run is not None:
-            new[key] = run
-    return Change.between(old, new)
 
 
 def _entity_of(item: tuple) -> str:
