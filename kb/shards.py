@@ -248,6 +248,10 @@ class Shards:
         except _CORRUPT:
             return None
 
+    def names(self) -> set[int]:
+        """After `load` or `load_head`: the numbers of the shards the head names."""
+        return set(self._names or ())
+
     def summaries(self) -> dict[int, object]:
         """After `load` or `load_head`: the summary of each shard, as `save` made it (none without a `summary`)."""
         return self._summaries

@@ -398,9 +398,24 @@ def test_a_removed_or_damaged_shard_of_the_kept_state_never_gives_a_stale_site(t
         path.write_bytes(b"damaged" + path.read_bytes()[7:])
     _edit(root / "entries" / "systems" / "t-80.yaml", r"^description: >-$", "description: >-\n  Shards damaged.")
     _same_as_full(root, "shards-damaged")
+    assert "Shards damaged." in _description(root, "t-80")  # the query store is the new graph, not the kept one
+    for event in _events_naming(root, "bm-21"):  # an entry deleted after the damage is gone from the dumps too
+        event.unlink()
+    (root / "entries" / "systems" / "bm-21.yaml").unlink()
+    _same_as_full(root, "deleted-after-damage")
+    assert _description(root, "bm-21") == ""
     _edit(root / "entries" / "systems" / "t-72.yaml", r"^description: >-$", "description: >-\n  After the damage.")
     reused, units = _same_as_full(root, "after-damage")
     assert 0 < reused < units
+    assert "After the damage." in _description(root, "t-72")
+
+
+def _description(root: Path, entry: str) -> str:
+    """The entry's description as `kb query` answers (from the store the last build saved)."""
+    query = f"SELECT ?d WHERE {{ <https://w3id.org/milkb/id/{entry}> dcterms:description ?d }}"
+    result = run_kb("query", query, "--format", "csv", cwd=root, env=ENV)
+    assert result.code == 0, result.stderr
+    return result.stdout.partition("\n")[2]
 
 
 def test_a_kept_row_that_cannot_be_unpickled_is_made_again():

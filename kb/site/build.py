@@ -1013,8 +1013,9 @@ def _vocabulary_page(w: SiteWriter) -> None:
 def _downloads(w: SiteWriter) -> None:
     kb, m = w.kb, w.model
     files = []
-    dumps, sources = _dumps(w)
+    sources: dict = {}  # the previous dump files, open while the new ones are written from them
     try:
+        dumps = _dumps(w, sources)
         for name, fmt, label in DUMPS:
             files.append({"name": name, "label": label, "size": w.write_parts(name, dumps[fmt], sources.get(fmt))})
     finally:
@@ -1100,16 +1101,16 @@ def _events_csv(m: SiteModel) -> str:
     return "".join(out)
 
 
-def _dumps(w: SiteWriter) -> tuple[dict[str, list], dict]:
+def _dumps(w: SiteWriter, sources: dict) -> dict[str, list]:
     """The whole graph in each dump format, put together from one piece per subject (`export.dump_pieces`):
     the pieces of the subjects none of whose triples changed since the last build are where they were in that
     build's dump files (`State.kept_dumps`), and only the triples of the others are written again (all of
     them in a first build). The result is the same text as writing the whole graph at once
-    (`tests/test_lines.py`). By format: its parts (`_assemble`), and the previous dump file they cut slices
-    of (open: the caller closes it)."""
+    (`tests/test_lines.py`). By format, its parts (`_assemble`); `sources` gets by format the previous dump
+    file they cut slices of, open (the caller closes it)."""
     names = {fmt: name for name, fmt, _ in DUMPS}
     files, kept = w.state.kept_dumps("downloads", [names[fmt] for fmt in DUMP_FORMATS]) or ([], None)
-    sources = dict(zip(DUMP_FORMATS, files))
+    sources.update(zip(DUMP_FORMATS, files))
     if kept is not None and kept.keys() != set(DUMP_FORMATS):
         kept = None
     if kept is not None:  # the changed subjects still in the graph are written again, the others kept
@@ -1129,7 +1130,7 @@ def _dumps(w: SiteWriter) -> tuple[dict[str, list], dict]:
     except ValueError:  # Oxigraph wrote something unforeseen: write the whole graph, keep no pieces
         w.state.offsets = Packed.of({})
         return {fmt: [(jsonld_text(w.ox_graph()) if fmt == "jsonld" else oxigraph_serialize(w.ox_graph(), fmt))
-                      .encode("utf-8")] for fmt in DUMP_FORMATS}, sources
+                      .encode("utf-8")] for fmt in DUMP_FORMATS}
     dumps, offsets, orders = {}, {}, {}
     for fmt in DUMP_FORMATS:
         order = _node_order if fmt == "jsonld" else _line_order  # JSON-LD's nodes by @id
@@ -1140,7 +1141,7 @@ def _dumps(w: SiteWriter) -> tuple[dict[str, list], dict]:
     # pickled here, in the worker that wrote the dumps: the building process hands them on to the kept state
     # as they are (at 10,000 systems, 0.04 s to unpickle them there and 0.02 s to pickle them again)
     w.state.offsets = Packed.of(offsets)
-    return dumps, sources
+    return dumps
 
 
 def _line_order(s: str) -> str:
@@ -1221,19 +1222,24 @@ def _joined(parts: list, old: bytes) -> bytes:
 
 
 def _copy_range(source: int, target: int, start: int, stop: int) -> None:
-    """Append bytes `start` to `stop` of file `source` to file `target` (descriptors): by the kernel where it
-    can (`os.copy_file_range`), else read and written."""
+    """Append bytes `start` to `stop` of file `source` to file `target` (descriptors, `target` at its end): by
+    the kernel where it can (`os.copy_file_range`), else read and written."""
+    copy = getattr(os, "copy_file_range", None)
     while start < stop:
-        try:
-            done = os.copy_file_range(source, target, stop - start, start)
-        except (OSError, AttributeError):  # (not on this system or file system)
+        done = 0
+        if copy is not None:
+            try:
+                done = copy(source, target, stop - start, start)
+            except OSError:  # (not on this file system)
+                copy = None
+        if not done:  # (or the kernel copied nothing: read and write, which tells the end of the file)
             data = os.pread(source, min(stop - start, 1 << 24), start)
-            done = len(data)
+            if not data:
+                raise OSError(errno.EIO, "the previous dump is shorter than the offsets kept of it")
             view = memoryview(data)
             while view:
                 view = view[os.write(target, view):]
-        if done == 0:
-            raise OSError(errno.EIO, "the previous dump is shorter than the offsets kept of it")
+            done = len(data)
         start += done
 
 

@@ -44,7 +44,7 @@ import pickle
 import sys
 from array import array
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 
@@ -446,8 +446,8 @@ class State:
             self.previous = old["units"]
             self.change = self._change()
             self.kept_graph = old["graph"]
-            if not self.change.removed and not self.change.added:
-                self.graph = self.kept_graph
+            if not self.change.everything and not self.change.removed and not self.change.added:
+                self.graph = self.kept_graph  # (a change that could not be read is not "no change")
             self._kept_memos = old["memos"]
             self._kept_offsets = old["offsets"]
             if not self.change.everything:
@@ -526,7 +526,7 @@ class State:
                 else:
                     kept[key] = found
         if touched:
-            self.change = Change(self.change.tags | touched, self.change.everything, self.change.subjects)
+            self.change = replace(self.change, tags=self.change.tags | touched)
         if name == "rows":
             self._kept_rows, self._all_rows = kept, entries
         return kept
@@ -563,6 +563,8 @@ class State:
         shards = self._shards
         head = shards.load_head((FORMAT, self.stamp))
         if head is None or not shards.complete():
+            return None
+        if shards.summaries().keys() != shards.names():  # (a shard without its summary: its items unknown)
             return None
         units, rows, digests, rows_in, unloaded, reads_of = {}, {}, {}, {}, {}, {}  # (by shard: rows, units)
         try:
@@ -778,15 +780,17 @@ class State:
                 + [("memo", "rows", key) for key in self._all_rows.keys() - rows.keys()])
         stamp = (FORMAT, self.stamp)
         try:
-            try:
-                if self.change is None:  # (no kept state: every item is new)
-                    self._shards.save(stamp, head, put, _entity_of, _summary)
-                else:
-                    self._shards.update(stamp, head, put, drop, _entity_of, _summary)
-            except _CORRUPT:  # a shard of the kept state cannot be read: keep what this build made
+            if self.change is None:  # (no kept state: every item is new)
                 self._shards.save(stamp, head, put, _entity_of, _summary)
+            else:
+                self._shards.update(stamp, head, put, drop, _entity_of, _summary)
         except (OSError, pickle.PickleError):
             pass  # a read-only root still builds, only never incrementally
+        except _CORRUPT:  # a shard of the kept state damaged since: no kept state (the items this build did not
+            try:  # make are in it, and only there), the next build is a full one
+                self.path.unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 class _Fetch:

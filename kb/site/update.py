@@ -132,7 +132,8 @@ def _build(config: Config, target: Path, search: bool, progress, index_later: bo
         nonlocal started, saver
         started = True
         change = state.change if state is not None else None
-        update = (state.kept_graph, change.removed, change.added) if change is not None else None
+        update = ((state.kept_graph, change.removed, change.added) if change is not None and not change.everything
+                  else None)
         saver = save_meanwhile(config, kb, lines, entries.fingerprint, state and state.graph, update)
 
     with progress() as step:
