@@ -38,11 +38,11 @@ from __future__ import annotations
 
 import hashlib
 import marshal
-from bisect import bisect_left
 import os
 import pickle
 import sys
 from array import array
+from bisect import bisect_left
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import chain
@@ -396,11 +396,12 @@ class State:
     numbering them took the building process 1.2 s at every full build and the table 31 MB.
 
     An entity's unit, table row and lines are kept in the shard of the entity (kb/shards.py); the head keeps a
-    summary of each shard (`_summary`): the sorted digests of everything its units and rows read, each unit's
-    files and pages, each row's CSV line and each entry's lines digest. A rebuild reads only the shards whose
-    reads meet the change (after one edit, a few of the 256: 83 MB of shards at 10,000 systems, 0.16 s to
-    read); the others' items stand in as that summary holds them (a `Unit` without reads, a `Packed` fetched
-    from its shard if ever opened), and their shards are not written again."""
+    summary of each shard (`_summary`): what its units and rows read (the low halves of the digests, sorted),
+    each unit's files and pages, each row's CSV line and each entry's lines digest. A rebuild reads only the
+    shards whose reads meet the change (after one changed description, one of the 256, which hold 83 MB at
+    10,000 systems and took 0.16 s to read); the others' items stand in as that summary holds them (a `Unit`
+    without reads, a row `Packed` fetched from its shard if ever opened, a run `KEPT`), and their shards are
+    not written again."""
 
     def __init__(self, kb, out: Path, search: bool, runs: dict[str, list[str]], listing=None):
         self.path = state_path(kb.config, out, ".pickle")
