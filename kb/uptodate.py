@@ -239,15 +239,16 @@ def _same_sources(config: Config, sources: dict, seen: dict) -> dict | None:
         kept = sources.get(rel)
         if kept is None:
             return None
-        known = seen.get(path)  # (a regular file's)
-        if known is not None and known[0] == kept[0] and known[1] == kept[1] and kept[1] < kept[2] - RACY_NS:
-            found[rel] = kept
-            continue
         try:
-            st = os.lstat(path)
-            if not stat.S_ISREG(st.st_mode) or st.st_size != kept[0]:  # a link, a pipe, another size: changed
+            known = seen.get(path)  # (size, mtime) of a regular file, as the fingerprint's child saw it
+            if known is None:
+                st = os.lstat(path)
+                if not stat.S_ISREG(st.st_mode):  # a link, a pipe: changed
+                    return None
+                known = (st.st_size, st.st_mtime_ns)
+            if known[0] != kept[0]:  # another size: changed
                 return None
-            if st.st_mtime_ns == kept[1] and kept[1] < kept[2] - RACY_NS:
+            if known[1] == kept[1] and kept[1] < kept[2] - RACY_NS:
                 found[rel] = kept
                 continue
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
@@ -257,6 +258,6 @@ def _same_sources(config: Config, sources: dict, seen: dict) -> dict | None:
             return None
         if content_digest(data) != kept[3] or len(data) != kept[0]:
             return None
-        found[rel] = (st.st_size, st.st_mtime_ns, now, kept[3])
+        found[rel] = (*known, now, kept[3])
     return found if found.keys() == sources.keys() else None
 

@@ -168,9 +168,9 @@ class Child:
                 else:
                     signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-                _write_all(write, b"\0" + (job() or b""))
+                write_all(write, b"\0" + (job() or b""))
             except OSError as e:
-                _write_all(write, f"{e.errno or 0}\0{e.strerror or e}\0{e.filename or ''}".encode(errors="replace"))
+                write_all(write, f"{e.errno or 0}\0{e.strerror or e}\0{e.filename or ''}".encode(errors="replace"))
                 code = 1
             except BaseException:
                 code = 2
@@ -215,7 +215,8 @@ class Child:
             self.join()
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to descriptor `fd` (`os.write` may write less than it is given)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]

@@ -41,7 +41,7 @@ from ..schema import concept_ancestors
 from .incremental import Packed, State, Tracker, Unit, tag, unreadable
 from .model import Link, SiteModel, TreeNodeBuilder, concept_id, event_order, latest_reported, plain_number, safe_url
 from ..faults import fault_point
-from ..workers import cpus, forked_pool, shared
+from ..workers import cpus, forked_pool, shared, write_all
 from .markdown import render_markdown
 from .output import Links, atomic_folder
 from .svg import family_tree_svg, timeline_svg
@@ -362,11 +362,9 @@ class SiteWriter:
                 if type(part) is slice:
                     _copy_range(source.fileno(), fd, part.start, part.stop)
                     size += part.stop - part.start
-                    continue
-                view = memoryview(part)
-                size += len(view)
-                while view:
-                    view = view[os.write(fd, view):]
+                else:
+                    write_all(fd, part)
+                    size += len(part)
             st = os.fstat(fd)  # what the kept state checks before the next build links the file
         finally:
             os.close(fd)
@@ -1236,9 +1234,7 @@ def _copy_range(source: int, target: int, start: int, stop: int) -> None:
             data = os.pread(source, min(stop - start, 1 << 24), start)
             if not data:
                 raise OSError(errno.EIO, "the previous dump is shorter than the offsets kept of it")
-            view = memoryview(data)
-            while view:
-                view = view[os.write(target, view):]
+            write_all(target, data)
             done = len(data)
         start += done
 

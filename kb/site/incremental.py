@@ -580,7 +580,7 @@ class State:
                 keys = rows_in[n] = []
                 for iri, line in kept_rows.items():
                     key = _uriref(iri)
-                    rows[key] = (Packed.later(_Fetch(self, n, ("memo", "rows", key), 0), line), None)
+                    rows[key] = (Packed.later(_KeptRow(self, n, key), line), None)
                     keys.append(key)
         except (EOFError, ValueError, TypeError):
             return None
@@ -794,18 +794,16 @@ class State:
                 pass
 
 
-class _Fetch:
-    """The bytes of a kept `Packed` in a shard not read yet (`Packed.later`): of item `key` of the shard, or
-    of its part `part`."""
+class _KeptRow:
+    """The bytes of a kept table row in a shard not read yet (`Packed.later`)."""
 
-    __slots__ = ("state", "shard", "key", "part")
+    __slots__ = ("state", "shard", "key")
 
-    def __init__(self, state: State, shard: int, key: tuple, part: int | None = None):
-        self.state, self.shard, self.key, self.part = state, shard, key, part
+    def __init__(self, state: State, shard: int, key):
+        self.state, self.shard, self.key = state, shard, key
 
     def __call__(self) -> bytes:
-        item = self.state.kept_item(self.shard, self.key)
-        return (item if self.part is None else item[self.part]).data
+        return self.state.kept_item(self.shard, ("memo", "rows", self.key))[0].data
 
 
 def _summary(items: dict) -> bytes:
