@@ -3,6 +3,8 @@
 report exactly what a cold run (no `.kb-cache/`) reports."""
 import re
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -18,8 +20,9 @@ def _problems(root) -> list[str]:
 
 
 def _cold(root, tmp_path) -> list[str]:
-    fresh = tmp_path / "cold"
-    shutil.rmtree(fresh, ignore_errors=True)
+    """The problems of a copy of `root` without its `.kb-cache/`: a new folder each time, since a process the
+    last load left saving into its cache (`knowledge_base._keep_packed`) may still be writing there."""
+    fresh = Path(tempfile.mkdtemp(prefix="cold-", dir=tmp_path)) / "kb"
     shutil.copytree(root, fresh, ignore=shutil.ignore_patterns(".kb-cache"))
     return _problems(fresh)
 

@@ -454,12 +454,23 @@ def test_a_figure_given_in_another_unit_is_shown_as_stated_then_converted(small_
 
 def test_the_search_index_reads_only_the_pages_it_indexes(site, small_root, tmp_path):
     # pagefind indexes only the pages with a data-pagefind-body element: the build has it read only the entity
-    # pages, which hold it; the index is the one pagefind makes reading every page
+    # pages, which hold it; the index holds what pagefind makes of every page: the same pages, each the same
+    # (a page's fragment). How its word index is cut into chunks follows the order pagefind found the pages in,
+    # which is the folder's listing order: on a file system that lists in creation order (tmpfs), a copy's
+    # chunks differ.
     every_page = tmp_path / "every-page"
     shutil.copytree(site, every_page, ignore=shutil.ignore_patterns("pagefind"))
     subprocess.run([sys.executable, "-m", "pagefind", "--site", str(every_page), "--output-subdir", "pagefind",
                     "--silent"], check=True)
-    assert tree_digest(every_page / "pagefind") == tree_digest(site / "pagefind")
+
+    def indexed(index: Path) -> tuple[dict, dict]:
+        entry = json.loads((index / "pagefind-entry.json").read_text())
+        counts = {name: language["page_count"] for name, language in entry["languages"].items()}
+        return counts, tree_digest(index / "fragment")
+
+    assert indexed(every_page / "pagefind") == indexed(site / "pagefind")
+    marked = sum(1 for page in (site / "id").glob("*.html") if "data-pagefind-body" in page.read_text())
+    assert sum(indexed(site / "pagefind")[0].values()) == marked > 1000
 
     # a knowledge base whose templates mark other pages: then every page is read, and they are indexed
     category = small_root / "site_build" / "templates" / "category.html"

@@ -38,6 +38,12 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def handle(self):
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the browser stopped reading (it left the page, or had what it wanted): nobody to answer
+
 
 @pytest.fixture
 def page(browser):
