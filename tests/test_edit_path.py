@@ -47,15 +47,28 @@ def _fresh(root: Path, to: Path) -> Path:
     return to
 
 
-@pytest.fixture
-def built(tmp_path, monkeypatch) -> Path:
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory) -> tuple[Path, Path]:
+    """The bundled corpus loaded once, with what a full load keeps (the parse cache, the packed graph), and the
+    cache home whose key signed them."""
     from kb.knowledge_base import open_kb
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-home"))
-    root = copy_bundled(tmp_path / "kb")
-    assert open_kb(root).problems == []
-    _packed(root)
-    return root
+    home = tmp_path_factory.mktemp("cache-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(home))
+        root = copy_bundled(tmp_path_factory.mktemp("loaded") / "kb")
+        assert open_kb(root).problems == []
+        _packed(root)
+    return root, home
+
+
+@pytest.fixture
+def built(loaded, tmp_path, monkeypatch) -> Path:
+    """A copy of the bundled corpus as a full load left it: its caches copied along and its files' mtimes kept, so
+    that the next load takes the edit path (each test checks it does)."""
+    root, home = loaded
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    return shutil.copytree(root, tmp_path / "kb", symlinks=True)
 
 
 EDITS = {  # what a change to an entry can touch: its own facts, its links, what other pages show of it
