@@ -212,16 +212,31 @@ def test_the_packed_graph_answers_every_lookup_as_the_index(triples, removed, ad
         assert _same(packed.subject_objects(p), index.subject_objects(p))
 
 
+def _parts(term) -> tuple:
+    """All a term is: its kind, its string, and a literal's language, datatype, value and well-typedness."""
+    return (type(term), str(term), getattr(term, "language", None), getattr(term, "datatype", None),
+            type(getattr(term, "value", None)), getattr(term, "value", None), getattr(term, "ill_typed", None))
+
+
 def test_the_packed_graph_is_kept_and_read_back(tmp_path):
+    from rdflib import BNode
+    from rdflib.namespace import XSD
+
     from kb.index import Index
     from kb.packed import PackedGraph
 
-    triples = [(IRIS[i % 8], IRIS[i % 4], TERMS[i % len(TERMS)]) for i in range(40)]
+    typed = [Literal("2024-01-02", datatype=XSD.date), Literal("1.50", datatype=XSD.decimal),
+             Literal("abc", datatype=XSD.integer), Literal("true", datatype=XSD.boolean),
+             Literal("https://example.org/x", datatype=XSD.anyURI), Literal("", lang="fr"), BNode("b1")]
+    objects = TERMS + typed
+    triples = [(IRIS[i % 8], IRIS[i % 4], objects[i % len(objects)]) for i in range(60)]
     packed = PackedGraph.of(Index(triples))
     packed.save(tmp_path, "one")
     assert PackedGraph.load(tmp_path, "another") is None
     again = PackedGraph.load(tmp_path, "one")
-    assert _same(again, packed)
+    assert _same(again, packed) and set(again) == set(packed)
+    assert sorted(map(_parts, again.terms), key=repr) == sorted(map(_parts, packed.terms), key=repr)
+    assert {type(t) for t in again.terms} == {URIRef, Literal, BNode}
     again.change([triples[0]], [(IRIS[7], IRIS[0], Literal("new"))])
     again.save(tmp_path, "two")  # the terms read back as they were, the new one after them
     assert _same(PackedGraph.load(tmp_path, "two"), again)
