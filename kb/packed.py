@@ -361,7 +361,7 @@ def preload(folder: Path, content: str) -> None:
 def _pack_terms(terms: list) -> bytes:
     """The term table as `_unpack_terms` reads it back: each term's kind, the IRIs' strings, the literals' parts
     and the few literal values that are not their own lexical form. Unpickling the terms one by one (rdflib's
-    terms pickled by value, kb/shards.py) took 0.09 s of a rebuild at 10,000 systems; this, 0.03 s."""
+    terms pickled by value, kb/shards.py) took 0.06-0.07 s of a rebuild at 10,000 systems; this, 0.03-0.06 s."""
     kinds, iris, literals, values, others = bytearray(), [], [], {}, []
     for term in terms:
         if type(term) is URIRef:
