@@ -578,10 +578,12 @@ def test_the_build_keeps_its_compiled_templates_signed(site, bundled_root):
     assert len(kept) >= 10 and all(verified(path.read_bytes()) for path in kept)
 
 
-def test_each_saved_query_answers_in_one_order_however_its_store_was_made(corpus, tmp_path):
+def test_each_saved_query_answers_in_one_order_however_its_store_was_made(corpus):
     """Oxigraph returns the rows that tie on a query's ORDER BY in the order of its store: the order the lines
     were loaded in (in memory), or of its keys (on disk, as the store `kb query` answers from). A saved query
-    must order its rows in full, or the site's query page and `kb query --saved` list them differently."""
+    must order its rows in full, or the site's query page and `kb query --saved` list them differently. Two
+    stores in memory, one loaded in the other's reverse order, show any tie. (Not a store on disk: RocksDB's
+    threads in this test process could hold a lock when a later test forks, and the child would wait forever.)"""
     import pyoxigraph as ox
 
     from kb.export import graph_lines
@@ -590,8 +592,8 @@ def test_each_saved_query_answers_in_one_order_however_its_store_was_made(corpus
     from kb.store_cache import raw_query
 
     lines = graph_lines(corpus.mapped, corpus.schema.ontology, corpus.index)
-    stores = {"in memory": ox.Store(), "in memory, reversed": ox.Store(), "on disk": ox.Store(str(tmp_path / "s"))}
-    for name, text in (("in memory", lines), ("in memory, reversed", lines[::-1]), ("on disk", lines)):
+    stores = {"in memory": ox.Store(), "in memory, reversed": ox.Store()}
+    for name, text in (("in memory", lines), ("in memory, reversed", lines[::-1])):
         stores[name].bulk_load(input="\n".join(text).encode("utf-8"), format=ox.RdfFormat.TURTLE)
     prefixes = dict({k: str(v) for k, v in PREFIXES.items()}, id=corpus.config.base_iri)
     queries = saved_queries(corpus.config.queries_dir)
