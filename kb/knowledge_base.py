@@ -217,7 +217,7 @@ def _edited(config: Config, schema: Schema, engine: str, cache, save_apart: bool
                 pass
 
     saver = None
-    if save_apart:
+    if save_apart and cache.keeps_edit(edit):  # (nothing to keep: no child for it)
         from . import files, signing  # noqa: F401 - what the saves use, imported before the fork
         from .workers import Child
 

@@ -287,6 +287,10 @@ class EntryCache:
                     pass
         return found
 
+    def keeps_edit(self, edit: Edited) -> bool:
+        """Whether `save_edit` has anything to write: an entry changed, or a file's stat can now be trusted."""
+        return bool(edit.changed) or self._restated
+
     def save_edit(self, edit: Edited, mapped: MappedGraph) -> None:
         """Keep the mappings of the changed entries (after `edited`): their shards and the head are written
         again, the other shards stay."""
