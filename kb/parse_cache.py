@@ -294,10 +294,10 @@ class EntryCache:
     def save_edit(self, edit: Edited, mapped: MappedGraph) -> None:
         """Keep the mappings of the changed entries (after `edited`): their shards and the head are written
         again, the other shards stay."""
+        if not self.keeps_edit(edit):
+            return
         put = {("mapped", *self._keys[entry.id]): mapped.clean[entry.id] for entry, _, _ in edit.changed}
         drop = {("mapped", *before) for _, before, _ in edit.changed} - put.keys()
-        if not put and not drop and not self._restated:
-            return
         kept = set(self._keys.values())
         stats = {rel: seen for rel, seen in self._stats.items() if seen[3] in kept}
         try:
