@@ -88,26 +88,35 @@ def _before_fork() -> None:
             _prctl = False
 
 
-def detached(job) -> None:
-    """`job()` in a forked grandchild that nothing waits for, at the lowest priority: it goes on after this
-    process, its standard streams on /dev/null (a caller reading this process's output is not kept waiting).
-    Its errors are its own. The job must use only what is imported already (see `_before_fork`)."""
+def detached(job, keep: int | None = None, low: bool = True) -> bool:
+    """`job()` in a forked grandchild that nothing waits for, at the lowest priority if `low`: it goes on after
+    this process, its standard streams on /dev/null (a caller reading this process's output is not kept
+    waiting), with no descriptor of this process's but `keep` (a lock it holds until it is done). Its errors
+    are its own. The job must use only what is imported already (see `_before_fork`). False if there is no
+    fork (the job was not run)."""
     if not hasattr(os, "fork"):
-        return
+        return False
     try:
         pid = os.fork()
     except OSError:
-        return
+        return False
     if pid == 0:
         try:
-            if os.fork() == 0:
+            try:
+                grandchild = os.fork() == 0
+            except OSError:  # the job in this child, which the caller waits for
+                grandchild = True
+            if grandchild:
                 try:
                     signal.signal(signal.SIGINT, signal.SIG_IGN)
                     null = os.open(os.devnull, os.O_RDWR)
                     for fd in (0, 1, 2):
                         os.dup2(null, fd)
-                    os.closerange(3, 1 << 16)  # nor anything else of the caller's (a pipe it waits on)
-                    os.nice(19)
+                    kept = keep if keep is not None and keep > 2 else 1 << 16
+                    os.closerange(3, kept)  # nor anything else of the caller's (a pipe it waits on)
+                    os.closerange(kept + 1, 1 << 16)
+                    if low:
+                        os.nice(19)
                     job()
                 finally:
                     os._exit(0)
@@ -117,6 +126,7 @@ def detached(job) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored)
         pass
+    return True
 
 
 def name_process(name: str) -> None:

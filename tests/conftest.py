@@ -55,6 +55,15 @@ def run_kb(*args: str, cwd: Path | None = None, input: str | None = None, env: d
     return Run(proc.returncode, proc.stdout or "", proc.stderr)
 
 
+def settled(root: Path) -> None:
+    """Wait for the process a build leaves keeping its state for the next one (kb/site/update.py `settled`):
+    a test that reads or changes the kept state right after a build reads the one that build kept."""
+    from kb.config import load_config
+    from kb.site.update import settled as wait
+
+    wait(load_config(root))
+
+
 def make_root(tmp_path: Path, source: Path = DATA / "kb") -> Path:
     root = tmp_path / "kb"
     shutil.copytree(source, root)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TEST_CACHE_HOME, REPO, add_synthetic_systems, kb_executable, make_root, run_kb
+from .conftest import TEST_CACHE_HOME, REPO, add_synthetic_systems, kb_executable, make_root, run_kb, settled
 
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}  # the same entries give the same bytes
 SYNTHETIC_SYSTEMS = 100  # enough that writing the site takes a good part of a second, little enough for 10 runs
@@ -180,6 +180,7 @@ def test_a_first_build_killed_leaves_no_site_or_the_complete_new_one(small, tmp_
 
 def forget_builds(root: Path) -> None:
     """Drop what incremental builds keep (kb/site/incremental.py): the next build renders everything."""
+    settled(root)
     for kept in (root / ".kb-cache").glob("site-*.pickle"):
         kept.unlink()
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, copy_bundled, make_root, run_kb
+from .conftest import REPO, copy_bundled, make_root, run_kb, settled
 
 ENV = {"SOURCE_DATE_EPOCH": "1700000000", "MILKB_JOBS": "1"}
 REUSED = re.compile(r"; (\d+) of (\d+) parts unchanged since the last build, reused")
@@ -90,6 +91,7 @@ CHANGES = [  # none of them changes what the site shows
 
 def _unsign(record: Path) -> None:
     """The record as another user's milkb would have written it: the same data, another signature."""
+    settled(record.parent.parent)
     data = record.read_bytes()
     record.write_bytes(bytes(32) + data[32:])
 
@@ -382,6 +384,7 @@ def test_a_rebuild_reads_only_the_shards_of_the_kept_state_the_change_may_touch(
 
 
 def _state_shards(root: Path) -> list[Path]:
+    settled(root)
     return sorted((root / ".kb-cache").glob("site-*.pickle.*"))
 
 
@@ -408,6 +411,58 @@ def test_a_removed_or_damaged_shard_of_the_kept_state_never_gives_a_stale_site(t
     reused, units = _same_as_full(root, "after-damage")
     assert 0 < reused < units
     assert "After the damage." in _description(root, "t-72")
+
+
+def _stopped_in(root: Path, timeout: float = 30.0) -> int:
+    """The pid of the process stopped (SIGSTOP) whose working folder is `root`: the one keeping a build's state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    stat = Path(entry.path, "stat").read_text()
+                    if stat[stat.rindex(")") + 2] == "T" and os.readlink(Path(entry.path, "cwd")) == str(root):
+                        return int(entry.name)
+                except (OSError, ValueError):
+                    continue
+        time.sleep(0.01)
+    raise AssertionError("no process stopped keeping the build's state")
+
+
+def test_a_build_keeps_its_state_after_it_returns_and_the_next_build_waits_for_it(tmp_path):
+    """`kb build` returns once its site is in place; a process of its own then keeps the state the next build
+    starts from and the build's record (kb/site/update.py `_keep_apart`). The next build waits for it: here it
+    is stopped before it keeps anything, and the next build does not end until it goes on, and then finds the
+    site up to date. Killed before it is done, it leaves the previous build's state and record, which the next
+    build does not take for this site's: that one builds again, the same bytes as a build from scratch."""
+    root = copy_bundled(tmp_path / "kb")
+    _build(root, "_site")
+    entry = root / "entries" / "systems" / "t-80.yaml"
+    _edit(entry, r"^description: >-$", "description: >-\n  Kept apart.")
+    result = run_kb("build", "--no-search", "-o", "_site", cwd=root, env=ENV | {"MILKB_FAULT_AT": "keeping-state:stop"})
+    assert result.code == 0 and result.stdout.startswith("built "), result.stdout + result.stderr
+    assert "Kept apart." in (root / "_site" / "id" / "t-80.html").read_text(encoding="utf-8")  # in place already
+    keeper = _stopped_in(root)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            following = pool.submit(run_kb, "build", "--no-search", "-o", "_site", cwd=root, env=ENV)
+            time.sleep(2)
+            assert not following.done(), following.result().stdout  # waiting for the stopped one
+            os.kill(keeper, signal.SIGCONT)
+            result = following.result()
+        assert result.code == 0 and UP_TO_DATE in result.stdout, result.stdout + result.stderr
+    finally:
+        try:
+            os.kill(keeper, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _edit(entry, r"^description: >-$", "description: >-\n  Killed keeping.")
+    result = run_kb("build", "--no-search", "-o", "_site", cwd=root, env=ENV | {"MILKB_FAULT_AT": "keeping-state"})
+    assert result.code == 0 and "Killed keeping." in (root / "_site" / "id" / "t-80.html").read_text(encoding="utf-8")
+    _edit(entry, r"^description: >-$", "description: >-\n  After the kill.")
+    reused, units = _same_as_full(root, "after-keeping-killed")
+    assert 0 < reused < units  # the state the build before kept, trusted for the files still as it wrote them
+    assert "After the kill." in (root / "_site" / "id" / "t-80.html").read_text(encoding="utf-8")
 
 
 def _description(root: Path, entry: str) -> str:

@@ -456,7 +456,7 @@ class SiteWriter:
 
 def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=None,
                lines=None, listing=None, previous=None,
-               index_later: bool = False) -> BuildReport:
+               index_later: bool = False, keep=None) -> BuildReport:
     """Write the whole site into a new folder and swap it in place of `out` only when complete. `lines`: the
     graph's `export.graph_lines`, or a function giving them, when the caller has them; `listing`: the site
     now in `out`, its files with their size and modification time, when the caller has just found them, or
@@ -465,7 +465,8 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
     build) says how it differs from that build's graph, `kept_graph`. `index_later`: the pages are written as
     with the search index, but the index is made later, by another build: meanwhile the previous site's is
     kept as it is, if it has one (`kb serve` shows an edit, or a first site, at once and indexes it in the
-    background; see kb/site/update.py).
+    background; see kb/site/update.py). `keep(job)`: `job()` keeps the state the next build starts from, and
+    sets the report's `listing`, once called (by default at once; kb/site/update.py: by a process of its own).
 
     Units of the site that no change since the previous build touches are hard-linked from it rather than
     rendered again (kb/site/incremental.py); the result is the same bytes as a build from scratch. A rebuild
@@ -551,11 +552,16 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
             others.update((path, ((st := os.stat(work / path)).st_size, st.st_mtime_ns)) for path in w.loose)
             building.keep = w.state.worth_keeping()
             report.dump = dump_identity(work)  # the swap moves the folder: the files keep their identity
-        w.state.save()
-        w.state.keep_spare(building.kept)
-        # every file of the site with its size and modification time, as `uptodate.site_files` finds them
-        report.listing = {path: (size, mtime) for unit in w.state.units.values() for path, size, mtime in unit.files}
-        report.listing.update(others)
+        state, spare = w.state, building.kept
+
+        def keep_state() -> None:
+            state.save()
+            state.keep_spare(spare)
+            # every file of the site with its size and modification time, as `uptodate.site_files` finds them
+            report.listing = {path: (size, mtime) for unit in state.units.values() for path, size, mtime in unit.files}
+            report.listing.update(others)
+
+        (keep or _at_once)(keep_state)
     finally:
         kb.index = index
         if w is not None:
@@ -964,6 +970,10 @@ def _whole_graph_part(w: SiteWriter, key: str, write) -> None:
     if not w.reused(key):
         with w.unit(key, whole_graph=True):
             write(w)
+
+
+def _at_once(job) -> None:
+    job()
 
 
 @contextmanager
