@@ -18,6 +18,7 @@ from bisect import bisect_left
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -493,19 +494,24 @@ def build_site(kb: KnowledgeBase, out: Path, *, search: bool = True, progress=No
         with atomic_folder(out, w.state.spare) as building, Links(out, building.path) as links:
             w.work = work = building.path
             w.links = links
-            w.state.start_from(work, building.from_spare)
             t = time.perf_counter()
-            _remove_tree(work / "static")  # (from the spare: copied afresh)
-            shutil.copytree(kb.config.root / "site_build" / "static", work / "static")
-            if kb.config.sparql_endpoint:  # the same editor as `kb serve`, for the queries page
-                shutil.copytree(Path(__file__).parent.parent / "editor" / "static" / "yasgui", work / "static" / "yasgui")
-            whole = _whole_graph_parts(w, [("queries.html", _query_page, False), ("downloads", _downloads, True)])
+            start = partial(w.state.start_from, work, building.from_spare)
+            # A rebuild renders few entity pages: the whole-graph parts start first, on the other CPU meanwhile
+            # (before this process takes the spare: `start`). A build from scratch: they start after them, as
+            # the entity pages take every CPU.
+            rebuild = w.state.change is not None and not w.state.change.everything
+            whole = _whole_graph_parts(w, [("queries.html", _query_page, False), ("downloads", _downloads, True)],
+                                       then=start if rebuild else None)
             with ExitStack() as meanwhile:
-                # A rebuild renders few entity pages: the whole-graph parts start first, on the other CPU
-                # meanwhile. A build from scratch: they start after them, as the entity pages take every CPU.
-                rebuild = w.state.change is not None and not w.state.change.everything
                 if rebuild:
                     meanwhile.enter_context(whole)
+                else:
+                    start()
+                _remove_tree(work / "static")  # (from the spare: copied afresh)
+                shutil.copytree(kb.config.root / "site_build" / "static", work / "static")
+                if kb.config.sparql_endpoint:  # the same editor as `kb serve`, for the queries page
+                    shutil.copytree(Path(__file__).parent.parent / "editor" / "static" / "yasgui",
+                                    work / "static" / "yasgui")
                 entities = w.model.entities
                 reused = w.reused_all([_entity_unit(w.model, iri) for iri in entities])
                 todo = [iri for iri, kept in zip(entities, reused) if not kept]
@@ -977,16 +983,26 @@ def _at_once(job) -> None:
 
 
 @contextmanager
-def _whole_graph_parts(w: SiteWriter, parts: list):
+def _whole_graph_parts(w: SiteWriter, parts: list, then=None):
     """Parts (key, write, whole_graph) that need nothing from each other nor from the pages rendered inside the
     `with`, in forked workers meanwhile when there are CPUs for it: the query page (every saved query) and the
     downloads (the graph written four ways) take seconds each at 10,000 systems, as long as the index pages
     this process renders. Without the CPUs, they are rendered here after the `with` block.
 
     A part that is not `whole_graph` (see `_whole_graph_part`) reads the graph by other means than the model
-    (Oxigraph) and names what it reads itself (`Tracker.named`)."""
-    todo = [part for part in parts if not w.reused(part[0])]
+    (Oxigraph) and names what it reads itself (`Tracker.named`). `then()`, if given, is called once the
+    workers are forked, before the parts kept from the previous build are linked (it is `State.start_from`,
+    which they need, and the workers do not)."""
+    kept = w.state.reusable([key for key, _, _ in parts]) if w.state is not None else [None] * len(parts)
+    todo = [part for part, unit in zip(parts, kept) if unit is None]
+
+    def reuse() -> None:
+        if then is not None:
+            then()
+        w.reused_all([key for (key, _, _), unit in zip(parts, kept) if unit is not None])
+
     if not todo or _jobs(len(w.model.entities)) < 2:
+        reuse()
         yield
         for key, write, whole_graph in todo:
             with w.unit(key, whole_graph=whole_graph):
@@ -994,6 +1010,7 @@ def _whole_graph_parts(w: SiteWriter, parts: list):
         return
     with forked_pool(min(len(todo), cpus()), (w, todo)) as pool:
         done = pool.map(_forked_part, range(len(todo)))  # the workers are forked now, with the model as it is
+        reuse()
         yield
         for part in done:
             _merge(w, part)
