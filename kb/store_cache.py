@@ -375,7 +375,7 @@ def save_meanwhile(config: Config, kb, lines, print_: str, graph: str | None = N
     if (saved_meta(config) or {}).get("fingerprint") == print_:
         return None
 
-    def work(lookups: dict, summary: dict, me: int) -> None:  # me: this process (0) or thread
+    def work(lookups, summary: dict, me: int) -> None:  # me: this process (0) or thread
         try:  # the command's own work first: the saving takes only the CPU time left over
             os.setpriority(os.PRIO_PROCESS, me, 19)
         except (AttributeError, OSError):
@@ -385,7 +385,7 @@ def save_meanwhile(config: Config, kb, lines, print_: str, graph: str | None = N
     def child() -> None:  # its own copy of the graph, as it is now
         try:
             _detach_output()
-            work(lookups_of(kb), schema_summary_of(kb), 0)
+            work(lambda: lookups_of(kb), schema_summary_of(kb), 0)  # (made only if the saver needs them)
         except Exception as e:  # best effort, as `save`: the next command loads the entries
             os.write(2, f"milkb: the query store was not saved ({type(e).__name__}: {e})\n".encode())
 
@@ -421,13 +421,14 @@ def _detach_output() -> None:
     sys.stderr = open(os.devnull, "w")
 
 
-def _write(config: Config, lines, lookups: dict, summary: dict, print_: str, graph: str | None = None,
+def _write(config: Config, lines, lookups, summary: dict, print_: str, graph: str | None = None,
            update: tuple | None = None) -> None:
     """The store of `lines` (named `graph`, if it has a name), and the files `Saved` reads beside it. The store
     is made in a new folder, then swapped in: a folder once swapped in is never written again, as other
     commands may be reading it. The new folder is the saved store changed by `update` if that store holds the
-    graph the update starts from (`_changed_copy`), else `lines` loaded into an empty store. One process at a
-    time, under `.kb-cache/store.lock`."""
+    graph the update starts from (`_changed_copy`), else `lines` loaded into an empty store; `lookups` (or a
+    function giving them) are written unless the update leaves those of that store as they are
+    (`_same_lookups`). One process at a time, under `.kb-cache/store.lock`."""
     import pyoxigraph as ox
 
     from .files import write_atomically
@@ -441,7 +442,9 @@ def _write(config: Config, lines, lookups: dict, summary: dict, print_: str, gra
                 for stale in config.cache_dir.glob(pattern):  # lock's holder makes them
                     shutil.rmtree(stale, ignore_errors=True)
             shutil.rmtree(fresh, ignore_errors=True)
-            if not (update is not None and _changed_copy(folder, meta, update, fresh)):
+            copied = update is not None and _changed_copy(folder, meta, update, fresh)
+            same = _same_lookups(config, meta, update) if copied else None  # (read before store.json goes)
+            if not copied:
                 shutil.rmtree(fresh, ignore_errors=True)
                 store = ox.Store(str(fresh))  # Oxigraph reads the lines itself: no Python object per triple
                 store.bulk_load(input="\n".join(lines() if callable(lines) else lines).encode("utf-8"),
@@ -454,10 +457,12 @@ def _write(config: Config, lines, lookups: dict, summary: dict, print_: str, gra
                 os.replace(folder, old)
             os.replace(fresh, folder)
             shutil.rmtree(old, ignore_errors=True)
-            names = json.dumps(lookups, ensure_ascii=False).encode("utf-8")
-            write_atomically(_lookups_path(config), names)
+            if same is None:
+                names = json.dumps(lookups() if callable(lookups) else lookups, ensure_ascii=False).encode("utf-8")
+                write_atomically(_lookups_path(config), names)
+                same = _digest_of(names)
             write_atomically(meta, json.dumps({"fingerprint": print_, "format": FORMAT, "prefixes": prefixes_of(config),
-                                               "summary": summary, "graph": graph, "lookups": _digest_of(names)},
+                                               "summary": summary, "graph": graph, "lookups": same},
                                               ensure_ascii=False))
     except OSError:
         shutil.rmtree(fresh, ignore_errors=True)
@@ -528,6 +533,25 @@ def _changed_copy(folder: Path, meta: Path, update: tuple, fresh: Path) -> bool:
     except (OSError, SyntaxError, ValueError):
         return False
     return True
+
+
+# the predicates the lookups come from (`lookups_of`): an entity's type (which entities there are), name, alias
+_NAMING = tuple(f" <{iri}> " for iri in ("http://www.w3.org/1999/02/22-rdf-syntax-ns#type",
+                                         "http://www.w3.org/2004/02/skos/core#prefLabel",
+                                         "http://www.w3.org/2004/02/skos/core#altLabel"))
+
+
+def _same_lookups(config: Config, meta: Path, update: tuple) -> str | None:
+    """The digest of the saved lookups if they stay those of the store changed by `update` (no line it removes
+    or adds has a type, a name or an alias) and the file is still the one `store.json` names; else None (they
+    are made and written again: at 10,000 systems 0.06 s of the saver's time after one changed description)."""
+    if any(name in line for line in (*update[1], *update[2]) for name in _NAMING):
+        return None
+    try:
+        digest = json.loads(meta.read_text(encoding="utf-8"))["lookups"]
+        return digest if _digest_of(_lookups_path(config).read_bytes()) == digest else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _unmatched(line: str) -> bool:

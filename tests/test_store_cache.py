@@ -240,6 +240,31 @@ def test_a_rebuild_saves_a_changed_copy_of_the_saved_store(kb_root):
         "store", "store-lookups.json", "store.json", "store.lock"]
 
 
+def test_a_rebuild_writes_the_lookups_again_only_when_a_name_changes(kb_root):
+    """The lookups saved beside the store (every id, name and alias `kb show` matches) stay as they are after a
+    rebuild whose change has no type, name or alias in it (the saver need not make them), still named by the
+    store's record; a changed name writes them again, and `kb show` finds the entity by it."""
+    from kb.store_cache import _digest_of
+
+    shutil.copytree(REPO / "site_build", kb_root / "site_build")
+    cache = kb_root / ".kb-cache"
+    entry = kb_root / "entries" / "systems" / "t-72.yaml"
+    assert run_kb("build", "--no-search", cwd=kb_root).code == 0
+    kept = (cache / "store-lookups.json").stat().st_ino
+    entry.write_text(entry.read_text().replace("crew: 3", "crew: 4"))
+    assert run_kb("build", "--no-search", cwd=kb_root).code == 0
+    assert (cache / "store-lookups.json").stat().st_ino == kept  # not written again
+    assert json.loads((cache / "store.json").read_text())["lookups"] == _digest_of(
+        (cache / "store-lookups.json").read_bytes())
+    assert run_kb("query", CREW, "--format", "csv", cwd=kb_root).stdout.splitlines() == ["crew", "4"]
+    assert run_kb("show", "T-72", cwd=kb_root).stdout.splitlines()[0].startswith("T-72  (t-72)")
+    entry.write_text(entry.read_text().replace("name: T-72\n", "name: T-72 Ural\n"))
+    assert run_kb("build", "--no-search", cwd=kb_root).code == 0
+    assert (cache / "store-lookups.json").stat().st_ino != kept
+    shown = run_kb("show", "t-72 ural", cwd=kb_root)
+    assert shown.code == 0 and shown.stdout.splitlines()[0].startswith("T-72 Ural  (t-72)"), shown.stdout + shown.stderr
+
+
 def test_one_command_at_a_time_saves_the_store(kb_root):
     """Saving takes `.kb-cache/store.lock`: while another process holds it, a command that must save the
     store waits for it, then saves and answers."""
