@@ -371,7 +371,7 @@ def save_meanwhile(config: Config, kb, lines, print_: str, graph: str | None = N
     `State.graph`); `update` is (the name of the last build's graph, the lines it removes from it, the lines
     it adds): if the saved store holds that graph, the new store is a copy of it with only the difference
     written (`_changed_copy`), and `lines` (a function giving them) is not called. Without fork, a thread
-    does the same."""
+    does the same, and so it does in a process that has opened an on-disk store (`_rocksdb_threads`)."""
     if (saved_meta(config) or {}).get("fingerprint") == print_:
         return None
 
@@ -396,7 +396,9 @@ def save_meanwhile(config: Config, kb, lines, print_: str, graph: str | None = N
     from . import describe, files  # noqa: F401
     from .workers import Child
 
-    saver = Child.fork(child, "the query store's saver", with_parent=False)  # finishes if the build is killed
+    saver = None
+    if not _rocksdb_threads():
+        saver = Child.fork(child, "the query store's saver", with_parent=False)  # finishes if the build is killed
     if saver is not None:
         return saver
     import threading
@@ -406,6 +408,25 @@ def save_meanwhile(config: Config, kb, lines, print_: str, graph: str | None = N
     thread = threading.Thread(target=lambda: work(lookups, summary, threading.get_native_id()), name="store saver")
     thread.start()
     return thread
+
+
+def _rocksdb_threads() -> bool:
+    """Whether RocksDB's background threads run in this process: an on-disk Oxigraph store was opened in it (by
+    a program using milkb, say), and they outlive the store. A child forked now could wait forever for a lock
+    one of them held at the fork, the first time it opens a store (it did, in tests/test_store_cache.py). On
+    Linux they are named `rocksdb:…` (/proc/self/task/*/comm); elsewhere this finds none."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/comm", "rb") as f:
+                if f.read().startswith(b"rocksdb"):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _detach_output() -> None:

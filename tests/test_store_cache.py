@@ -3,12 +3,13 @@ ontology file or kb.toml has changed, and give exactly what a fresh load gives."
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, run_kb
+from .conftest import REPO, TEST_CACHE_HOME, copy_bundled, run_kb
 
 CREW = "SELECT ?crew WHERE { id:t-72 kb:crew ?crew }"
 
@@ -263,6 +264,38 @@ def test_a_rebuild_writes_the_lookups_again_only_when_a_name_changes(kb_root):
     assert (cache / "store-lookups.json").stat().st_ino != kept
     shown = run_kb("show", "t-72 ural", cwd=kb_root)
     assert shown.code == 0 and shown.stdout.splitlines()[0].startswith("T-72 Ural  (t-72)"), shown.stdout + shown.stderr
+
+
+IN_PROCESS = """
+import sys, tempfile
+from pathlib import Path
+import pyoxigraph as ox
+ox.Store(tempfile.mkdtemp()).flush()  # an on-disk store opened here: RocksDB's threads live on in this process
+from kb.config import load_config
+from kb.site.update import update_site
+root = Path(sys.argv[1])
+update_site(load_config(root), root / "_site", search=False)
+entry = root / "entries" / "systems" / "t-72.yaml"
+text = entry.read_text()
+assert "crew: {value: 3," in text
+entry.write_text(text.replace("crew: {value: 3,", "crew: {value: 6,"))
+update_site(load_config(root), root / "_site", search=False)
+print("built twice")
+"""
+
+
+def test_a_program_that_opened_an_on_disk_store_can_build_in_process(tmp_path):
+    """A program that opened an on-disk Oxigraph store and then builds the site in the same process (kb/site/update.py
+    `update_site`): the query store is saved by a thread, not a forked child, which could wait forever for a lock
+    of RocksDB's threads (it did). Run apart, with a time limit: the build, a rebuild after an edit, and the store
+    then answers with the edit."""
+    root = copy_bundled(tmp_path / "kb")
+    env = {**os.environ, "XDG_CACHE_HOME": str(TEST_CACHE_HOME), "HOME": str(root)}
+    done = subprocess.run([sys.executable, "-c", IN_PROCESS, str(root)], capture_output=True, text=True, timeout=240,
+                          env=env, cwd=root)
+    assert done.returncode == 0 and "built twice" in done.stdout, done.stderr[-2000:]
+    assert run_kb("query", CREW, "--format", "csv", cwd=root).stdout.splitlines() == ["crew", "6"]
+    assert json.loads((root / ".kb-cache" / "store.json").read_text())["fingerprint"]
 
 
 def test_one_command_at_a_time_saves_the_store(kb_root):
