@@ -60,3 +60,36 @@ def test_a_child_imports_nothing():
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_a_detached_job_goes_on_apart_and_leaves_no_zombie_behind(tmp_path):
+    """`detached`: the job runs in a child of its own that nothing waits for; a process that goes on reaps the children of its earlier detached jobs (no zombie gathers)."""
+    from kb.workers import _detached, detached
+
+    def job(name):
+        def write():
+            (tmp_path / name).write_text(f"{os.getpid()} {os.getppid()}")
+        return write
+
+    assert detached(job("first"))
+    first = _detached[-1]
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "first").exists() or _state(first) not in ("Z", None):
+        assert time.monotonic() < deadline, "the detached job never ended"
+        time.sleep(0.01)
+    assert (tmp_path / "first").read_text() == f"{first} {os.getpid()}"  # a child of this process's
+    assert _state(first) == "Z"  # ended, not reaped yet
+    assert detached(job("second"))
+    assert first not in _detached and _state(first) is None  # reaped by the next call
+    second = _detached[-1]
+    os.waitpid(second, 0)
+    _detached.remove(second)
+
+
+def _state(pid: int) -> str | None:
+    """The state letter of process `pid` (Z: a zombie), None if there is no such process."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except FileNotFoundError:
+        return None
+    return stat[stat.rindex(")") + 2]
