@@ -67,7 +67,7 @@ def _worker_main(conn) -> None:
 
     def in_memory(dump: str):
         store = ox.Store()
-        store.bulk_load(path=dump, format=ox.RdfFormat.N_TRIPLES)
+        store.bulk_load(path=dump, format=ox.RdfFormat.N_TRIPLES, lenient=True)  # the site's own dump
         return store
 
     if os.path.isdir(graph):

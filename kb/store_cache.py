@@ -393,7 +393,7 @@ def save_meanwhile(config: Config, kb, lines, print_: str, graph: str | None = N
 
     import pyoxigraph  # noqa: F401
 
-    from . import describe, files  # noqa: F401
+    from . import describe, export, files  # noqa: F401
     from .workers import Child
 
     saver = None
@@ -452,6 +452,7 @@ def _write(config: Config, lines, lookups, summary: dict, print_: str, graph: st
     (`_same_lookups`). One process at a time, under `.kb-cache/store.lock`."""
     import pyoxigraph as ox
 
+    from .export import load_lines
     from .files import write_atomically
 
     folder, meta = _paths(config)
@@ -468,8 +469,7 @@ def _write(config: Config, lines, lookups, summary: dict, print_: str, graph: st
             if not copied:
                 shutil.rmtree(fresh, ignore_errors=True)
                 store = ox.Store(str(fresh))  # Oxigraph reads the lines itself: no Python object per triple
-                store.bulk_load(input="\n".join(lines() if callable(lines) else lines).encode("utf-8"),
-                                format=ox.RdfFormat.TURTLE)
+                load_lines(store, lines() if callable(lines) else lines)
                 store.flush()
                 del store
             meta.unlink(missing_ok=True)  # no fingerprint names a store while the folders move

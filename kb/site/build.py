@@ -30,7 +30,7 @@ from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS, VOID, XSD
 
 from ..entity import entity_triples
 from ..export import (DUMP_FORMATS, dump_frame, dump_pieces, export_graph, graph_lines, graph_runs,
-                      jsonld as jsonld_text, jsonld_pieces, nt_line, oxigraph_serialize, parse_lines, sorted_triples,
+                      jsonld as jsonld_text, jsonld_pieces, load_lines, nt_line, oxigraph_serialize, parse_lines, sorted_triples,
                       turtle as turtle_text)
 from ..knowledge_base import KnowledgeBase
 from ..problems import KBError, Problem, relative
@@ -925,7 +925,7 @@ def _query_page(w: SiteWriter) -> None:
         m.tracker.named(None if reads[name] is None else [tag(kind, term) for kind, term in reads[name]])
         if not store:  # Oxigraph reads the lines as `parse_lines` does: no Python object per triple
             store.append(ox.Store())
-            store[0].bulk_load(input="\n".join(w.graph_lines()).encode("utf-8"), format=ox.RdfFormat.TURTLE)
+            load_lines(store[0], w.graph_lines())
         found = raw_query(store[0], q.text, name, prefixes)
         names = [v.value for v in found.variables] if isinstance(found, ox.QuerySolutions) else []
         cell = _QueryCell(m)  # one per answer: a label read for another answer is read again for this one
