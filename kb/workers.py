@@ -100,7 +100,7 @@ def detached(job, keep: int | None = None, low: bool = True) -> bool:
 
     One fork, not two (a child forking the grandchild and ending at once, which the caller waits for: 10 ms
     more of a rebuild at 10,000 systems, as each fork copies the page tables of a large process). The child
-    is reaped by a later call, so that a process that goes on (`kb serve`, a program using milkb) gathers no
+    is reaped by a later call, so that a process that goes on (a program using milkb, the tests) gathers no
     zombies; once this process ends it is the system's."""
     if not hasattr(os, "fork"):
         return False

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -63,7 +64,8 @@ def test_a_child_imports_nothing():
 
 
 def test_a_detached_job_goes_on_apart_and_leaves_no_zombie_behind(tmp_path):
-    """`detached`: the job runs in a child of its own that nothing waits for; a process that goes on reaps the children of its earlier detached jobs (no zombie gathers)."""
+    """`detached`: the job runs in a child of its own that nothing waits for; a process that goes on reaps the
+    children of its earlier detached jobs (no zombie gathers)."""
     from kb.workers import _detached, detached
 
     def job(name):
@@ -89,7 +91,7 @@ def test_a_detached_job_goes_on_apart_and_leaves_no_zombie_behind(tmp_path):
 def _state(pid: int) -> str | None:
     """The state letter of process `pid` (Z: a zombie), None if there is no such process."""
     try:
-        stat = open(f"/proc/{pid}/stat").read()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
         return None
     return stat[stat.rindex(")") + 2]
