@@ -389,12 +389,15 @@ class SiteWriter:
         return size
 
     def page(self, template: str, path: str, root: str | None = None, **context) -> None:
-        root = "../" * path.count("/") if root is None else root
-        html = self.render(template, root=root, path=path, canonical=self.absolute(path), **context)
-        self.write(path, html)
+        self.write(path, self.page_html(template, path, root, **context))
         self.pages.append(path)
         if self._unit is not None:
             self._unit[1].append(path)
+
+    def page_html(self, template: str, path: str, root: str | None = None, **context) -> str:
+        """The page at `path` in the site: `template` filled in with `context`, its links relative to it."""
+        root = "../" * path.count("/") if root is None else root
+        return self.render(template, root=root, path=path, canonical=self.absolute(path), **context)
 
     def render(self, template: str, **context) -> str:
         """Template `template` of the knowledge base's `site_build/templates`, filled in. A mistake in a
@@ -678,22 +681,30 @@ def _entity_chunk(w: SiteWriter, entities: list) -> None:
     for iri in entities:
         entity_id = m.id_of(iri)
         with w.unit(_entity_unit(m, iri)):
-            triples = sorted_triples(entity_triples(w.kb.index, iri))
-            jsonld = jsonld_text(triples)
-            page = m.entity_page(iri, jsonld)
-            family = families.family(iri) if iri in m.system_concepts else None
-            if family is not None:
-                root_iri, tree = family
-                page.family = {"root": m.link(root_iri),
-                               "svg": family_tree_svg(tree, f"Variant family of {m.labels[root_iri]}", "../")}
-                variants = families.descendants(iri)
-                if variants:  # (a family's leaves have none)
-                    page.variant_events = m.variant_events_of(iri, variants)
-            w.write(f"id/{entity_id}.ttl", turtle_text(triples))
+            template, context, turtle, jsonld = entity_page_parts(w, families, iri)
+            w.write(f"id/{entity_id}.ttl", turtle)
             w.write(f"id/{entity_id}.jsonld", jsonld)
-            template = "redirect.html" if page.replaced_by else "entity.html"
-            w.page(template, f"id/{entity_id}.html", e=page,
-                   jsonld_script=Markup(jsonld.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")))
+            w.page(template, f"id/{entity_id}.html", **context)
+
+
+def entity_page_parts(w: SiteWriter, families: TreeNodeBuilder, iri) -> tuple[str, dict, str, str]:
+    """What the files of entity `iri` are made from: its page's template and context, its Turtle and its
+    JSON-LD (bench/run times this apart from the rendering and the writing)."""
+    m = w.model
+    triples = sorted_triples(entity_triples(w.kb.index, iri))
+    jsonld = jsonld_text(triples)
+    page = m.entity_page(iri, jsonld)
+    family = families.family(iri) if iri in m.system_concepts else None
+    if family is not None:
+        root_iri, tree = family
+        page.family = {"root": m.link(root_iri),
+                       "svg": family_tree_svg(tree, f"Variant family of {m.labels[root_iri]}", "../")}
+        variants = families.descendants(iri)
+        if variants:  # (a family's leaves have none)
+            page.variant_events = m.variant_events_of(iri, variants)
+    template = "redirect.html" if page.replaced_by else "entity.html"
+    script = Markup(jsonld.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+    return template, {"e": page, "jsonld_script": script}, turtle_text(triples), jsonld
 
 
 # --- index pages -------------------------------------------------------------------------------
